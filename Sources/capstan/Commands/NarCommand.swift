@@ -1,0 +1,8 @@
+import ArgumentParser
+
+struct NarCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "nar",
+        abstract: "TODO"
+    )
+}
