@@ -12,6 +12,14 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-crypto.git", "3.12.3"..<"5.0.0"),
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird-websocket.git", from: "2.8.1"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
+        .package(url: "https://github.com/vapor/sql-kit.git", from: "3.36.0"),
+        .package(url: "https://github.com/vapor/sqlite-kit.git", from: "4.5.2"),
+        .package(url: "https://github.com/vapor/postgres-kit.git", from: "2.17.0"),
     ],
     targets: [
         .systemLibrary(
@@ -36,12 +44,50 @@ let package = Package(
             name: "CapstanModel",
             dependencies: ["NixCore"]
         ),
+        .target(
+            name: "CapstanStorage",
+            dependencies: [
+                "CapstanModel",
+                "NixCore",
+                .product(name: "SQLKit", package: "sql-kit"),
+                .product(name: "SQLiteKit", package: "sqlite-kit"),
+                .product(name: "PostgresKit", package: "postgres-kit"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .target(
+            name: "CapstanServer",
+            dependencies: [
+                "CapstanModel",
+                "CapstanStorage",
+                "Compression",
+                "NixCore",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdWebSocket", package: "hummingbird-websocket"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .target(
+            name: "CapstanClient",
+            dependencies: [
+                "CapstanModel",
+                "Compression",
+                "NixCore",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
         .executableTarget(
             name: "capstan",
             dependencies: [
                 "NixCore",
                 "Compression",
                 "CapstanModel",
+                "CapstanStorage",
+                "CapstanServer",
+                "CapstanClient",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -49,6 +95,8 @@ let package = Package(
         .testTarget(name: "NixCoreTests", dependencies: ["NixCore", "TestSupport"]),
         .testTarget(name: "CompressionTests", dependencies: ["Compression", "NixCore", "TestSupport"]),
         .testTarget(name: "CapstanCLITests", dependencies: ["NixCore", "TestSupport", "capstan"]),
+        .testTarget(name: "CapstanStorageTests", dependencies: ["CapstanStorage", "TestSupport"]),
+        .testTarget(name: "CapstanServerTests", dependencies: ["CapstanServer", "CapstanClient", "TestSupport"]),
         .target(name: "TestSupport", dependencies: ["NixCore"], path: "Tests/TestSupport"),
     ],
     swiftLanguageModes: [.v6]

@@ -1,0 +1,118 @@
+import Foundation
+
+public struct CreateCacheRequest: Codable, Sendable {
+    public var name: String
+    public var isPublic: Bool
+    /// Name of the signing key; `NAME-1` when absent.
+    public var keyName: String?
+    /// How stored NARs are compressed: `zstd` (default), `xz` or `none`.
+    public var compression: String?
+
+    public init(name: String, isPublic: Bool, keyName: String? = nil, compression: String? = nil) {
+        self.name = name
+        self.isPublic = isPublic
+        self.keyName = keyName
+        self.compression = compression
+    }
+}
+
+public struct CacheInfo: Codable, Sendable, Equatable {
+    public var name: String
+    public var isPublic: Bool
+    /// The public key in Nix's `name:base64` form, for `trusted-public-keys`.
+    public var publicKey: String
+    public var compression: String
+    public var storeDir: String
+    public var priority: Int
+    /// The substituter URL, e.g. `http://host:8080/cache/NAME`.
+    public var url: String
+    public var pathCount: Int?
+    public var narSize: Int64?
+    public var fileSize: Int64?
+    public var createdAt: Date
+
+    public init(
+        name: String, isPublic: Bool, publicKey: String, compression: String, storeDir: String, priority: Int,
+        url: String, pathCount: Int? = nil, narSize: Int64? = nil, fileSize: Int64? = nil, createdAt: Date
+    ) {
+        self.name = name
+        self.isPublic = isPublic
+        self.publicKey = publicKey
+        self.compression = compression
+        self.storeDir = storeDir
+        self.priority = priority
+        self.url = url
+        self.pathCount = pathCount
+        self.narSize = narSize
+        self.fileSize = fileSize
+        self.createdAt = createdAt
+    }
+}
+
+/// Which of these store-path hash parts does the cache lack?
+public struct MissingPathsRequest: Codable, Sendable {
+    public var hashes: [String]
+    public init(hashes: [String]) { self.hashes = hashes }
+}
+
+public struct MissingPathsResponse: Codable, Sendable {
+    public var missing: [String]
+    public init(missing: [String]) { self.missing = missing }
+}
+
+/// What a client declares about a path it uploads; the server checks NarHash and NarSize.
+public struct PathUploadInfo: Codable, Sendable, Equatable {
+    public static let headerName = "X-Capstan-Path-Info"
+
+    public var storePath: String
+    /// `sha256:<nix32>` (any form Nix accepts is taken).
+    public var narHash: String
+    public var narSize: UInt64
+    /// Full store paths or base names.
+    public var references: [String]
+    public var deriver: String?
+    /// Signatures in Nix's `keyname:base64` form, kept alongside the cache's own.
+    public var sigs: [String]
+    public var ca: String?
+
+    public init(
+        storePath: String, narHash: String, narSize: UInt64, references: [String], deriver: String? = nil,
+        sigs: [String] = [], ca: String? = nil
+    ) {
+        self.storePath = storePath
+        self.narHash = narHash
+        self.narSize = narSize
+        self.references = references
+        self.deriver = deriver
+        self.sigs = sigs
+        self.ca = ca
+    }
+}
+
+public struct PathUploadResult: Codable, Sendable {
+    public var storePath: String
+    public var narHash: String
+    public var narSize: UInt64
+    public var fileHash: String
+    public var fileSize: UInt64
+    /// True when the cache already had the path and the upload was discarded.
+    public var alreadyPresent: Bool
+
+    public init(
+        storePath: String, narHash: String, narSize: UInt64, fileHash: String, fileSize: UInt64,
+        alreadyPresent: Bool
+    ) {
+        self.storePath = storePath
+        self.narHash = narHash
+        self.narSize = narSize
+        self.fileHash = fileHash
+        self.fileSize = fileSize
+        self.alreadyPresent = alreadyPresent
+    }
+}
+
+/// The body of every error response of the API.
+public struct APIErrorBody: Codable, Sendable {
+    public var error: String
+    public init(error: String) { self.error = error }
+}
