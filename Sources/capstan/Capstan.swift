@@ -8,6 +8,10 @@ struct Capstan: AsyncParsableCommand {
         version: CapstanVersion.current,
         subcommands: [
             ServeCommand.self,
+            CacheCommand.self,
+            TokenCommand.self,
+            PushCommand.self,
+            UseCommand.self,
             NarCommand.self,
             HashCommand.self,
             KeyCommand.self,

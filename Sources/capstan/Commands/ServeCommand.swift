@@ -1,12 +1,64 @@
 import ArgumentParser
+import CapstanServer
+import Foundation
+import Logging
 
 struct ServeCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "serve",
-        abstract: "Run the Capstan server (binary cache and deployments)."
+        abstract: "Run the Capstan server: binary caches, the push API and deployments.",
+        discussion: """
+            Settings come from, in increasing precedence: defaults, the configuration file (--config or \
+            CAPSTAN_CONFIG), CAPSTAN_* environment variables (CAPSTAN_DATA_DIR, CAPSTAN_LISTEN, \
+            CAPSTAN_PUBLIC_URL, CAPSTAN_DATABASE_URL, CAPSTAN_MAX_NAR_SIZE) and these flags. \
+            See docs/configuration.md for the file format.
+            """
     )
 
+    @Option(help: "Configuration file (key = value lines; see docs/configuration.md).")
+    var config: String?
+
+    @Option(help: "Directory for the database and blobs (default ./capstan-data).")
+    var dataDir: String?
+
+    @Option(help: "Address to listen on, HOST:PORT (default 127.0.0.1:8080).")
+    var listen: String?
+
+    @Option(help: "URL clients use to reach this server (default derived from --listen).")
+    var publicURL: String?
+
+    @Option(help: "postgres://user:password@host:port/database; absent: embedded SQLite in the data directory.")
+    var databaseURL: String?
+
+    @Option(help: "Log level: trace, debug, info, notice, warning, error.")
+    var logLevel: Logger.Level?
+
     func run() async throws {
-        print("capstan serve: not yet available in this version")
+        let environment = ProcessInfo.processInfo.environment
+        var settings = ServerConfiguration()
+        do {
+            if let file = config ?? environment["CAPSTAN_CONFIG"] { try settings.apply(fileAt: file) }
+            try settings.apply(environment: environment)
+            if let dataDir { settings.dataDirectory = dataDir }
+            if let listen { try settings.setListen(listen) }
+            if let publicURL { settings.publicURL = publicURL }
+            if let databaseURL { settings.databaseURL = databaseURL }
+        } catch {
+            throw ValidationError(error.description)
+        }
+        let level = logLevel ?? environment["CAPSTAN_LOG_LEVEL"].flatMap(Logger.Level.init(rawValue:)) ?? .info
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = level
+            return handler
+        }
+        let logger = Logger(label: "capstan.server")
+        let server = try await CapstanServer.open(configuration: settings, logger: logger)
+        if let token = try await server.bootstrap() {
+            print("Admin token (shown once; also saved in \(settings.dataDirectory)/admin-token):\n\(token)")
+        }
+        try await server.run()
     }
 }
+
+extension Logger.Level: @retroactive ExpressibleByArgument {}

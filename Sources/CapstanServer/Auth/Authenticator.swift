@@ -1,0 +1,47 @@
+import Foundation
+import Hummingbird
+
+/// Reads the token of a request: `Authorization: Bearer <token>`, or HTTP basic auth with the
+/// token as password (what Nix sends from a netrc file).
+public struct Authenticator: Sendable {
+    let tokens: TokenService
+
+    public init(tokens: TokenService) {
+        self.tokens = tokens
+    }
+
+    /// nil when the request carries no credentials; an error when it carries bad ones.
+    public func principal(for request: Request) async throws -> Principal? {
+        guard let header = request.headers[.authorization] else { return nil }
+        guard let secret = Self.secret(fromAuthorization: header) else {
+            throw ServiceError.unauthorized("the Authorization header must be 'Bearer <token>' or basic auth with the token as password")
+        }
+        return try await tokens.authenticate(secret: secret)
+    }
+
+    public func requirePrincipal(for request: Request) async throws -> Principal {
+        guard let principal = try await principal(for: request) else {
+            throw ServiceError.unauthorized("this call needs a token: pass --token or set CAPSTAN_TOKEN")
+        }
+        return principal
+    }
+
+    static func secret(fromAuthorization header: String) -> String? {
+        let parts = header.split(separator: " ", maxSplits: 1)
+        guard parts.count == 2 else { return nil }
+        let scheme = parts[0].lowercased()
+        let value = parts[1].trimmingCharacters(in: .whitespaces)
+        switch scheme {
+        case "bearer":
+            return value.isEmpty ? nil : value
+        case "basic":
+            guard let data = Data(base64Encoded: value), let text = String(data: data, encoding: .utf8),
+                let colon = text.firstIndex(of: ":")
+            else { return nil }
+            let password = String(text[text.index(after: colon)...])
+            return password.isEmpty ? nil : password
+        default:
+            return nil
+        }
+    }
+}

@@ -1,0 +1,86 @@
+import CapstanModel
+import CapstanStorage
+import Foundation
+import Hummingbird
+import Logging
+
+/// The assembled server: storage opened and migrated, services wired under their routes.
+public struct CapstanServer: Sendable {
+    public let configuration: ServerConfiguration
+    public let store: CapstanStore
+    public let tokens: TokenService
+    public let caches: CacheService
+    let logger: Logger
+
+    /// Opens the database (applying migrations) and the blob store under the data directory.
+    public static func open(configuration: ServerConfiguration, logger: Logger) async throws -> CapstanServer {
+        try FileManager.default.createDirectory(
+            atPath: configuration.dataDirectory, withIntermediateDirectories: true)
+        let store = try await CapstanStore.open(
+            databaseURL: configuration.databaseURL, dataDirectory: configuration.dataDirectory, logger: logger)
+        do {
+            try await store.migrate()
+        } catch {
+            try? await store.shutdown()
+            throw error
+        }
+        let blobs = try BlobStore(root: (configuration.dataDirectory as NSString).appendingPathComponent("blobs"))
+        let tokens = TokenService(store: store, logger: logger)
+        let caches = CacheService(
+            store: store, blobs: blobs, publicURL: configuration.effectivePublicURL,
+            maxNarSize: configuration.maxNarSize, logger: logger)
+        return CapstanServer(configuration: configuration, store: store, tokens: tokens, caches: caches, logger: logger)
+    }
+
+    /// On first start: the default workspace and an admin token, printed once and kept in
+    /// `<data-dir>/admin-token` (mode 0600). Returns the token when one was created.
+    public func bootstrap() async throws -> String? {
+        if try await store.workspace(named: configuration.defaultWorkspace) != nil { return nil }
+        let workspace = try await store.createWorkspace(name: configuration.defaultWorkspace)
+        let created = try await tokens.issue(
+            kind: .admin, workspaceID: workspace.id, cacheID: nil, agentID: nil, label: "initial admin token")
+        let path = (configuration.dataDirectory as NSString).appendingPathComponent("admin-token")
+        let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
+        guard fd >= 0 else { throw ServiceError(.unavailable, "cannot write \(path): \(String(cString: strerror(errno)))") }
+        defer { close(fd) }
+        let line = created.token + "\n"
+        _ = line.withCString { write(fd, $0, strlen($0)) }
+        fchmod(fd, 0o600)
+        logger.notice("created workspace '\(workspace.name)' and an admin token, saved in \(path)")
+        return created.token
+    }
+
+    public func makeRouter() -> Router<CapstanRequestContext> {
+        let router = Router(context: CapstanRequestContext.self)
+        router.add(middleware: LogRequestsMiddleware(.debug))
+        let auth = Authenticator(tokens: tokens)
+        HealthRoutes(store: store).register(on: router)
+        BinaryCacheRoutes(caches: caches, auth: auth).register(on: router)
+        APIRoutes(caches: caches, tokens: tokens, auth: auth).register(on: router)
+        return router
+    }
+
+    /// Serves until SIGTERM or SIGINT, then closes the database.
+    public func run() async throws {
+        let app = Application(
+            router: makeRouter(),
+            configuration: .init(
+                address: .hostname(configuration.listenHost, port: configuration.listenPort), serverName: "capstan"),
+            onServerRunning: { [logger, configuration] channel in
+                logger.notice(
+                    "capstan listening",
+                    metadata: [
+                        "address": "\(channel.localAddress?.description ?? "?")",
+                        "url": "\(configuration.effectivePublicURL)",
+                    ])
+            },
+            logger: logger)
+        do {
+            try await app.runService()
+        } catch {
+            try? await store.shutdown()
+            throw error
+        }
+        try await store.shutdown()
+    }
+}

@@ -1,0 +1,104 @@
+import Foundation
+
+/// Everything `capstan serve` needs to start. Values come, in increasing precedence, from the
+/// defaults, the configuration file, `CAPSTAN_*` environment variables and command-line flags.
+public struct ServerConfiguration: Sendable, Equatable {
+    public var dataDirectory: String = "./capstan-data"
+    public var listenHost: String = "127.0.0.1"
+    public var listenPort: Int = 8080
+    /// The URL clients and agents use to reach this server; derived from `listen` when absent.
+    public var publicURL: String?
+    /// Absent: embedded SQLite under the data directory. `postgres://…`: PostgreSQL.
+    public var databaseURL: String?
+    /// Largest accepted NAR (uncompressed), a guard against endless uploads.
+    public var maxNarSize: UInt64 = 64 << 30
+    /// Name of the workspace created on first start.
+    public var defaultWorkspace: String = "default"
+
+    public init() {}
+
+    public var effectivePublicURL: String {
+        if let publicURL { return publicURL.hasSuffix("/") ? String(publicURL.dropLast()) : publicURL }
+        let host = listenHost == "0.0.0.0" || listenHost == "::" ? "127.0.0.1" : listenHost
+        let shownHost = host.contains(":") ? "[\(host)]" : host
+        return "http://\(shownHost):\(listenPort)"
+    }
+
+    /// Applies `host:port`, `:port` or `[v6]:port`.
+    public mutating func setListen(_ value: String) throws(ConfigurationError) {
+        let trimmed = value.trimmingCharacters(in: .whitespaces)
+        guard let colon = trimmed.lastIndex(of: ":"), let port = Int(trimmed[trimmed.index(after: colon)...]),
+            (0...65535).contains(port)
+        else {
+            throw ConfigurationError(key: "listen", value: value, reason: "expected HOST:PORT, e.g. 127.0.0.1:8080")
+        }
+        var host = String(trimmed[..<colon])
+        if host.hasPrefix("[") && host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
+        listenHost = host.isEmpty ? "127.0.0.1" : host
+        listenPort = port
+    }
+
+    /// Applies one setting by its configuration-file key.
+    public mutating func set(_ key: String, _ value: String) throws(ConfigurationError) {
+        switch key {
+        case "data_dir", "data-dir": dataDirectory = value
+        case "listen": try setListen(value)
+        case "public_url", "public-url": publicURL = value.isEmpty ? nil : value
+        case "database_url", "database-url": databaseURL = value.isEmpty ? nil : value
+        case "max_nar_size", "max-nar-size":
+            guard let size = UInt64(value) else {
+                throw ConfigurationError(key: key, value: value, reason: "expected a number of bytes")
+            }
+            maxNarSize = size
+        case "default_workspace", "default-workspace": defaultWorkspace = value
+        default:
+            throw ConfigurationError(
+                key: key, value: value,
+                reason: "unknown setting; known: data_dir, listen, public_url, database_url, max_nar_size, default_workspace")
+        }
+    }
+
+    /// Environment variables, e.g. `CAPSTAN_LISTEN`, `CAPSTAN_DATABASE_URL`.
+    public mutating func apply(environment: [String: String]) throws(ConfigurationError) {
+        let keys = ["data_dir", "listen", "public_url", "database_url", "max_nar_size", "default_workspace"]
+        for key in keys {
+            if let value = environment["CAPSTAN_" + key.uppercased()] { try set(key, value) }
+        }
+    }
+
+    /// Reads a configuration file: `key = value` lines, `#` comments, values optionally quoted
+    /// (the flat subset of TOML, so the file is also valid TOML).
+    public mutating func apply(fileAt path: String) throws(ConfigurationError) {
+        let text: String
+        do {
+            text = try String(contentsOfFile: path, encoding: .utf8)
+        } catch {
+            throw ConfigurationError(key: "config", value: path, reason: "cannot read the file: \(error.localizedDescription)")
+        }
+        for (number, rawLine) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+            let line = rawLine.trimmingCharacters(in: .whitespaces)
+            if line.isEmpty || line.hasPrefix("#") { continue }
+            guard let equals = line.firstIndex(of: "=") else {
+                throw ConfigurationError(key: "\(path):\(number + 1)", value: line, reason: "expected key = value")
+            }
+            let key = line[..<equals].trimmingCharacters(in: .whitespaces)
+            var value = line[line.index(after: equals)...].trimmingCharacters(in: .whitespaces)
+            if value.hasPrefix("\"") {
+                guard let close = value.dropFirst().firstIndex(of: "\"") else {
+                    throw ConfigurationError(key: "\(path):\(number + 1)", value: line, reason: "unterminated string")
+                }
+                value = String(value[value.index(after: value.startIndex)..<close])
+            } else if let hash = value.firstIndex(of: "#") {
+                value = value[..<hash].trimmingCharacters(in: .whitespaces)
+            }
+            try set(key, value)
+        }
+    }
+}
+
+public struct ConfigurationError: Error, CustomStringConvertible {
+    public var key: String
+    public var value: String
+    public var reason: String
+    public var description: String { "configuration \(key) = '\(value)': \(reason)" }
+}
