@@ -1,0 +1,41 @@
+import Foundation
+import Testing
+import TestSupport
+
+private func capstan(_ arguments: [String]) throws -> ProcessResult {
+    try ProcessRunner.run([TestEnvironment.capstanBinary] + arguments)
+}
+
+private func trimmed(_ text: String) -> String { text.trimmingCharacters(in: .whitespacesAndNewlines) }
+
+@Test("capstan store-path text agrees with builtins.toFile")
+func storePathText() throws {
+    let dir = try TemporaryDirectory()
+    let file = try NixFixtures.write("text \(NixFixtures.nonce())\n", named: "t", in: dir)
+    let nix = trimmed(
+        try ProcessRunner.nix(["nix-instantiate", "--eval", "-E", "builtins.toFile \"note\" (builtins.readFile \(file))"])
+            .stdoutString)
+    let ours = try capstan(["store-path", "text", file, "--name", "note"])
+    #expect(ours.status == 0, "\(ours.stderrString)")
+    #expect("\"\(trimmed(ours.stdoutString))\"" == nix)
+}
+
+@Test("capstan store-path fixed and source agree with nix-store --add-fixed and --add")
+func storePathFixedAndSource() throws {
+    let dir = try TemporaryDirectory()
+    let file = try NixFixtures.write("fixed \(NixFixtures.nonce())", named: "blob", in: dir)
+    let flat = trimmed(try ProcessRunner.nix(["nix-store", "--add-fixed", "sha1", file]).stdoutString)
+    #expect(trimmed(try capstan(["store-path", "fixed", file, "--algorithm", "sha1"]).stdoutString) == flat)
+
+    let tree = try NixFixtures.makeTree(named: "tree", in: dir)
+    let narHash = trimmed(try ProcessRunner.nix(["nix", "hash", "path", "--sri", tree]).stdoutString)
+    let added = try NixFixtures.addToStore(tree)
+    let source = try capstan(["store-path", "source", "--nar-hash", narHash, "--name", "tree"])
+    #expect(trimmed(source.stdoutString) == added, "\(source.stderrString)")
+    let recursive = try capstan(["store-path", "fixed", "--hash", narHash, "--recursive", "--name", "tree"])
+    #expect(trimmed(recursive.stdoutString) == added)
+
+    let bad = try capstan(["store-path", "source", "--nar-hash", "sha256:nothex", "--name", "tree"])
+    #expect(bad.status != 0)
+    #expect(bad.stderrString.contains("sha256:nothex"))
+}
