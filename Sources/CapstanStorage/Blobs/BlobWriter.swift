@@ -1,0 +1,95 @@
+import NIOCore
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// One blob being written: a private temp file that becomes visible only through `commit(as:)`.
+///
+/// Not thread-safe: one task writes it. A writer that is neither committed nor discarded removes
+/// its temp file when it goes away.
+public final class BlobWriter {
+    public let temporaryPath: String
+    public private(set) var bytesWritten: Int64 = 0
+    private let store: BlobStore
+    private var descriptor: Int32
+
+    init(temporaryPath: String, store: BlobStore) throws(BlobStoreError) {
+        self.temporaryPath = temporaryPath
+        self.store = store
+        let descriptor = open(temporaryPath, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
+        guard descriptor >= 0 else { throw .system(operation: "create", path: temporaryPath, errno: errno) }
+        self.descriptor = descriptor
+    }
+
+    /// Appends the bytes, looping until the kernel took all of them (large chunks go straight to write(2)).
+    public func write(_ bytes: UnsafeRawBufferPointer) throws(BlobStoreError) {
+        guard descriptor >= 0 else { throw .writerClosed(path: temporaryPath) }
+        guard var pointer = bytes.baseAddress else { return }
+        var remaining = bytes.count
+        while remaining > 0 {
+            let written = systemWrite(descriptor, pointer, remaining)
+            if written < 0 {
+                if errno == EINTR { continue }
+                throw .system(operation: "write", path: temporaryPath, errno: errno)
+            }
+            pointer += written
+            remaining -= written
+            bytesWritten += Int64(written)
+        }
+    }
+
+    public func write(_ bytes: [UInt8]) throws(BlobStoreError) {
+        try bytes.withUnsafeBytes { (raw) throws(BlobStoreError) in try write(raw) }
+    }
+
+    public func write(_ buffer: ByteBuffer) throws(BlobStoreError) {
+        try buffer.withUnsafeReadableBytes { (raw) throws(BlobStoreError) in try write(raw) }
+    }
+
+    /// Flushes the file to disk, renames it to `nar/<name>` and syncs the directory; returns the blob's path.
+    /// An existing blob of that name is replaced, which is harmless because names are content addresses.
+    @discardableResult
+    public func commit(as name: String) throws(BlobStoreError) -> String {
+        guard descriptor >= 0 else { throw .writerClosed(path: temporaryPath) }
+        let destination = try store.path(for: name)
+        guard fsync(descriptor) == 0 else { throw .system(operation: "fsync", path: temporaryPath, errno: errno) }
+        let closed = close(descriptor)
+        descriptor = -1
+        guard closed == 0 else {
+            let code = errno
+            unlink(temporaryPath)
+            throw .system(operation: "close", path: temporaryPath, errno: code)
+        }
+        do {
+            try BlobStore.rename(temporaryPath, to: destination)
+        } catch {
+            unlink(temporaryPath)
+            throw error
+        }
+        try BlobStore.syncDirectory(store.blobDirectory)
+        return destination
+    }
+
+    /// Abandons the blob: closes and removes the temp file. Safe to call more than once.
+    public func discard() {
+        guard descriptor >= 0 else { return }
+        close(descriptor)
+        descriptor = -1
+        unlink(temporaryPath)
+    }
+
+    deinit {
+        discard()
+    }
+}
+
+private func systemWrite(_ descriptor: Int32, _ pointer: UnsafeRawPointer, _ count: Int) -> Int {
+    #if canImport(Glibc)
+    Glibc.write(descriptor, pointer, count)
+    #else
+    Darwin.write(descriptor, pointer, count)
+    #endif
+}

@@ -1,0 +1,90 @@
+import Foundation
+import SQLKit
+
+extension CapstanStore {
+    /// Stores a new cache; a taken name throws `StorageError.duplicate(what: "cache", name:)`.
+    public func insertCache(_ record: CacheRecord) async throws {
+        let inserted = try await describingFailure("creating cache '\(record.name)'") {
+            try await database.transaction { db in
+                try await db.raw(
+                    """
+                    INSERT INTO caches (id, workspace_id, name, is_public, key_name, secret_key, public_key,
+                                        compression, priority, created_at)
+                    VALUES (\(bind: record.id), \(bind: record.workspaceID), \(bind: record.name),
+                            \(bind: record.isPublic), \(bind: record.keyName), \(bind: record.secretKey),
+                            \(bind: record.publicKey), \(bind: record.compression), \(bind: record.priority),
+                            \(bind: record.createdAt.unixMilliseconds))
+                    ON CONFLICT (name) DO NOTHING
+                    RETURNING id
+                    """
+                ).first() != nil
+            }
+        }
+        guard inserted else { throw StorageError.duplicate(what: "cache", name: record.name) }
+    }
+
+    public func cache(named name: String) async throws -> CacheRecord? {
+        try await describingFailure("looking up cache '\(name)'") {
+            try await sql.raw("SELECT \(unsafeRaw: Self.cacheColumns) FROM caches WHERE name = \(bind: name)")
+                .first().map(CacheRecord.init(row:))
+        }
+    }
+
+    public func cache(id: String) async throws -> CacheRecord? {
+        try await describingFailure("looking up cache \(id)") {
+            try await sql.raw("SELECT \(unsafeRaw: Self.cacheColumns) FROM caches WHERE id = \(bind: id)")
+                .first().map(CacheRecord.init(row:))
+        }
+    }
+
+    /// The caches of a workspace, by name.
+    public func caches(workspaceID: String) async throws -> [CacheRecord] {
+        try await describingFailure("listing caches of workspace \(workspaceID)") {
+            try await sql.raw(
+                """
+                SELECT \(unsafeRaw: Self.cacheColumns) FROM caches WHERE workspace_id = \(bind: workspaceID)
+                ORDER BY name
+                """
+            ).all().map(CacheRecord.init(row:))
+        }
+    }
+
+    /// Counts the paths of a cache and adds up their sizes.
+    public func stats(cacheID: String) async throws -> CacheStats {
+        try await describingFailure("computing statistics of cache \(cacheID)") {
+            // SUM of BIGINT is NUMERIC on PostgreSQL: cast back so both backends return an integer.
+            let row = try await sql.raw(
+                """
+                SELECT CAST(COUNT(*) AS BIGINT) AS path_count,
+                       CAST(COALESCE(SUM(nar_size), 0) AS BIGINT) AS nar_size,
+                       CAST(COALESCE(SUM(file_size), 0) AS BIGINT) AS file_size
+                FROM paths WHERE cache_id = \(bind: cacheID)
+                """
+            ).first()
+            guard let row else { return CacheStats(pathCount: 0, narSize: 0, fileSize: 0) }
+            return CacheStats(
+                pathCount: Int(try row.decode(column: "path_count", as: Int64.self)),
+                narSize: try row.decode(column: "nar_size", as: Int64.self),
+                fileSize: try row.decode(column: "file_size", as: Int64.self))
+        }
+    }
+
+    static let cacheColumns =
+        "id, workspace_id, name, is_public, key_name, secret_key, public_key, compression, priority, created_at"
+}
+
+extension CacheRecord {
+    init(row: any SQLRow) throws {
+        self.init(
+            id: try row.decode(column: "id", as: String.self),
+            workspaceID: try row.decode(column: "workspace_id", as: String.self),
+            name: try row.decode(column: "name", as: String.self),
+            isPublic: try row.decode(column: "is_public", as: Bool.self),
+            keyName: try row.decode(column: "key_name", as: String.self),
+            secretKey: try row.decode(column: "secret_key", as: String.self),
+            publicKey: try row.decode(column: "public_key", as: String.self),
+            compression: try row.decode(column: "compression", as: String.self),
+            priority: try row.decode(column: "priority", as: Int.self),
+            createdAt: Date(unixMilliseconds: try row.decode(column: "created_at", as: Int64.self)))
+    }
+}

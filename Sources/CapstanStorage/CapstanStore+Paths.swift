@@ -1,0 +1,167 @@
+import Foundation
+import SQLKit
+
+extension CapstanStore {
+    /// Hashes per `IN (...)` query: far below SQLite's and PostgreSQL's bind limits, and cheap to plan.
+    static let hashQueryChunkSize = 500
+
+    /// The hash parts among `hashes` that the cache does not hold, in input order, each once.
+    public func missingHashes(cacheID: String, hashes: [String]) async throws -> [String] {
+        var seen = Set<String>()
+        let unique = hashes.filter { seen.insert($0).inserted }
+        var present = Set<String>()
+        var start = unique.startIndex
+        while start < unique.endIndex {
+            let end = min(start + Self.hashQueryChunkSize, unique.endIndex)
+            let chunk: [any Encodable & Sendable] = Array(unique[start..<end])
+            let found = try await describingFailure(
+                "checking \(chunk.count) paths of cache \(cacheID) (from \(unique[start]))"
+            ) {
+                try await sql.raw(
+                    """
+                    SELECT hash_part FROM paths
+                    WHERE cache_id = \(bind: cacheID) AND hash_part IN (\(binds: chunk))
+                    """
+                ).all(decodingColumn: "hash_part", as: String.self)
+            }
+            present.formUnion(found)
+            start = end
+        }
+        return unique.filter { !present.contains($0) }
+    }
+
+    public func path(cacheID: String, hashPart: String) async throws -> PathRecord? {
+        try await describingFailure("looking up path \(hashPart) in cache \(cacheID)") {
+            try await sql.raw(
+                """
+                SELECT \(unsafeRaw: Self.pathColumns) FROM paths
+                WHERE cache_id = \(bind: cacheID) AND hash_part = \(bind: hashPart)
+                """
+            ).first().map(PathRecord.init(row:))
+        }
+    }
+
+    /// The path whose NAR is stored in `fileName` (the first, should several share a blob).
+    public func path(cacheID: String, fileName: String) async throws -> PathRecord? {
+        try await describingFailure("looking up file \(fileName) in cache \(cacheID)") {
+            try await sql.raw(
+                """
+                SELECT \(unsafeRaw: Self.pathColumns) FROM paths
+                WHERE cache_id = \(bind: cacheID) AND file_name = \(bind: fileName)
+                ORDER BY hash_part LIMIT 1
+                """
+            ).first().map(PathRecord.init(row:))
+        }
+    }
+
+    /// Records a path and its edges in the reference graph, together. Returns false, and changes
+    /// nothing, when the cache already has the path: uploads of the same path may race, one wins.
+    @discardableResult
+    public func insertPath(_ record: PathRecord) async throws -> Bool {
+        let referenceHashes = Array(Set(record.referenceHashParts)).sorted()
+        return try await describingFailure("storing path \(record.storePath) in cache \(record.cacheID)") {
+            try await database.transaction { db in
+                let inserted = try await db.raw(
+                    """
+                    INSERT INTO paths (cache_id, hash_part, store_path, nar_hash, nar_size, file_name, file_hash,
+                                       file_size, compression, refs, deriver, sigs, ca, created_at)
+                    VALUES (\(bind: record.cacheID), \(bind: record.hashPart), \(bind: record.storePath),
+                            \(bind: record.narHash), \(bind: record.narSize), \(bind: record.fileName),
+                            \(bind: record.fileHash), \(bind: record.fileSize), \(bind: record.compression),
+                            \(bind: record.references.joined(separator: " ")), \(bind: record.deriver),
+                            \(bind: record.sigs.joined(separator: "\n")), \(bind: record.ca),
+                            \(bind: record.createdAt.unixMilliseconds))
+                    ON CONFLICT (cache_id, hash_part) DO NOTHING
+                    RETURNING hash_part
+                    """
+                ).first() != nil
+                guard inserted else { return false }
+                var start = referenceHashes.startIndex
+                while start < referenceHashes.endIndex {
+                    let end = min(start + Self.hashQueryChunkSize, referenceHashes.endIndex)
+                    let rows = referenceHashes[start..<end].map { reference -> SQLQueryString in
+                        "(\(bind: record.cacheID), \(bind: record.hashPart), \(bind: reference))"
+                    }
+                    try await db.raw(
+                        """
+                        INSERT INTO path_references (cache_id, referrer, reference)
+                        VALUES \(rows.joined(separator: ", "))
+                        ON CONFLICT DO NOTHING
+                        """
+                    ).run()
+                    start = end
+                }
+                return true
+            }
+        }
+    }
+
+    /// Every path of a cache, by hash part: for consistency checks and garbage collection.
+    public func paths(cacheID: String) async throws -> [PathRecord] {
+        try await describingFailure("listing paths of cache \(cacheID)") {
+            try await sql.raw(
+                "SELECT \(unsafeRaw: Self.pathColumns) FROM paths WHERE cache_id = \(bind: cacheID) ORDER BY hash_part"
+            ).all().map(PathRecord.init(row:))
+        }
+    }
+
+    /// Hash parts of the paths `hashPart` refers to, sorted.
+    public func references(cacheID: String, hashPart: String) async throws -> [String] {
+        try await describingFailure("reading references of \(hashPart) in cache \(cacheID)") {
+            try await sql.raw(
+                """
+                SELECT reference FROM path_references
+                WHERE cache_id = \(bind: cacheID) AND referrer = \(bind: hashPart)
+                ORDER BY reference
+                """
+            ).all(decodingColumn: "reference", as: String.self)
+        }
+    }
+
+    /// Hash parts of the paths that refer to `hashPart`, sorted.
+    public func referrers(cacheID: String, hashPart: String) async throws -> [String] {
+        try await describingFailure("reading referrers of \(hashPart) in cache \(cacheID)") {
+            try await sql.raw(
+                """
+                SELECT referrer FROM path_references
+                WHERE cache_id = \(bind: cacheID) AND reference = \(bind: hashPart)
+                ORDER BY referrer
+                """
+            ).all(decodingColumn: "referrer", as: String.self)
+        }
+    }
+
+    /// Whether any cache still has a path stored in blob `fileName`; a blob is deleted only when none does.
+    public func isBlobReferenced(fileName: String) async throws -> Bool {
+        try await describingFailure("checking whether blob \(fileName) is in use") {
+            try await sql.raw("SELECT 1 AS used FROM paths WHERE file_name = \(bind: fileName) LIMIT 1").first() != nil
+        }
+    }
+
+    static let pathColumns = """
+        cache_id, hash_part, store_path, nar_hash, nar_size, file_name, file_hash, file_size, compression, \
+        refs, deriver, sigs, ca, created_at
+        """
+}
+
+extension PathRecord {
+    init(row: any SQLRow) throws {
+        let refs = try row.decode(column: "refs", as: String.self)
+        let sigs = try row.decode(column: "sigs", as: String.self)
+        self.init(
+            cacheID: try row.decode(column: "cache_id", as: String.self),
+            hashPart: try row.decode(column: "hash_part", as: String.self),
+            storePath: try row.decode(column: "store_path", as: String.self),
+            narHash: try row.decode(column: "nar_hash", as: String.self),
+            narSize: try row.decode(column: "nar_size", as: Int64.self),
+            fileName: try row.decode(column: "file_name", as: String.self),
+            fileHash: try row.decode(column: "file_hash", as: String.self),
+            fileSize: try row.decode(column: "file_size", as: Int64.self),
+            compression: try row.decode(column: "compression", as: String.self),
+            references: refs.split(separator: " ").map(String.init),
+            deriver: try row.decode(column: "deriver", as: String?.self),
+            sigs: sigs.split(separator: "\n").map(String.init),
+            ca: try row.decode(column: "ca", as: String?.self),
+            createdAt: Date(unixMilliseconds: try row.decode(column: "created_at", as: Int64.self)))
+    }
+}

@@ -1,0 +1,165 @@
+@preconcurrency import AsyncKit
+import Foundation
+import Logging
+import NIOCore
+import NIOPosix
+import PostgresKit
+import SQLKit
+import SQLiteKit
+
+/// The database behind Capstan: a pooled SQLite file or PostgreSQL, reached through SQLKit.
+///
+/// Single statements may use `sql`; anything that writes goes through `transaction(_:)`, which on
+/// SQLite also queues writers of this process so that only one of them waits on the file lock.
+public final class CapstanDatabase: @unchecked Sendable {
+    // @unchecked: the AsyncKit pools guard their state with a lock but are not marked Sendable.
+
+    public let backend: DatabaseBackend
+    /// Statements sent here run on any pooled connection, outside any transaction.
+    public let sql: any SQLDatabase
+    public let logger: Logger
+    private let pool: Pool
+
+    private enum Pool {
+        /// The gate queues this process's writers of the file; PostgreSQL runs transactions side by side.
+        case sqlite(EventLoopGroupConnectionPool<SQLiteConnectionSetup>, WriteGate)
+        case postgres(EventLoopGroupConnectionPool<PostgresConnectionSource>)
+    }
+
+    /// The SQL dialect of the backend, for code that builds statements with SQLKit.
+    public var dialect: any SQLDialect { sql.dialect }
+
+    /// Opens the database a URL names.
+    ///
+    /// - nil, empty, `sqlite` or `sqlite:` → `<dataDirectory>/capstan.sqlite`; `sqlite:PATH` → that file.
+    /// - `postgres://user:password@host:port/database` (or `postgresql://`) → PostgreSQL;
+    ///   add `?sslmode=disable` for servers without TLS.
+    public static func open(url: String?, dataDirectory: String, logger: Logger) async throws -> CapstanDatabase {
+        let group = MultiThreadedEventLoopGroup.singleton
+        let trimmed = url?.trimmingCharacters(in: .whitespaces) ?? ""
+        if trimmed.isEmpty || trimmed == "sqlite" || trimmed.hasPrefix("sqlite:") {
+            var path = String(trimmed.dropFirst("sqlite".count))
+            if path.hasPrefix(":") { path.removeFirst() }
+            if path.hasPrefix("//") { path.removeFirst(2) }
+            if path.isEmpty { path = (dataDirectory as NSString).appendingPathComponent("capstan.sqlite") }
+            do {
+                try FileManager.default.createDirectory(
+                    atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+            } catch {
+                throw StorageError.invalidDatabaseURL(
+                    trimmed.isEmpty ? path : trimmed,
+                    reason: "cannot create the directory of \(path): \(error.localizedDescription)")
+            }
+            let pool = EventLoopGroupConnectionPool(
+                source: SQLiteConnectionSetup(path: path, busyTimeoutMilliseconds: 10_000),
+                maxConnectionsPerEventLoop: 2, logger: logger, on: group)
+            let sql = PooledSQLDatabase(logger: logger, dialect: SQLiteDialect(), eventLoopGroup: group) { logger in
+                let connection = try await pool.requestConnection(logger: logger).get()
+                return (connection.sql(), { pool.releaseConnection(connection, logger: logger) })
+            }
+            logger.info("opened SQLite database", metadata: ["path": "\(path)"])
+            let canonical = (path as NSString).standardizingPath
+            return CapstanDatabase(
+                backend: .sqlite, sql: sql, pool: .sqlite(pool, await WriteGate.forFile(canonical)),
+                logger: logger)
+        }
+        if trimmed.hasPrefix("postgres://") || trimmed.hasPrefix("postgresql://") {
+            let configuration: SQLPostgresConfiguration
+            do {
+                configuration = try SQLPostgresConfiguration(url: trimmed)
+            } catch {
+                throw StorageError.invalidDatabaseURL(
+                    trimmed, reason: "expected postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE[?sslmode=disable|require]")
+            }
+            let pool = EventLoopGroupConnectionPool(
+                source: PostgresConnectionSource(sqlConfiguration: configuration),
+                maxConnectionsPerEventLoop: 4, logger: logger, on: group)
+            let sql = pool.database(logger: logger).sql()
+            logger.info(
+                "using PostgreSQL database", metadata: ["url": "\(StorageError.redacted(trimmed))"])
+            return CapstanDatabase(backend: .postgres, sql: sql, pool: .postgres(pool), logger: logger)
+        }
+        throw StorageError.invalidDatabaseURL(
+            trimmed, reason: "use sqlite:PATH (or nothing, for the data directory) or postgres://USER@HOST/DATABASE")
+    }
+
+    private init(backend: DatabaseBackend, sql: any SQLDatabase, pool: Pool, logger: Logger) {
+        self.backend = backend
+        self.sql = sql
+        self.pool = pool
+        self.logger = logger
+    }
+
+    /// Runs `body` on one connection held for its duration.
+    public func withConnection<R: Sendable>(
+        _ body: @Sendable (any SQLDatabase) async throws -> R
+    ) async throws -> R {
+        switch pool {
+        case .sqlite(let pool, _):
+            let connection = try await pool.requestConnection(logger: logger).get()
+            defer { pool.releaseConnection(connection, logger: logger) }
+            return try await body(connection.sql())
+        case .postgres(let pool):
+            let connection = try await pool.requestConnection(logger: logger).get()
+            defer { pool.releaseConnection(connection, logger: logger) }
+            return try await body(connection.sql())
+        }
+    }
+
+    /// Runs `body` in one transaction: committed when it returns, rolled back when it throws.
+    ///
+    /// On SQLite the transaction starts with `BEGIN IMMEDIATE`, so it holds the write lock from its
+    /// first statement and never fails half-way on a lock upgrade.
+    public func transaction<R: Sendable>(
+        _ body: @Sendable (any SQLDatabase) async throws -> R
+    ) async throws -> R {
+        switch pool {
+        case .sqlite(_, let writeGate):
+            await writeGate.acquire()
+            do {
+                let result = try await withConnection { try await Self.run(body, on: $0, begin: "BEGIN IMMEDIATE") }
+                await writeGate.release()
+                return result
+            } catch {
+                await writeGate.release()
+                throw error
+            }
+        case .postgres:
+            return try await withConnection { try await Self.run(body, on: $0, begin: "BEGIN") }
+        }
+    }
+
+    private static func run<R: Sendable>(
+        _ body: @Sendable (any SQLDatabase) async throws -> R, on database: any SQLDatabase, begin: String
+    ) async throws -> R {
+        try await database.raw("\(unsafeRaw: begin)").run()
+        do {
+            let result = try await body(database)
+            try await database.raw("COMMIT").run()
+            return result
+        } catch {
+            do {
+                try await database.raw("ROLLBACK").run()
+            } catch let rollbackError {
+                database.logger.warning(
+                    "rollback failed", metadata: ["error": "\(StorageError.reason(for: rollbackError))"])
+            }
+            throw error
+        }
+    }
+
+    /// Answers when the database accepts a query, for readiness checks.
+    public func ping() async throws {
+        try await describingFailure("pinging the \(backend.rawValue) database") {
+            _ = try await sql.raw("SELECT 1 AS ok").first()
+        }
+    }
+
+    /// Closes every pooled connection; the database cannot be used afterwards.
+    public func shutdown() async throws {
+        switch pool {
+        case .sqlite(let pool, _): try await pool.shutdownAsync()
+        case .postgres(let pool): try await pool.shutdownAsync()
+        }
+    }
+}
