@@ -136,7 +136,7 @@ public struct Pusher: Sendable {
         let level = options.zstdLevel
         DispatchQueue.global().async {
             do {
-                let encoder = ZstdEncoder(level: level)
+                let encoder = try ZstdEncoder(level: level)
                 var pending = ByteBuffer()
                 pending.reserveCapacity(1 << 20)
                 let flush: (UnsafeRawBufferPointer) throws -> Void = { compressed in
@@ -147,7 +147,7 @@ public struct Pusher: Sendable {
                         pending.reserveCapacity(1 << 20)
                     }
                 }
-                try NarWriter.dump(path: path) { chunk in
+                _ = try NarWriter().dump(path: path) { chunk in
                     onBytes(UInt64(chunk.count))
                     try encoder.process(chunk, into: flush)
                 }

@@ -126,7 +126,7 @@ public struct CacheService: Sendable {
     /// The blob file behind `nar/<fileName>` if this cache holds a path stored in it.
     public func narFile(in cache: CacheRecord, fileName: String) async throws -> String? {
         guard try await store.path(cacheID: cache.id, fileName: fileName) != nil else { return nil }
-        let path = blobs.path(for: fileName)
+        let path = try blobs.path(for: fileName)
         return FileManager.default.fileExists(atPath: path) ? path : nil
     }
 
@@ -168,7 +168,7 @@ public struct CacheService: Sendable {
         }
         let stored = try Self.compression(named: cache.compression, field: "cache compression")
         let writer = try blobs.makeWriter()
-        let ingest = NarIngest(transit: transit, stored: stored, writer: writer, maxNarSize: maxNarSize)
+        let ingest = try NarIngest(transit: transit, stored: stored, writer: writer, maxNarSize: maxNarSize)
         do {
             for try await buffer in body { try ingest.consume(buffer) }
         } catch let error as ServiceError {
@@ -238,7 +238,7 @@ public struct CacheService: Sendable {
         let fileName = String(info.url.dropFirst(4))
         try Self.validateNarFileName(fileName)
         let transit = try Self.compression(named: info.compression, field: "\(hashPart).narinfo Compression")
-        let stagedPath = blobs.stagingPath(cacheID: cache.id, fileName: fileName)
+        let stagedPath = try blobs.stagingPath(cacheID: cache.id, fileName: fileName)
         guard let staged = FileHandle(forReadingAtPath: stagedPath) else {
             throw ServiceError.badRequest(
                 "\(hashPart).narinfo names \(info.url), which was not uploaded to this cache; upload the NAR first")
@@ -246,7 +246,7 @@ public struct CacheService: Sendable {
         defer { try? staged.close() }
         let stored = try Self.compression(named: cache.compression, field: "cache compression")
         let writer = try blobs.makeWriter()
-        let ingest = NarIngest(transit: transit, stored: stored, writer: writer, maxNarSize: maxNarSize)
+        let ingest = try NarIngest(transit: transit, stored: stored, writer: writer, maxNarSize: maxNarSize)
         var transitHasher = NixHasher(.sha256)
         var transitSize: UInt64 = 0
         let result: IngestResult
@@ -338,7 +338,7 @@ public struct CacheService: Sendable {
     // MARK: Helpers
 
     static func compression(named name: String, field: String) throws -> CompressionMethod {
-        guard let method = CompressionMethod(rawValue: name) else {
+        guard let method = try? CompressionMethod(narInfoName: name), method.isSupported else {
             throw ServiceError.badRequest("\(field): compression '\(name)' is not supported; use zstd, xz or none")
         }
         return method

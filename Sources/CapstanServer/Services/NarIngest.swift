@@ -26,9 +26,9 @@ final class NarIngest {
     private var fileSize: UInt64 = 0
     private let maxNarSize: UInt64
 
-    init(transit: CompressionMethod, stored: CompressionMethod, writer: BlobWriter, maxNarSize: UInt64) {
-        decoder = transit.makeDecoder()
-        encoder = transit == stored ? nil : stored.makeEncoder()
+    init(transit: CompressionMethod, stored: CompressionMethod, writer: BlobWriter, maxNarSize: UInt64) throws {
+        decoder = try transit.makeDecoder()
+        encoder = transit == stored ? nil : try stored.makeEncoder()
         self.writer = writer
         self.maxNarSize = maxNarSize
         parser = NarParser(visitor: NarValidator())

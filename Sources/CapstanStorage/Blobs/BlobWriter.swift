@@ -53,16 +53,8 @@ public final class BlobWriter {
     /// An existing blob of that name is replaced, which is harmless because names are content addresses.
     @discardableResult
     public func commit(as name: String) throws(BlobStoreError) -> String {
-        guard descriptor >= 0 else { throw .writerClosed(path: temporaryPath) }
         let destination = try store.path(for: name)
-        guard fsync(descriptor) == 0 else { throw .system(operation: "fsync", path: temporaryPath, errno: errno) }
-        let closed = close(descriptor)
-        descriptor = -1
-        guard closed == 0 else {
-            let code = errno
-            unlink(temporaryPath)
-            throw .system(operation: "close", path: temporaryPath, errno: code)
-        }
+        try finishWriting()
         do {
             try BlobStore.rename(temporaryPath, to: destination)
         } catch {
@@ -71,6 +63,19 @@ public final class BlobWriter {
         }
         try BlobStore.syncDirectory(store.blobDirectory)
         return destination
+    }
+
+    /// Flushes and closes the temp file, which then only needs renaming into place.
+    func finishWriting() throws(BlobStoreError) {
+        guard descriptor >= 0 else { throw .writerClosed(path: temporaryPath) }
+        guard fsync(descriptor) == 0 else { throw .system(operation: "fsync", path: temporaryPath, errno: errno) }
+        let closed = close(descriptor)
+        descriptor = -1
+        guard closed == 0 else {
+            let code = errno
+            unlink(temporaryPath)
+            throw .system(operation: "close", path: temporaryPath, errno: code)
+        }
     }
 
     /// Abandons the blob: closes and removes the temp file. Safe to call more than once.
@@ -92,4 +97,21 @@ private func systemWrite(_ descriptor: Int32, _ pointer: UnsafeRawPointer, _ cou
     #else
     Darwin.write(descriptor, pointer, count)
     #endif
+}
+
+extension BlobWriter {
+    /// Ends the write by moving the file into the staging area of a two-step upload (Nix's
+    /// `nix copy`: the NAR first, then the narinfo that says what it must hash to).
+    @discardableResult
+    public func commitStaged(cacheID: String, fileName: String) throws(BlobStoreError) -> String {
+        let destination = try store.stagingPath(cacheID: cacheID, fileName: fileName)
+        try finishWriting()
+        do {
+            try BlobStore.rename(temporaryPath, to: destination)
+        } catch {
+            unlink(temporaryPath)
+            throw error
+        }
+        return destination
+    }
 }
