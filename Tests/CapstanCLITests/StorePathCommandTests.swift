@@ -1,6 +1,6 @@
 import Foundation
-import Testing
 import TestSupport
+import Testing
 
 private func capstan(_ arguments: [String]) throws -> ProcessResult {
     try ProcessRunner.run([TestEnvironment.capstanBinary] + arguments)
@@ -13,8 +13,10 @@ func storePathText() throws {
     let dir = try TemporaryDirectory()
     let file = try NixFixtures.write("text \(NixFixtures.nonce())\n", named: "t", in: dir)
     let nix = trimmed(
-        try ProcessRunner.nix(["nix-instantiate", "--eval", "-E", "builtins.toFile \"note\" (builtins.readFile \(file))"])
-            .stdoutString)
+        try ProcessRunner.nix([
+            "nix-instantiate", "--eval", "-E", "builtins.toFile \"note\" (builtins.readFile \(file))",
+        ])
+        .stdoutString)
     let ours = try capstan(["store-path", "text", file, "--name", "note"])
     #expect(ours.status == 0, "\(ours.stderrString)")
     #expect("\"\(trimmed(ours.stdoutString))\"" == nix)
