@@ -101,6 +101,10 @@ private let narInfoErrorCases: [(String, String)] = [
         "line 2: References: invalid store path 'ok'"
     ),
     ("StorePath: /nix/store/0c6kzph7l0dcbfmjap64f0czdafn3b7x-x\nno colon here\n", "line 2: expected 'Key: value'"),
+    (
+        "StorePath: /nix/store/0c6kzph7l0dcbfmjap64f0czdafn3b7x-x\nDeriver: /nix/store/x.drv\n",
+        "line 2: Deriver: invalid store path"
+    ),
     ("StorePath: /nix/store/0c6kzph7l0dcbfmjap64f0czdafn3b7x-x\nFileSize: big\n", "line 2: FileSize: 'big'"),
 ]
 
