@@ -1,6 +1,6 @@
 import Foundation
-import Testing
 import TestSupport
+import Testing
 
 private func capstan(_ arguments: [String]) throws -> ProcessResult {
     try ProcessRunner.run([TestEnvironment.capstanBinary] + arguments)

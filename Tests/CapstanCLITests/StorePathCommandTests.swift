@@ -1,6 +1,6 @@
 import Foundation
-import Testing
 import TestSupport
+import Testing
 
 private func capstan(_ arguments: [String]) throws -> ProcessResult {
     try ProcessRunner.run([TestEnvironment.capstanBinary] + arguments)
@@ -13,8 +13,10 @@ func storePathText() throws {
     let dir = try TemporaryDirectory()
     let file = try NixFixtures.write("text \(NixFixtures.nonce())\n", named: "t", in: dir)
     let nix = trimmed(
-        try ProcessRunner.nix(["nix-instantiate", "--eval", "-E", "builtins.toFile \"note\" (builtins.readFile \(file))"])
-            .stdoutString)
+        try ProcessRunner.nix([
+            "nix-instantiate", "--eval", "-E", "builtins.toFile \"note\" (builtins.readFile \(file))",
+        ])
+        .stdoutString)
     let ours = try capstan(["store-path", "text", file, "--name", "note"])
     #expect(ours.status == 0, "\(ours.stderrString)")
     #expect("\"\(trimmed(ours.stdoutString))\"" == nix)
@@ -38,4 +40,41 @@ func storePathFixedAndSource() throws {
     let bad = try capstan(["store-path", "source", "--nar-hash", "sha256:nothex", "--name", "tree"])
     #expect(bad.status != 0)
     #expect(bad.stderrString.contains("sha256:nothex"))
+}
+
+@Test("capstan store-path text --reference agrees with builtins.toFile of an interpolated path")
+func storePathTextWithReference() throws {
+    let nonce = NixFixtures.nonce()
+    func eval(_ expression: String) throws -> String {
+        String(
+            trimmed(try ProcessRunner.nix(["nix-instantiate", "--eval", "-E", expression]).stdoutString).dropFirst()
+                .dropLast())
+    }
+    let dep = try eval("builtins.toFile \"dep\" \"d\(nonce)\"")
+    let outer = try eval("builtins.toFile \"outer\" \"x ${builtins.toFile \"dep\" \"d\(nonce)\"}\"")
+    let dir = try TemporaryDirectory()
+    let file = try NixFixtures.write("x \(dep)", named: "outer", in: dir)
+    let ours = try capstan(["store-path", "text", file, "--reference", dep])
+    #expect(ours.status == 0, "\(ours.stderrString)")
+    #expect(trimmed(ours.stdoutString) == outer)
+}
+
+@Test(
+    "capstan store-path refuses contradictory or incomplete options with a clear message",
+    arguments: [
+        (["store-path", "fixed"], "give a FILE to hash, or --hash"),
+        (["store-path", "fixed", "FILE", "--hash", "sha256-x"], "either a FILE or --hash"),
+        (["store-path", "fixed", "FILE", "--recursive"], "--recursive needs the NAR hash"),
+        (["store-path", "fixed", "FILE", "--algorithm", "crc32"], "unknown --algorithm 'crc32'"),
+        (["store-path", "fixed", "--hash", "sha256-x"], "--name is required"),
+        (["store-path", "text", "/nonexistent/file"], "cannot read '/nonexistent/file'"),
+        (["store-path", "text", "FILE", "--reference", "/tmp/x"], "invalid store path '/tmp/x'"),
+        (["store-path", "text", "FILE", "--name", ".dot"], "starts with '.'"),
+    ] as [([String], String)])
+func storePathArgumentErrors(arguments: [String], expected: String) throws {
+    let dir = try TemporaryDirectory()
+    let file = try NixFixtures.write("any", named: "file", in: dir)
+    let result = try capstan(arguments.map { $0 == "FILE" ? file : $0 })
+    #expect(result.status != 0)
+    #expect(result.stderrString.contains(expected), "\(result.stderrString)")
 }

@@ -1,6 +1,6 @@
 import Foundation
-import Testing
 import TestSupport
+import Testing
 
 @testable import NixCore
 
@@ -80,13 +80,15 @@ func nixAcceptsCapstanSignedCache() throws {
         #expect(try publish(path, to: good, signedWith: key).verify(trusting: [publicKey]))
         #expect(try !publish(path, to: bad, signedWith: key, tamper: true).verify(trusting: [publicKey]))
     }
-    #expect(try NarInfo(parsing: String(contentsOfFile: good + "/\(outer.hashPart).narinfo", encoding: .utf8))
-        .references == [inner])
+    #expect(
+        try NarInfo(parsing: String(contentsOfFile: good + "/\(outer.hashPart).narinfo", encoding: .utf8))
+            .references == [inner])
     for path in [added, outer, inner] { try NixFixtures.delete(path.path) }
 
     for path in [added, outer] {
         let refused = try copyFromCache(bad, path, trusting: publicKey.rendered)
         #expect(refused.status != 0, "nix accepted a tampered signature for \(path)")
+        #expect(refused.stderrString.contains("signature"), "\(refused.stderrString)")
         #expect(!NixFixtures.isValid(path.path))
     }
     for path in [added, outer] {

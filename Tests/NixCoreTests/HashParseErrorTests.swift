@@ -4,21 +4,22 @@ import Testing
 
 private let sha256Hex = String(repeating: "ab", count: 32)
 
+private let hashParseCases: [(String, String)] = [
+    ("sha256:" + String(sha256Hex.dropLast(2)), "wrong length 62"),
+    ("sha256:abc", "wrong length 3"),
+    ("sha256:", "wrong length 0"),
+    ("sha1:" + sha256Hex, "wrong length 64 for sha1"),
+    ("sha256:" + String(sha256Hex.dropLast()) + "g", "characters outside"),
+    ("sha256:" + String(repeating: "e", count: 52), "characters outside"),
+    ("sha256-" + String(repeating: "*", count: 44), "not valid base64"),
+    ("sha256-AAAA", "not valid base64 of 32 bytes"),
+    ("blake3:" + sha256Hex, "unknown hash algorithm 'blake3'"),
+    ("whirlpool:abc", "unknown hash algorithm 'whirlpool'"),
+    (sha256Hex, "no hash algorithm"),
+]
+
 @Test(
-    "NixHash parsing rejects bad input with a message naming the problem",
-    arguments: [
-        ("sha256:" + String(sha256Hex.dropLast(2)), "wrong length 62"),
-        ("sha256:abc", "wrong length 3"),
-        ("sha256:", "wrong length 0"),
-        ("sha1:" + sha256Hex, "wrong length 64 for sha1"),
-        ("sha256:" + String(sha256Hex.dropLast()) + "g", "characters outside"),
-        ("sha256:" + String(repeating: "e", count: 52), "characters outside"),
-        ("sha256-" + String(repeating: "*", count: 44), "not valid base64"),
-        ("sha256-AAAA", "not valid base64 of 32 bytes"),
-        ("blake3:" + sha256Hex, "unknown hash algorithm 'blake3'"),
-        ("whirlpool:abc", "unknown hash algorithm 'whirlpool'"),
-        (sha256Hex, "no hash algorithm"),
-    ])
+    "NixHash parsing rejects bad input with a message naming the problem", arguments: hashParseCases)
 func hashParseErrors(input: String, expected: String) {
     do {
         _ = try NixHash(parsing: input)

@@ -72,21 +72,44 @@ func narInfoReferencesAndFingerprint() throws {
             == "1;\(own.path);sha256:\(narHash.digest(.nix32));120;\(a.path),\(own.path),\(z.path)")
 }
 
+private let narInfoErrorCases: [(String, String)] = [
+    ("URL: x\nNarHash: \(narHash.encoded(.nix32))\nNarSize: 1\n", "StorePath is missing"),
+    (
+        "StorePath: /nix/store/0c6kzph7l0dcbfmjap64f0czdafn3b7x-x\nNarHash: \(narHash.encoded(.nix32))\nNarSize: 1\n",
+        "URL is missing"
+    ),
+    ("StorePath: /nix/store/0c6kzph7l0dcbfmjap64f0czdafn3b7x-x\nURL: x\nNarSize: 1\n", "NarHash is missing"),
+    (
+        "StorePath: /nix/store/0c6kzph7l0dcbfmjap64f0czdafn3b7x-x\nURL: x\nNarHash: \(narHash.encoded(.nix32))\n",
+        "NarSize is missing"
+    ),
+    (
+        "StorePath: /nix/store/0c6kzph7l0dcbfmjap64f0czdafn3b7x-x\nURL: x\nNarHash: \(narHash.encoded(.nix32))\nNarSize: 0\n",
+        "line 4: NarSize: a NAR is never empty"
+    ),
+    (
+        "StorePath: /nix/store/0c6kzph7l0dcbfmjap64f0czdafn3b7x-x\nURL: x\nNarHash: \(narHash.encoded(.nix32))\nNarSize: -3\n",
+        "line 4: NarSize: '-3' is not a size"
+    ),
+    ("StorePath: /nix/store/bad\n", "line 1: StorePath: invalid store path '/nix/store/bad'"),
+    (
+        "StorePath: /nix/store/0c6kzph7l0dcbfmjap64f0czdafn3b7x-x\nNarHash: sha256:xyz\n",
+        "line 2: NarHash: invalid hash 'sha256:xyz'"
+    ),
+    (
+        "StorePath: /nix/store/0c6kzph7l0dcbfmjap64f0czdafn3b7x-x\nReferences: ok nope\n",
+        "line 2: References: invalid store path 'ok'"
+    ),
+    ("StorePath: /nix/store/0c6kzph7l0dcbfmjap64f0czdafn3b7x-x\nno colon here\n", "line 2: expected 'Key: value'"),
+    (
+        "StorePath: /nix/store/0c6kzph7l0dcbfmjap64f0czdafn3b7x-x\nDeriver: /nix/store/x.drv\n",
+        "line 2: Deriver: invalid store path"
+    ),
+    ("StorePath: /nix/store/0c6kzph7l0dcbfmjap64f0czdafn3b7x-x\nFileSize: big\n", "line 2: FileSize: 'big'"),
+]
+
 @Test(
-    "Broken narinfo is refused with the line and field at fault",
-    arguments: [
-        ("URL: x\nNarHash: \(narHash.encoded(.nix32))\nNarSize: 1\n", "StorePath is missing"),
-        ("StorePath: /nix/store/0c6kzph7l0dcbfmjap64f0czdafn3b7x-x\nNarHash: \(narHash.encoded(.nix32))\nNarSize: 1\n", "URL is missing"),
-        ("StorePath: /nix/store/0c6kzph7l0dcbfmjap64f0czdafn3b7x-x\nURL: x\nNarSize: 1\n", "NarHash is missing"),
-        ("StorePath: /nix/store/0c6kzph7l0dcbfmjap64f0czdafn3b7x-x\nURL: x\nNarHash: \(narHash.encoded(.nix32))\n", "NarSize is missing"),
-        ("StorePath: /nix/store/0c6kzph7l0dcbfmjap64f0czdafn3b7x-x\nURL: x\nNarHash: \(narHash.encoded(.nix32))\nNarSize: 0\n", "line 4: NarSize: a NAR is never empty"),
-        ("StorePath: /nix/store/0c6kzph7l0dcbfmjap64f0czdafn3b7x-x\nURL: x\nNarHash: \(narHash.encoded(.nix32))\nNarSize: -3\n", "line 4: NarSize: '-3' is not a size"),
-        ("StorePath: /nix/store/bad\n", "line 1: StorePath: invalid store path '/nix/store/bad'"),
-        ("StorePath: /nix/store/0c6kzph7l0dcbfmjap64f0czdafn3b7x-x\nNarHash: sha256:xyz\n", "line 2: NarHash: invalid hash 'sha256:xyz'"),
-        ("StorePath: /nix/store/0c6kzph7l0dcbfmjap64f0czdafn3b7x-x\nReferences: ok nope\n", "line 2: References: invalid store path 'ok'"),
-        ("StorePath: /nix/store/0c6kzph7l0dcbfmjap64f0czdafn3b7x-x\nno colon here\n", "line 2: expected 'Key: value'"),
-        ("StorePath: /nix/store/0c6kzph7l0dcbfmjap64f0czdafn3b7x-x\nFileSize: big\n", "line 2: FileSize: 'big'"),
-    ])
+    "Broken narinfo is refused with the line and field at fault", arguments: narInfoErrorCases)
 func narInfoErrors(text: String, expected: String) {
     do {
         _ = try NarInfo(parsing: text)

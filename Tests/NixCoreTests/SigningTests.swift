@@ -1,6 +1,6 @@
 import Foundation
-import Testing
 import TestSupport
+import Testing
 
 @testable import NixCore
 
@@ -18,7 +18,9 @@ func signAndVerify() throws {
     #expect(signature.hasPrefix("test-cache-1:"))
     #expect(key.publicKey.verify(fingerprint: "1;/nix/store/x;sha256:y;1;", signature: signature))
     #expect(!key.publicKey.verify(fingerprint: "1;/nix/store/x;sha256:y;2;", signature: signature))
-    #expect(!key.publicKey.verify(fingerprint: "1;/nix/store/x;sha256:y;1;", signature: try flipOneByte(ofSignature: signature)))
+    #expect(
+        !key.publicKey.verify(
+            fingerprint: "1;/nix/store/x;sha256:y;1;", signature: try flipOneByte(ofSignature: signature)))
     let renamed = "other:" + signature.dropFirst("test-cache-1:".count)
     #expect(!key.publicKey.verify(fingerprint: "1;/nix/store/x;sha256:y;1;", signature: renamed))
     #expect(!key.publicKey.verify(fingerprint: "x", signature: "garbage"))
@@ -37,17 +39,18 @@ func keyTextRoundTrip() throws {
     #expect(Data(base64Encoded: String(key.publicKey.rendered.dropFirst(3)))?.count == 32)
 }
 
+private let badPublicKeyCases: [(String, String)] = [
+    ("", "expected 'name:base64'"),
+    ("nocolon", "expected 'name:base64'"),
+    (":AAAA", "expected 'name:base64'"),
+    ("name:", "expected 'name:base64'"),
+    ("name:!!!!", "expected 'name:base64'"),
+    ("name:" + Data(count: 31).base64EncodedString(), "has 31 bytes"),
+    ("bad name:" + Data(count: 32).base64EncodedString(), "must not contain"),
+]
+
 @Test(
-    "Bad key text is refused with a clear reason",
-    arguments: [
-        ("", "expected 'name:base64'"),
-        ("nocolon", "expected 'name:base64'"),
-        (":AAAA", "expected 'name:base64'"),
-        ("name:", "expected 'name:base64'"),
-        ("name:!!!!", "expected 'name:base64'"),
-        ("name:" + Data(count: 31).base64EncodedString(), "has 31 bytes"),
-        ("bad name:" + Data(count: 32).base64EncodedString(), "must not contain"),
-    ])
+    "Bad key text is refused with a clear reason", arguments: badPublicKeyCases)
 func badPublicKeys(text: String, expected: String) {
     #expect {
         try NixPublicKey(parsing: text)
@@ -67,6 +70,13 @@ func badSecretKeys() throws {
     } throws: { error in
         "\(error)".contains("does not belong to its seed") && !"\(error)".contains(corrupt)
     }
+    let unnamed = Data(key.bytes).base64EncodedString()
+    #expect {
+        try NixSecretKey(parsing: unnamed)
+    } throws: { error in
+        "\(error)".contains("expected 'name:base64'") && !"\(error)".contains(unnamed)
+    }
+    #expect(!"\(key)".contains(unnamed) && "\(key)".contains("'k'"))
     #expect {
         try NixSecretKey(parsing: "k:" + Data(count: 32).base64EncodedString())
     } throws: { error in

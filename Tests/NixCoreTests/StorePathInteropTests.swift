@@ -1,6 +1,6 @@
 import Foundation
-import Testing
 import TestSupport
+import Testing
 
 @testable import NixCore
 
@@ -73,7 +73,8 @@ func flatFixedOutput(algorithm: HashAlgorithm) throws {
 func recursiveFixedOutput(algorithm: HashAlgorithm) throws {
     let dir = try TemporaryDirectory()
     let tree = try NixFixtures.makeTree(named: "fixedtree", in: dir)
-    let expected = trimmed(try ProcessRunner.nix(["nix-store", "--add-fixed", "--recursive", algorithm.rawValue, tree]))
+    let expected = trimmed(
+        try ProcessRunner.nix(["nix-store", "--add-fixed", "--recursive", algorithm.rawValue, tree]))
     let hash = try NixHash(
         parsing: trimmed(
             try ProcessRunner.nix(["nix", "hash", "path", "--type", algorithm.rawValue, "--base16", tree])),

@@ -25,23 +25,24 @@ func validNames(name: String) throws {
     #expect(try StorePath(baseName: "\(hash)-\(name)").name == name)
 }
 
+private let invalidStorePathCases: [(String, String)] = [
+    ("/nix/store/\(hash)-", "the name is empty"),
+    ("/nix/store/\(hash)-" + String(repeating: "n", count: 212), "longer than 211"),
+    ("/nix/store/\(hash)-.hidden", "starts with '.'"),
+    ("/nix/store/\(hash)-with space", "illegal character ' '"),
+    ("/nix/store/\(hash)-caf\u{e9}", "illegal character 'é'"),
+    ("/nix/store/\(hash)-a/b", "inside a store path"),
+    ("/nix/store/0c6kzph7l0dcbfmjap64f0czdafn3b7e-x", "outside nix32"),
+    ("/nix/store/0C6KZPH7L0DCBFMJAP64F0CZDAFN3B7X-x", "outside nix32"),
+    ("/nix/store/\(hash)_x", "expected '-'"),
+    ("/nix/store/abc-x", "too short"),
+    ("/usr/store/\(hash)-x", "not in the store directory '/nix/store'"),
+    ("/nix/storex/\(hash)-x", "not in the store directory"),
+    ("", "not in the store directory"),
+]
+
 @Test(
-    "Invalid store paths fail with the input and the reason",
-    arguments: [
-        ("/nix/store/\(hash)-", "the name is empty"),
-        ("/nix/store/\(hash)-" + String(repeating: "n", count: 212), "longer than 211"),
-        ("/nix/store/\(hash)-.hidden", "starts with '.'"),
-        ("/nix/store/\(hash)-with space", "illegal character ' '"),
-        ("/nix/store/\(hash)-caf\u{e9}", "illegal character 'é'"),
-        ("/nix/store/\(hash)-a/b", "inside a store path"),
-        ("/nix/store/0c6kzph7l0dcbfmjap64f0czdafn3b7e-x", "outside nix32"),
-        ("/nix/store/0C6KZPH7L0DCBFMJAP64F0CZDAFN3B7X-x", "outside nix32"),
-        ("/nix/store/\(hash)_x", "expected '-'"),
-        ("/nix/store/abc-x", "too short"),
-        ("/usr/store/\(hash)-x", "not in the store directory '/nix/store'"),
-        ("/nix/storex/\(hash)-x", "not in the store directory"),
-        ("", "not in the store directory"),
-    ])
+    "Invalid store paths fail with the input and the reason", arguments: invalidStorePathCases)
 func invalidStorePaths(input: String, expected: String) {
     do {
         let path = try StorePath(parsing: input)

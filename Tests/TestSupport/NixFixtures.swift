@@ -7,7 +7,8 @@ public enum NixFixtures {
 
     /// Writes `contents` to `name` inside `directory` and returns the file's path.
     @discardableResult
-    public static func write(_ contents: String, named name: String, in directory: TemporaryDirectory) throws -> String {
+    public static func write(_ contents: String, named name: String, in directory: TemporaryDirectory) throws -> String
+    {
         let path = directory.sub(name)
         try Data(contents.utf8).write(to: URL(fileURLWithPath: path))
         return path

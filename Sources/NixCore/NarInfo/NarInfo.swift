@@ -104,7 +104,9 @@ public struct NarInfo: Sendable, Equatable {
                 }
             case "Deriver":
                 // Some writers put a placeholder here rather than leaving the field out.
-                if field != "unknown-deriver" && !field.isEmpty { deriver = field }
+                if field != "unknown-deriver" && !field.isEmpty {
+                    deriver = try parse { try StorePath(baseName: field, storeDir: storeDir).baseName }
+                }
             case "Sig":
                 sigs.append(field)
             case "CA":

@@ -27,7 +27,8 @@ enum KeyFile {
         defer { close(fd) }
         // An existing file keeps its old mode through open(); set it explicitly.
         guard fchmod(fd, mode) == 0 else {
-            throw NixKeyError(subject: subject, reason: "its permissions cannot be set: \(String(cString: strerror(errno)))")
+            throw NixKeyError(
+                subject: subject, reason: "its permissions cannot be set: \(String(cString: strerror(errno)))")
         }
         let bytes = Array(text.utf8)
         var written = 0

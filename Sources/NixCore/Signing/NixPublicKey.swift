@@ -12,7 +12,8 @@ public struct NixPublicKey: Sendable, Hashable, CustomStringConvertible {
         try NamedBase64.checkName(name)
         guard bytes.count == Self.byteCount else {
             throw NixKeyError(
-                subject: "public key '\(name)'", reason: "it has \(bytes.count) bytes, an ed25519 key has \(Self.byteCount)")
+                subject: "public key '\(name)'",
+                reason: "it has \(bytes.count) bytes, an ed25519 key has \(Self.byteCount)")
         }
         self.name = name
         self.bytes = bytes
@@ -23,7 +24,8 @@ public struct NixPublicKey: Sendable, Hashable, CustomStringConvertible {
         let trimmed = text.trimmingCharacters(in: .whitespacesAndNewlines)
         guard let (name, bytes) = NamedBase64.split(trimmed) else {
             throw NixKeyError(
-                subject: "public key '\(trimmed)'", reason: "expected 'name:base64', as nix-store --generate-binary-cache-key writes")
+                subject: "public key '\(trimmed)'",
+                reason: "expected 'name:base64', as nix-store --generate-binary-cache-key writes")
         }
         try self.init(name: name, bytes: bytes)
     }

@@ -46,13 +46,15 @@ public struct StorePath: Hashable, Sendable, Comparable, CustomStringConvertible
 
     /// Builds a path from its parts, checking both.
     public init(hashPart: String, name: String, storeDir: String = StorePath.defaultStoreDir) throws {
-        try self.init(validating: "\(hashPart)-\(name)", storeDir: Self.normalised(storeDir), input: "\(hashPart)-\(name)")
+        try self.init(
+            validating: "\(hashPart)-\(name)", storeDir: Self.normalised(storeDir), input: "\(hashPart)-\(name)")
     }
 
     private init(validating base: String, storeDir: String, input: String) throws {
         let hashLength = Self.hashPartLength
         guard base.utf8.count > hashLength else {
-            throw StorePathError(input: input, reason: "it is too short to hold a \(hashLength)-character hash and a name")
+            throw StorePathError(
+                input: input, reason: "it is too short to hold a \(hashLength)-character hash and a name")
         }
         let hash = base.utf8.prefix(hashLength)
         guard Nix32.isValid(Substring(String(decoding: hash, as: UTF8.self))) else {
