@@ -125,7 +125,7 @@ public struct CapstanAPIClient: Sendable {
             throw ClientError(status: nil, message: "cannot reach the server: \(error)", url: request.url)
         }
         let body = try await response.body.collect(upTo: 64 << 20)
-        let data = Data(buffer: body)
+        let data = Data(body.readableBytesView)
         guard (200..<300).contains(Int(response.status.code)) else {
             let message = (try? JSONDecoder().decode(APIErrorBody.self, from: data).error)
                 ?? String(decoding: data.prefix(500), as: UTF8.self)

@@ -1,6 +1,9 @@
 import CapstanModel
 import CapstanStorage
 import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
 import Hummingbird
 import Logging
 
@@ -40,7 +43,7 @@ public struct CapstanServer: Sendable {
         let created = try await tokens.issue(
             kind: .admin, workspaceID: workspace.id, cacheID: nil, agentID: nil, label: "initial admin token")
         let path = (configuration.dataDirectory as NSString).appendingPathComponent("admin-token")
-        let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
+        let fd = Glibc.open(path, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
         guard fd >= 0 else { throw ServiceError(.unavailable, "cannot write \(path): \(String(cString: strerror(errno)))") }
         defer { close(fd) }
         let line = created.token + "\n"

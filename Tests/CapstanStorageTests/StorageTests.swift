@@ -1,6 +1,7 @@
 import CapstanModel
 import CapstanStorage
 import Foundation
+import TestSupport
 import Testing
 
 @testable import CapstanStorage

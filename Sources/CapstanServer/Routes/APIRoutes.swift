@@ -51,7 +51,7 @@ struct APIRoutes: Sendable {
     private func uploadPath(_ request: Request, _ context: CapstanRequestContext) async throws -> PathUploadResult {
         let cache = try await caches.writableCache(
             named: context.parameters.require("cache"), by: auth.principal(for: request))
-        guard let header = request.headers[HTTPField.Name(PathUploadInfo.headerName)!],
+        guard let header = request.headers[.init(PathUploadInfo.headerName)!],
             let json = Data(base64Encoded: header)
         else {
             throw ServiceError.badRequest("missing \(PathUploadInfo.headerName) header (base64 of the path info JSON)")

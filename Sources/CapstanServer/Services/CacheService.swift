@@ -42,7 +42,7 @@ public struct CacheService: Sendable {
         guard !keyName.isEmpty, !keyName.contains(":") else {
             throw ServiceError.badRequest("key name '\(keyName)' must be non-empty and contain no ':'")
         }
-        let key = NixSecretKey.generate(name: keyName)
+        let key = try NixSecretKey.generate(name: keyName)
         let record = CacheRecord(
             id: UUID().uuidString.lowercased(), workspaceID: principal.workspaceID, name: request.name,
             isPublic: request.isPublic, keyName: keyName, secretKey: key.rendered,

@@ -48,7 +48,7 @@ final class NarIngest {
         try parser.finish()
         if let encoder { try encoder.finish { try self.store($0) } }
         return IngestResult(
-            narHash: narHash.finalize(), narSize: narSize, fileHash: fileHasher.finalize(), fileSize: fileSize)
+            narHash: narHasher.finalize(), narSize: narSize, fileHash: fileHasher.finalize(), fileSize: fileSize)
     }
 
     private func acceptNar(_ bytes: UnsafeRawBufferPointer) throws {

@@ -42,11 +42,17 @@ public final class BlobWriter {
     }
 
     public func write(_ bytes: [UInt8]) throws(BlobStoreError) {
-        try bytes.withUnsafeBytes { (raw) throws(BlobStoreError) in try write(raw) }
+        let result = bytes.withUnsafeBytes { raw in
+            Result { () throws(BlobStoreError) in try write(raw) }
+        }
+        try result.get()
     }
 
     public func write(_ buffer: ByteBuffer) throws(BlobStoreError) {
-        try buffer.withUnsafeReadableBytes { (raw) throws(BlobStoreError) in try write(raw) }
+        let result = buffer.withUnsafeReadableBytes { raw in
+            Result { () throws(BlobStoreError) in try write(raw) }
+        }
+        try result.get()
     }
 
     /// Flushes the file to disk, renames it to `nar/<name>` and syncs the directory; returns the blob's path.

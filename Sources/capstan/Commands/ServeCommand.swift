@@ -56,6 +56,7 @@ struct ServeCommand: AsyncParsableCommand {
         let server = try await CapstanServer.open(configuration: settings, logger: logger)
         if let token = try await server.bootstrap() {
             print("Admin token (shown once; also saved in \(settings.dataDirectory)/admin-token):\n\(token)")
+            fflush(stdout)
         }
         try await server.run()
     }
