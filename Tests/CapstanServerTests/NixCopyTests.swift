@@ -31,12 +31,15 @@ import TestSupport
             "--option", "netrc-file", try netrc(push),
         ])
         try NixFixtures.delete(closure)
+        // Another machine: its Nix has not cached the unsigned narinfo files this one uploaded.
+        var otherMachine = TestEnvironment.nixEnvironment
+        otherMachine["XDG_CACHE_HOME"] = temp.sub("other-machine-cache-\(name)")
         let result = try ProcessRunner.run(
             [
                 "nix-store", "-r", closure[0], "--max-jobs", "0",
                 "--option", "substituters", "\(server.url)/cache/\(name)",
                 "--option", "trusted-public-keys", key, "--option", "require-sigs", "true",
-            ], environment: TestEnvironment.nixEnvironment)
+            ], environment: otherMachine)
         #expect(result.status == 0, "\(result.stderrString)")
         for path in closure { #expect(NixFixtures.isValid(path)) }
     }

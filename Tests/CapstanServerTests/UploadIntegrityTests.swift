@@ -111,7 +111,7 @@ import TestSupport
         let curl = Process()
         curl.executableURL = URL(fileURLWithPath: "/usr/bin/curl")
         curl.arguments = [
-            "-s", "-X", "PUT", "--limit-rate", "200K", "-H", "Authorization: Bearer \(admin.token ?? "")",
+            "-s", "-o", "/dev/null", "-X", "PUT", "--limit-rate", "200K", "-H", "Authorization: Bearer \(admin.token ?? "")",
             "-H", prepared.header, "-H", "Content-Encoding: zstd", "--data-binary", "@\(prepared.body)",
             "\(server.url)/api/v1/caches/interrupted/paths/\(Self.hashPart(dep))",
         ]
@@ -135,25 +135,29 @@ import TestSupport
     @Test func serverKilledDuringPushRestartsConsistent() throws {
         _ = try admin.createCache("crashy")
         let closure = try NixFixtures.buildClosure(in: temp.path, payloadBytes: 8_000_000)
-        try admin.run(["push", "crashy", closure[1]])  // mid and dep are in
-        let top = closure[0]
-        let prepared = try preparedUpload(top)
+        let dep = closure[2]
+        let prepared = try preparedUpload(dep)
+        // The server dies (SIGKILL) while a slow upload of the large path is in flight.
         let curl = Process()
         curl.executableURL = URL(fileURLWithPath: "/usr/bin/curl")
         curl.arguments = [
-            "-s", "-X", "PUT", "--limit-rate", "1K", "-H", "Authorization: Bearer \(admin.token ?? "")",
+            "-s", "-o", "/dev/null", "-X", "PUT", "--limit-rate", "100K", "-H", "Authorization: Bearer \(admin.token ?? "")",
             "-H", prepared.header, "-H", "Content-Encoding: zstd", "--data-binary", "@\(prepared.body)",
-            "\(server.url)/api/v1/caches/crashy/paths/\(Self.hashPart(top))",
+            "\(server.url)/api/v1/caches/crashy/paths/\(Self.hashPart(dep))",
         ]
         try curl.run()
-        usleep(500_000)
+        usleep(700_000)
         server.kill()
         curl.waitUntilExit()
         try server.start()
+        #expect(try HTTP.request("GET", "\(server.url)/cache/crashy/\(Self.hashPart(dep)).narinfo").status == 404)
+        let leftovers = try FileManager.default.contentsOfDirectory(atPath: server.dataDirectory + "/blobs/tmp")
+        #expect(leftovers.isEmpty, "restart did not clear interrupted uploads: \(leftovers)")
         try assertConsistent("crashy", paths: closure)
-        #expect(try HTTP.request("GET", "\(server.url)/cache/crashy/\(Self.hashPart(top)).narinfo").status == 404)
-        try admin.run(["push", "crashy", top])
-        #expect(try HTTP.request("GET", "\(server.url)/cache/crashy/\(Self.hashPart(top)).narinfo").status == 200)
+        try admin.run(["push", "crashy", closure[0]])
+        for path in closure {
+            #expect(try HTTP.request("GET", "\(server.url)/cache/crashy/\(Self.hashPart(path)).narinfo").status == 200)
+        }
         try assertConsistent("crashy", paths: closure)
     }
 

@@ -42,7 +42,7 @@ public enum NixFixtures {
         try ProcessRunner.nix(["nix-store", "--delete", storePath])
     }
 
-    /// Builds a closure of three paths (top → mid → dep) and returns them, top first.
+    /// Builds a closure of three paths (top → mid → dep) and returns them in that order.
     /// `payloadBytes` of random data in `dep` makes the NAR as large as a test needs.
     public static func buildClosure(in directory: String, payloadBytes: Int = 100_000) throws -> [String] {
         let nonce = UUID().uuidString.lowercased()
@@ -57,7 +57,7 @@ public enum NixFixtures {
               };
               dep = mk "capstan-dep" ''
                 mkdir -p $out/lib $out/bin
-                echo ${nonce} > $out/lib/nonce
+                echo \(nonce) > $out/lib/nonce
                 head -c \(payloadBytes) /dev/urandom > $out/lib/payload
                 printf '#!/bin/sh\\necho hello\\n' > $out/bin/hello
                 chmod +x $out/bin/hello
@@ -71,14 +71,16 @@ public enum NixFixtures {
             in mk "capstan-top" ''
               mkdir -p $out
               echo ${mid} > $out/mid-path
-              echo ${nonce} > $out/nonce
+              echo \(nonce) > $out/nonce
             ''
             """
         let file = (directory as NSString).appendingPathComponent("closure-\(nonce).nix")
         try expression.write(toFile: file, atomically: true, encoding: .utf8)
         let top = try ProcessRunner.nix(["nix-build", "--no-out-link", file]).stdoutString
             .trimmingCharacters(in: .whitespacesAndNewlines)
-        return try closure(of: top)
+        let all = try closure(of: top)
+        // Fixed order, whatever order nix-store -qR prints: top, mid, dep.
+        return ["-capstan-top", "-capstan-mid", "-capstan-dep"].compactMap { suffix in all.first { $0.hasSuffix(suffix) } }
     }
 
     /// The closure of a path, the path itself first.

@@ -55,8 +55,9 @@ struct ServeCommand: AsyncParsableCommand {
         let logger = Logger(label: "capstan.server")
         let server = try await CapstanServer.open(configuration: settings, logger: logger)
         if let token = try await server.bootstrap() {
-            print("Admin token (shown once; also saved in \(settings.dataDirectory)/admin-token):\n\(token)")
-            fflush(stdout)
+            // Written unbuffered so it shows even when stdout is a file or a pipe.
+            FileHandle.standardOutput.write(
+                Data("Admin token (shown once; also saved in \(settings.dataDirectory)/admin-token):\n\(token)\n".utf8))
         }
         try await server.run()
     }
