@@ -53,12 +53,14 @@ capstan=$repo/.build/release/capstan
 size=$(stat -c %s "$nar")
 mib=$(awk -v s="$size" 'BEGIN { printf "%.0f", s / 1048576 }')
 
-# Runs "$@" under /usr/bin/time (best of 3 by wall time) and prints "seconds maxrss_kib".
+runs=${BENCH_RUNS:-3}
+# Runs "$@" under /usr/bin/time (best of $runs by wall time) and prints "seconds maxrss_kib".
 measure() {
     local best="" line
-    for _ in 1 2 3; do
+    for _ in $(seq "$runs"); do
         sync
-        line=$( { /usr/bin/time -f '%e %M' "$@" >/dev/null 2>/dev/null; } 2>&1 | tail -1 )
+        /usr/bin/time -f '%e %M' -o "$work/time.txt" "$@" >/dev/null 2>&1
+        line=$(tail -1 "$work/time.txt")
         if [[ -z $best ]] || awk -v a="${line%% *}" -v b="${best%% *}" 'BEGIN { exit !(a < b) }'; then best=$line; fi
     done
     echo "$best"
@@ -80,13 +82,13 @@ run() { # label  capstan-command  nix-command
     rows+=("$label|${ours% *}|${ours#* }|${theirs% *}|${theirs#* }")
 }
 run "hash path" "$capstan hash path $tree" "nix hash path $tree"
-run "hash path vs dump|sha256sum" "$capstan hash path $tree" "nix-store --dump $tree | sha256sum"
+run "hash path vs dump+sha256sum" "$capstan hash path $tree" "nix-store --dump $tree | sha256sum"
 run "nar dump > /dev/null" "$capstan nar dump $tree > /dev/null" "nix-store --dump $tree > /dev/null"
 run "nar restore" "restore_with $capstan nar restore" "restore_with nix-store --restore"
 rm -rf "$restored"
 
-printf '\nNAR of %s MiB (%s bytes), %s, %s cores; best of 3; peak RSS of the whole pipeline'"'"'s largest process\n\n' \
-    "$mib" "$size" "$(nix --version)" "$(nproc)"
+printf '\nNAR of %s MiB (%s bytes), %s, %s cores; best of %s; peak RSS of the whole pipeline'"'"'s largest process\n\n' \
+    "$mib" "$size" "$(nix --version)" "$(nproc)" "$runs"
 printf '| %-28s | %9s | %9s | %9s | %9s | %9s | %9s | %7s |\n' operation "capstan s" "MB/s" "RSS MiB" "nix s" "MB/s" "RSS MiB" ratio
 printf '|%s|\n' "------------------------------|-----------|-----------|-----------|-----------|-----------|-----------|---------"
 for row in "${rows[@]}"; do
