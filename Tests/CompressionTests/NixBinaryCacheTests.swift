@@ -84,8 +84,9 @@ extension CompressionTests {
             #expect(FileManager.default.fileExists(atPath: storePath + "/share/doc/README"))
             let restored = Array(try ProcessRunner.nix(["nix-store", "--dump", storePath]).stdout)
             #expect(restored == nar)
-            #expect(FileManager.default.contents(atPath: storePath + "/share/data.bin")
-                == FileManager.default.contents(atPath: source + "/share/data.bin"))
+            #expect(
+                FileManager.default.contents(atPath: storePath + "/share/data.bin")
+                    == FileManager.default.contents(atPath: source + "/share/data.bin"))
             #expect(FileManager.default.isExecutableFile(atPath: storePath + "/bin/hello"))
             try ProcessRunner.nix(["nix-store", "--verify-path", storePath])
         }
