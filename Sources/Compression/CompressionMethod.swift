@@ -71,6 +71,7 @@ public enum CompressionMethod: String, Sendable, CaseIterable, Codable {
     private var unsupported: CompressionError {
         CompressionError(
             codec: rawValue, kind: .unsupportedMethod,
-            message: "\(rawValue) NARs are not supported; push with zstd, xz or none (nix copy --to '...?compression=zstd')")
+            message:
+                "\(rawValue) NARs are not supported; push with zstd, xz or none (nix copy --to '...?compression=zstd')")
     }
 }

@@ -16,11 +16,12 @@ extension StreamCodec {
         var offset = 0
         var stalled = 0
         while true {
-            let step = try chunk.withContiguousStorageIfAvailable { storage in
-                try self.step(
-                    UnsafeRawBufferPointer(UnsafeBufferPointer(rebasing: storage[offset...])), into: scratch,
-                    finishing: false)
-            } ?? CodecStep(consumed: 0, produced: 0, isFinished: false)
+            let step =
+                try chunk.withContiguousStorageIfAvailable { storage in
+                    try self.step(
+                        UnsafeRawBufferPointer(UnsafeBufferPointer(rebasing: storage[offset...])), into: scratch,
+                        finishing: false)
+                } ?? CodecStep(consumed: 0, produced: 0, isFinished: false)
             offset += step.consumed
             if step.produced > 0 { try await sink(UnsafeRawBufferPointer(rebasing: scratch[..<step.produced])) }
             let outputFull = step.produced == scratch.count

@@ -37,7 +37,10 @@ public final class XzDecoder: StreamCodec {
             // No progress possible with this input; more input will come.
             return step
         case LZMA_BUF_ERROR:
-            let what = stream.inputOffset == 0 ? "input is empty (no xz stream)" : "input is truncated (stream ended after \(stream.inputOffset) bytes)"
+            let what =
+                stream.inputOffset == 0
+                ? "input is empty (no xz stream)"
+                : "input is truncated (stream ended after \(stream.inputOffset) bytes)"
             throw CompressionError(codec: "xz", kind: .truncatedInput, message: "\(what): \(describe(result))")
         case LZMA_MEMLIMIT_ERROR:
             throw CompressionError(

@@ -33,7 +33,8 @@ public final class ZstdDecoder: StreamCodec {
         if ZSTD_isError(hint) != 0 {
             throw CompressionError(
                 codec: "zstd", kind: .corruptInput,
-                message: "compressed data is corrupt near input byte \(inputOffset + source.pos): \(zstdErrorName(hint))")
+                message:
+                    "compressed data is corrupt near input byte \(inputOffset + source.pos): \(zstdErrorName(hint))")
         }
         inputOffset += source.pos
         if source.pos > 0 { frameOpen = true }
