@@ -1,9 +1,8 @@
 import CapstanModel
 import CapstanStorage
 import Foundation
+import TestSupport
 import Testing
-
-@testable import CapstanStorage
 
 @Suite("Storage on SQLite and PostgreSQL")
 struct StorageTests {

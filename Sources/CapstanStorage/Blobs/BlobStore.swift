@@ -45,7 +45,7 @@ public struct BlobStore: Sendable {
     public func exists(_ name: String) throws(BlobStoreError) -> Bool {
         let path = try path(for: name)
         var info = stat()
-        return stat(path, &info) == 0 && (info.st_mode & S_IFMT) == S_IFREG
+        return stat(path, &info) == 0 && (info.st_mode & mode_t(S_IFMT)) == mode_t(S_IFREG)
     }
 
     /// The size in bytes of a committed blob, nil when there is none.

@@ -42,7 +42,12 @@ public final class BlobWriter {
     }
 
     public func write(_ bytes: [UInt8]) throws(BlobStoreError) {
-        try bytes.withUnsafeBytes { (raw) throws(BlobStoreError) in try write(raw) }
+        // Array.withUnsafeBytes rethrows untyped errors, so the typed one is carried out by hand.
+        var failure: BlobStoreError?
+        bytes.withUnsafeBytes { raw in
+            do throws(BlobStoreError) { try write(raw) } catch { failure = error }
+        }
+        if let failure { throw failure }
     }
 
     public func write(_ buffer: ByteBuffer) throws(BlobStoreError) {
