@@ -1,7 +1,7 @@
 import Foundation
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// A throw-away PostgreSQL cluster for tests, started once per test process and shared; each test
@@ -53,7 +53,9 @@ public final class PostgresServer: Sendable {
     public func stop() {
         let stop = Process()
         stop.executableURL = URL(fileURLWithPath: "/usr/sbin/runuser")
-        stop.arguments = ["-u", "postgres", "--", binDirectory + "/pg_ctl", "stop", "-D", dataDirectory, "-m", "immediate", "-w"]
+        stop.arguments = [
+            "-u", "postgres", "--", binDirectory + "/pg_ctl", "stop", "-D", dataDirectory, "-m", "immediate", "-w",
+        ]
         stop.standardInput = FileHandle.nullDevice
         stop.standardOutput = FileHandle.nullDevice
         stop.standardError = FileHandle.nullDevice

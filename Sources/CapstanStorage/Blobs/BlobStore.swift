@@ -1,9 +1,9 @@
 import Foundation
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// Content-addressed files (NARs) under one directory, written through a temp file and renamed,
@@ -154,8 +154,8 @@ public struct BlobStore: Sendable {
 
 private func systemRename(_ source: String, _ destination: String) -> Int32 {
     #if canImport(Glibc)
-    Glibc.rename(source, destination)
+        Glibc.rename(source, destination)
     #else
-    Darwin.rename(source, destination)
+        Darwin.rename(source, destination)
     #endif
 }
