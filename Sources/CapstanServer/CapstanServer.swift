@@ -27,10 +27,9 @@ public struct CapstanServer: Sendable {
             try? await store.shutdown()
             throw error
         }
-        let blobs = try BlobStore(root: (configuration.dataDirectory as NSString).appendingPathComponent("blobs"))
         let tokens = TokenService(store: store, logger: logger)
         let caches = CacheService(
-            store: store, blobs: blobs, publicURL: configuration.effectivePublicURL,
+            store: store, blobs: store.blobs, publicURL: configuration.effectivePublicURL,
             maxNarSize: configuration.maxNarSize, logger: logger)
         return CapstanServer(configuration: configuration, store: store, tokens: tokens, caches: caches, logger: logger)
     }

@@ -61,20 +61,21 @@ extension CapstanStore {
         let referenceHashes = Array(Set(record.referenceHashParts)).sorted()
         return try await describingFailure("storing path \(record.storePath) in cache \(record.cacheID)") {
             try await database.transaction { db in
-                let inserted = try await db.raw(
-                    """
-                    INSERT INTO paths (cache_id, hash_part, store_path, nar_hash, nar_size, file_name, file_hash,
-                                       file_size, compression, refs, deriver, sigs, ca, created_at)
-                    VALUES (\(bind: record.cacheID), \(bind: record.hashPart), \(bind: record.storePath),
-                            \(bind: record.narHash), \(bind: record.narSize), \(bind: record.fileName),
-                            \(bind: record.fileHash), \(bind: record.fileSize), \(bind: record.compression),
-                            \(bind: record.references.joined(separator: " ")), \(bind: record.deriver),
-                            \(bind: record.sigs.joined(separator: "\n")), \(bind: record.ca),
-                            \(bind: record.createdAt.unixMilliseconds))
-                    ON CONFLICT (cache_id, hash_part) DO NOTHING
-                    RETURNING hash_part
-                    """
-                ).first() != nil
+                let inserted =
+                    try await db.raw(
+                        """
+                        INSERT INTO paths (cache_id, hash_part, store_path, nar_hash, nar_size, file_name, file_hash,
+                                           file_size, compression, refs, deriver, sigs, ca, created_at)
+                        VALUES (\(bind: record.cacheID), \(bind: record.hashPart), \(bind: record.storePath),
+                                \(bind: record.narHash), \(bind: record.narSize), \(bind: record.fileName),
+                                \(bind: record.fileHash), \(bind: record.fileSize), \(bind: record.compression),
+                                \(bind: record.references.joined(separator: " ")), \(bind: record.deriver),
+                                \(bind: record.sigs.joined(separator: "\n")), \(bind: record.ca),
+                                \(bind: record.createdAt.unixMilliseconds))
+                        ON CONFLICT (cache_id, hash_part) DO NOTHING
+                        RETURNING hash_part
+                        """
+                    ).first() != nil
                 guard inserted else { return false }
                 var start = referenceHashes.startIndex
                 while start < referenceHashes.endIndex {

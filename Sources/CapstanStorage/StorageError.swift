@@ -25,7 +25,8 @@ public enum StorageError: Error, Sendable, Equatable, CustomStringConvertible {
         case .invalidRow(let table, let key, let reason):
             return "\(table) row \(key) cannot be read: \(reason)"
         case .schemaTooNew(let found, let known):
-            return "the database schema is at version \(found) but this Capstan knows only up to \(known); upgrade Capstan"
+            return
+                "the database schema is at version \(found) but this Capstan knows only up to \(known); upgrade Capstan"
         case .migrationFailed(let version, let name, let reason):
             return "database migration \(version) (\(name)) failed and was rolled back: \(reason)"
         case .query(let operation, let reason):

@@ -4,8 +4,6 @@ import Foundation
 import TestSupport
 import Testing
 
-@testable import CapstanStorage
-
 @Suite("Storage on SQLite and PostgreSQL")
 struct StorageTests {
     @Test(arguments: DatabaseBackend.allCases)
@@ -90,6 +88,24 @@ struct StorageTests {
             let revoked = try #require(try await store.token(secretHash: String(repeating: "a", count: 64)))
             #expect(revoked.revokedAt == revokedAt)
             #expect(revoked.isRevoked)
+        }
+    }
+
+    @Test(arguments: DatabaseBackend.allCases)
+    func unreadableRowsNameTheTableAndKey(backend: DatabaseBackend) async throws {
+        try await StoreFixture.withStore(backend) { store in
+            let workspace = try await Sample.workspace(store)
+            let token = TokenRecord(id: "tok-odd", workspaceID: workspace.id, kind: .read, createdAt: Date())
+            try await store.insertToken(token, secretHash: "ab")
+            // A kind written by a newer server that this one does not know.
+            try await store.database.transaction { db in
+                try await db.raw("UPDATE tokens SET kind = 'root' WHERE id = 'tok-odd'").run()
+            }
+            await #expect(
+                throws: StorageError.invalidRow(table: "tokens", key: "tok-odd", reason: "unknown token kind 'root'")
+            ) {
+                try await store.token(secretHash: "ab")
+            }
         }
     }
 

@@ -1,7 +1,7 @@
 import Foundation
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// A throw-away PostgreSQL cluster for tests, started once per test process and shared; each test
@@ -53,7 +53,9 @@ public final class PostgresServer: Sendable {
     public func stop() {
         let stop = Process()
         stop.executableURL = URL(fileURLWithPath: "/usr/sbin/runuser")
-        stop.arguments = ["-u", "postgres", "--", binDirectory + "/pg_ctl", "stop", "-D", dataDirectory, "-m", "immediate", "-w"]
+        stop.arguments = [
+            "-u", "postgres", "--", binDirectory + "/pg_ctl", "stop", "-D", dataDirectory, "-m", "immediate", "-w",
+        ]
         stop.standardInput = FileHandle.nullDevice
         stop.standardOutput = FileHandle.nullDevice
         stop.standardError = FileHandle.nullDevice
@@ -117,22 +119,49 @@ public final class PostgresServer: Sendable {
         var lastFailure = ""
         for _ in 0..<5 {
             let port = try freePort()
-            let options = [
-                "-c listen_addresses=127.0.0.1", "-p \(port)", "-k \(directory)", "-c fsync=off",
-                "-c synchronous_commit=off", "-c full_page_writes=off", "-c max_connections=400",
-            ].joined(separator: " ")
-            let result = try ProcessRunner.run([
-                "/usr/sbin/runuser", "-u", "postgres", "--", bin + "/pg_ctl", "start", "-D", data, "-l",
-                directory + "/postgres.log", "-w", "-t", "60", "-o", options,
-            ])
-            if result.status == 0 {
+            if try startPostmaster(bin: bin, directory: directory, port: port, failure: &lastFailure) {
                 startWatchdog(directory: directory, bin: bin)
                 return PostgresServer(port: port, directory: directory, binDirectory: bin)
             }
-            let log = (try? String(contentsOfFile: directory + "/postgres.log", encoding: .utf8)) ?? ""
-            lastFailure = "pg_ctl start exited \(result.status): \(result.stderrString)\n\(log.suffix(2000))"
         }
         throw StartFailure(description: "PostgreSQL did not start in \(directory): \(lastFailure)")
+    }
+
+    /// Runs the postmaster as a child of this process (pg_ctl's daemon would inherit the descriptor
+    /// Foundation watches to see pg_ctl exit, and `Process.waitUntilExit` would never return).
+    private static func startPostmaster(bin: String, directory: String, port: Int, failure: inout String) throws
+        -> Bool
+    {
+        let logPath = directory + "/postgres-\(port).log"
+        guard FileManager.default.createFile(atPath: logPath, contents: nil),
+            let log = FileHandle(forWritingAtPath: logPath)
+        else { throw StartFailure(description: "cannot create \(logPath)") }
+        defer { try? log.close() }
+        let postmaster = Process()
+        postmaster.executableURL = URL(fileURLWithPath: "/usr/sbin/runuser")
+        postmaster.arguments = [
+            "-u", "postgres", "--", bin + "/postgres", "-D", directory + "/data", "-p", String(port), "-k", directory,
+            "-c", "listen_addresses=127.0.0.1", "-c", "fsync=off", "-c", "synchronous_commit=off",
+            "-c", "full_page_writes=off", "-c", "max_connections=400",
+        ]
+        postmaster.standardInput = FileHandle.nullDevice
+        postmaster.standardOutput = log
+        postmaster.standardError = log
+        try postmaster.run()
+        let deadline = Date().addingTimeInterval(60)
+        while Date() < deadline {
+            if !postmaster.isRunning {
+                let text = (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? ""
+                failure = "postgres exited \(postmaster.terminationStatus): \(text.suffix(2000))"
+                return false
+            }
+            let ready = try ProcessRunner.run([bin + "/pg_isready", "-q", "-h", "127.0.0.1", "-p", String(port)])
+            if ready.status == 0 { return true }
+            usleep(100_000)
+        }
+        postmaster.terminate()
+        failure = "postgres did not accept connections on port \(port) within 60 s"
+        return false
     }
 
     /// A shell that waits for this process to end, then stops the cluster and removes its directory,

@@ -1,9 +1,9 @@
 import Foundation
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// Content-addressed files (NARs) under one directory, written through a temp file and renamed,
@@ -45,7 +45,7 @@ public struct BlobStore: Sendable {
     public func exists(_ name: String) throws(BlobStoreError) -> Bool {
         let path = try path(for: name)
         var info = stat()
-        return stat(path, &info) == 0 && (info.st_mode & S_IFMT) == S_IFREG
+        return stat(path, &info) == 0 && (info.st_mode & mode_t(S_IFMT)) == mode_t(S_IFREG)
     }
 
     /// The size in bytes of a committed blob, nil when there is none.
@@ -154,8 +154,8 @@ public struct BlobStore: Sendable {
 
 private func systemRename(_ source: String, _ destination: String) -> Int32 {
     #if canImport(Glibc)
-    Glibc.rename(source, destination)
+        Glibc.rename(source, destination)
     #else
-    Darwin.rename(source, destination)
+        Darwin.rename(source, destination)
     #endif
 }

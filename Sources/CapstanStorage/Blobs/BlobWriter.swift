@@ -1,9 +1,9 @@
 import NIOCore
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// One blob being written: a private temp file that becomes visible only through `commit(as:)`.
@@ -99,9 +99,9 @@ public final class BlobWriter {
 
 private func systemWrite(_ descriptor: Int32, _ pointer: UnsafeRawPointer, _ count: Int) -> Int {
     #if canImport(Glibc)
-    Glibc.write(descriptor, pointer, count)
+        Glibc.write(descriptor, pointer, count)
     #else
-    Darwin.write(descriptor, pointer, count)
+        Darwin.write(descriptor, pointer, count)
     #endif
 }
 

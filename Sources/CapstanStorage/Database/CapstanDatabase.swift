@@ -69,7 +69,8 @@ public final class CapstanDatabase: @unchecked Sendable {
                 configuration = try SQLPostgresConfiguration(url: trimmed)
             } catch {
                 throw StorageError.invalidDatabaseURL(
-                    trimmed, reason: "expected postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE[?sslmode=disable|require]")
+                    trimmed,
+                    reason: "expected postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE[?sslmode=disable|require]")
             }
             let pool = EventLoopGroupConnectionPool(
                 source: PostgresConnectionSource(sqlConfiguration: configuration),

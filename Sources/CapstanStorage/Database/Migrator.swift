@@ -37,7 +37,8 @@ struct Migrator: Sendable {
             do {
                 didApply = try await database.transaction { db in
                     try await Self.lock(db, backend: backend)
-                    let newest = try await db.raw("SELECT MAX(version) AS version FROM capstan_migrations")
+                    let newest =
+                        try await db.raw("SELECT MAX(version) AS version FROM capstan_migrations")
                         .first(decodingColumn: "version", as: Int?.self) ?? nil
                     if let newest, newest > known { throw StorageError.schemaTooNew(found: newest, known: known) }
                     let done = try await db.raw(
