@@ -79,6 +79,16 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
+        .target(
+            name: "CapstanAgent",
+            dependencies: [
+                "CapstanModel",
+                "CapstanClient",
+                "NixCore",
+                .product(name: "HummingbirdWSClient", package: "hummingbird-websocket"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
         .executableTarget(
             name: "capstan",
             dependencies: [
@@ -88,6 +98,7 @@ let package = Package(
                 "CapstanStorage",
                 "CapstanServer",
                 "CapstanClient",
+                "CapstanAgent",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -97,6 +108,8 @@ let package = Package(
         .testTarget(name: "CapstanCLITests", dependencies: ["NixCore", "TestSupport", "capstan"]),
         .testTarget(name: "CapstanStorageTests", dependencies: ["CapstanStorage", "TestSupport"]),
         .testTarget(name: "CapstanServerTests", dependencies: ["CapstanServer", "CapstanClient", "TestSupport"]),
+        .testTarget(name: "CapstanAgentTests", dependencies: ["CapstanAgent", "CapstanModel", "TestSupport"]),
+        .testTarget(name: "CapstanDeployTests", dependencies: ["CapstanModel", "NixCore", "TestSupport"]),
         .target(name: "TestSupport", dependencies: ["NixCore"], path: "Tests/TestSupport"),
     ],
     swiftLanguageModes: [.v6]

@@ -1,0 +1,2 @@
+/// The deployment agent: connection loop and deployment runner.
+public enum CapstanAgentModule {}
