@@ -1,0 +1,5 @@
+import ArgumentParser
+
+struct DeployActivateCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "activate", abstract: "Not available yet.")
+}

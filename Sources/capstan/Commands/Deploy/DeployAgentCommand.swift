@@ -1,0 +1,5 @@
+import ArgumentParser
+
+struct DeployAgentCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "agent", abstract: "Not available yet.")
+}

@@ -1,0 +1,5 @@
+import ArgumentParser
+
+struct DeployCancelCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "cancel", abstract: "Not available yet.")
+}

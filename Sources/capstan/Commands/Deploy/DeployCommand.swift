@@ -1,0 +1,16 @@
+import ArgumentParser
+
+struct DeployCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "deploy",
+        abstract: "Activate deployments and run the agent that carries them out.",
+        subcommands: [
+            DeployActivateCommand.self,
+            DeployStatusCommand.self,
+            DeployCancelCommand.self,
+            DeployRollbackCommand.self,
+            DeployAgentCommand.self,
+            DeployRunCommand.self,
+        ]
+    )
+}

@@ -1,0 +1,5 @@
+import ArgumentParser
+
+struct DeployStatusCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "status", abstract: "Not available yet.")
+}
