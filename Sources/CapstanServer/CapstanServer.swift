@@ -5,6 +5,8 @@ import Foundation
 import Glibc
 #endif
 import Hummingbird
+import HummingbirdWebSocket
+import ServiceLifecycle
 import Logging
 
 /// The assembled server: storage opened and migrated, services wired under their routes.
@@ -13,6 +15,9 @@ public struct CapstanServer: Sendable {
     public let store: CapstanStore
     public let tokens: TokenService
     public let caches: CacheService
+    public let deploy: DeployService
+    let hub: AgentHub
+    let events: EventBus
     let logger: Logger
 
     /// Opens the database (applying migrations) and the blob store under the data directory.
@@ -31,7 +36,14 @@ public struct CapstanServer: Sendable {
         let caches = CacheService(
             store: store, blobs: store.blobs, publicURL: configuration.effectivePublicURL,
             maxNarSize: configuration.maxNarSize, logger: logger)
-        return CapstanServer(configuration: configuration, store: store, tokens: tokens, caches: caches, logger: logger)
+        let hub = AgentHub(logger: logger)
+        let events = EventBus(store: store, logger: logger)
+        let deploy = DeployService(
+            store: store, tokens: tokens, caches: caches, hub: hub, events: events,
+            publicURL: configuration.effectivePublicURL, logger: logger)
+        return CapstanServer(
+            configuration: configuration, store: store, tokens: tokens, caches: caches, deploy: deploy, hub: hub,
+            events: events, logger: logger)
     }
 
     /// On first start: the default workspace and an admin token, printed once and kept in
@@ -59,15 +71,34 @@ public struct CapstanServer: Sendable {
         HealthRoutes(store: store).register(on: router)
         BinaryCacheRoutes(caches: caches, auth: auth).register(on: router)
         APIRoutes(caches: caches, tokens: tokens, auth: auth).register(on: router)
+        DeployRoutes(deploy: deploy, auth: auth).register(on: router)
+        return router
+    }
+
+    public func makeWebSocketRouter() -> Router<BasicWebSocketRequestContext> {
+        let router = Router(context: BasicWebSocketRequestContext.self)
+        let channel = AgentChannel(deploy: deploy, hub: hub, reconcileDelay: configuration.agentReconcileDelay)
+        DeployRoutes(deploy: deploy, auth: Authenticator(tokens: tokens)).registerAgentChannel(on: router, channel: channel)
         return router
     }
 
     /// Serves until SIGTERM or SIGINT, then closes the database.
     public func run() async throws {
+        let dispatcher = AgentDispatcher(deploy: deploy, hub: hub, events: events, logger: logger)
         let app = Application(
             router: makeRouter(),
+            server: .http1WebSocketUpgrade(
+                webSocketRouter: makeWebSocketRouter(),
+                configuration: .init(
+                    http1: .init(),
+                    // Pings every 20 s; an agent that misses one is dropped, well within a minute.
+                    ws: .init(maxFrameSize: 1 << 20, autoPing: .enabled(timePeriod: .seconds(20))))),
             configuration: .init(
                 address: .hostname(configuration.listenHost, port: configuration.listenPort), serverName: "capstan"),
+            services: [
+                BackgroundService(name: "deploy events") { [events] in await events.run() },
+                BackgroundService(name: "agent dispatcher") { await dispatcher.run() },
+            ],
             onServerRunning: { [logger, configuration] channel in
                 logger.notice(
                     "capstan listening",
@@ -84,5 +115,20 @@ public struct CapstanServer: Sendable {
             throw error
         }
         try await store.shutdown()
+    }
+}
+
+/// A task that lives as long as the server and stops on graceful shutdown.
+struct BackgroundService: Service {
+    let name: String
+    let body: @Sendable () async -> Void
+
+    init(name: String, _ body: @escaping @Sendable () async -> Void) {
+        self.name = name
+        self.body = body
+    }
+
+    func run() async throws {
+        await cancelWhenGracefulShutdown { await body() }
     }
 }

@@ -14,6 +14,9 @@ public struct ServerConfiguration: Sendable, Equatable {
     public var maxNarSize: UInt64 = 64 << 30
     /// Name of the workspace created on first start.
     public var defaultWorkspace: String = "default"
+    /// How long after an agent reconnects the server waits for it to report finished deployments
+    /// before failing the ones it no longer runs.
+    public var agentReconcileDelay: Duration = .seconds(10)
 
     public init() {}
 

@@ -1,0 +1,86 @@
+import AsyncHTTPClient
+import CapstanModel
+import Foundation
+import NIOCore
+
+extension CapstanAPIClient {
+    public func createAgent(_ request: CreateAgentRequest) async throws -> CreatedAgent {
+        try await send(.POST, "/api/v1/agents", body: request)
+    }
+
+    public func agents() async throws -> [AgentInfo] {
+        try await send(.GET, "/api/v1/agents")
+    }
+
+    /// Sends a deploy.json as it is; the server checks it.
+    public func activate(deployJSON: Data, agents: [String] = []) async throws -> ActivateResponse {
+        var path = "/api/v1/deploy/activate"
+        if !agents.isEmpty {
+            path += "?" + agents.map { "agent=\($0.addingPercentEncoding(withAllowedCharacters: .urlQueryAllowed) ?? $0)" }
+                .joined(separator: "&")
+        }
+        var request = makeRequest(.POST, path)
+        request.headers.add(name: "Content-Type", value: "application/json")
+        request.body = .bytes(ByteBuffer(bytes: deployJSON))
+        return try await execute(request, timeout: .seconds(60))
+    }
+
+    public func deployment(id: String) async throws -> DeploymentInfo {
+        try await send(.GET, "/api/v1/deployments/\(id)")
+    }
+
+    public func deployments(agent: String? = nil, status: DeploymentStatus? = nil, limit: Int = 100) async throws
+        -> [DeploymentInfo]
+    {
+        var query = ["limit=\(limit)"]
+        if let agent { query.append("agent=\(agent)") }
+        if let status { query.append("status=\(status.rawValue)") }
+        return try await send(.GET, "/api/v1/deployments?" + query.joined(separator: "&"))
+    }
+
+    public func cancelDeployment(id: String) async throws -> DeploymentInfo {
+        try await send(.POST, "/api/v1/deployments/\(id)/cancel", body: [String: String]())
+    }
+
+    public func retryDeployment(id: String) async throws -> DeploymentInfo {
+        try await send(.POST, "/api/v1/deployments/\(id)/retry", body: [String: String]())
+    }
+
+    public func rollback(agent: String) async throws -> DeploymentInfo {
+        try await send(.POST, "/api/v1/agents/\(agent)/rollback", body: [String: String]())
+    }
+
+    /// A deployment's log: everything so far, then new lines, then an item with the final deployment.
+    public func followLog(id: String) -> AsyncThrowingStream<LogStreamItem, any Error> {
+        AsyncThrowingStream { continuation in
+            let task = Task {
+                do {
+                    let request = makeRequest(.GET, "/api/v1/deployments/\(id)/log")
+                    let response = try await http.execute(request, timeout: .hours(24))
+                    guard response.status.code == 200 else {
+                        let body = try await response.body.collect(upTo: 1 << 20)
+                        let data = Data(body.readableBytesView)
+                        let message = (try? JSONDecoder().decode(APIErrorBody.self, from: data).error)
+                            ?? String(decoding: data.prefix(500), as: UTF8.self)
+                        throw ClientError(status: Int(response.status.code), message: message, url: request.url)
+                    }
+                    let decoder = JSONDecoder.capstan
+                    var pending = Data()
+                    for try await chunk in response.body {
+                        pending.append(contentsOf: chunk.readableBytesView)
+                        while let newline = pending.firstIndex(of: UInt8(ascii: "\n")) {
+                            let line = pending[pending.startIndex..<newline]
+                            pending = Data(pending[pending.index(after: newline)...])
+                            guard !line.isEmpty else { continue }
+                            continuation.yield(try decoder.decode(LogStreamItem.self, from: line))
+                        }
+                    }
+                    continuation.finish()
+                } catch {
+                    continuation.finish(throwing: error)
+                }
+            }
+            continuation.onTermination = { _ in task.cancel() }
+        }
+    }
+}

@@ -1,0 +1,58 @@
+import CapstanModel
+import Foundation
+import Logging
+
+/// The agents connected to this replica, and a way to talk to each.
+public actor AgentHub {
+    public struct Session: Sendable {
+        public let id: UUID
+        public let agentID: String
+        let send: @Sendable (ServerMessage) async throws -> Void
+    }
+
+    private var sessions: [String: Session] = [:]
+    /// When this replica last saw each agent disconnect (to answer "online?" without waiting
+    /// for the database's last-seen time to age).
+    private var disconnectedAt: [String: Date] = [:]
+    private let logger: Logger
+
+    public init(logger: Logger) {
+        self.logger = logger
+    }
+
+    /// Registers a connection; an older connection of the same agent is replaced.
+    public func attach(_ session: Session) {
+        if sessions[session.agentID] != nil {
+            logger.info("agent reconnected; replacing its previous connection", metadata: ["agent": "\(session.agentID)"])
+        }
+        sessions[session.agentID] = session
+        disconnectedAt[session.agentID] = nil
+    }
+
+    public func detach(_ session: Session) {
+        guard sessions[session.agentID]?.id == session.id else { return }
+        sessions[session.agentID] = nil
+        disconnectedAt[session.agentID] = Date()
+    }
+
+    public func isConnected(_ agentID: String) -> Bool { sessions[agentID] != nil }
+
+    public func lastDisconnect(_ agentID: String) -> Date? { disconnectedAt[agentID] }
+
+    public var connectedCount: Int { sessions.count }
+
+    public var connectedAgentIDs: [String] { Array(sessions.keys) }
+
+    /// Sends to the agent if it is connected here; false otherwise.
+    @discardableResult
+    public func send(_ message: ServerMessage, to agentID: String) async -> Bool {
+        guard let session = sessions[agentID] else { return false }
+        do {
+            try await session.send(message)
+            return true
+        } catch {
+            logger.warning("could not send to agent", metadata: ["agent": "\(agentID)", "error": "\(error)"])
+            return false
+        }
+    }
+}

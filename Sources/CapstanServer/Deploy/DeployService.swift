@@ -1,0 +1,334 @@
+import CapstanModel
+import CapstanStorage
+import Foundation
+import Logging
+import NixCore
+
+/// The rules of deployments: who may start them, what a status change means, which agent
+/// receives what. Routes for Capstan's API and for the cachix adapter both call this.
+public struct DeployService: Sendable {
+    /// An agent whose last sign of life is older than this is shown offline.
+    static let onlineWindow: TimeInterval = 45
+
+    let store: CapstanStore
+    let tokens: TokenService
+    let caches: CacheService
+    let hub: AgentHub
+    let events: EventBus
+    let publicURL: String
+    let logger: Logger
+
+    public init(
+        store: CapstanStore, tokens: TokenService, caches: CacheService, hub: AgentHub, events: EventBus,
+        publicURL: String, logger: Logger
+    ) {
+        self.store = store
+        self.tokens = tokens
+        self.caches = caches
+        self.hub = hub
+        self.events = events
+        self.publicURL = publicURL
+        self.logger = logger
+    }
+
+    // MARK: Agents
+
+    public func createAgent(_ request: CreateAgentRequest, by principal: Principal) async throws -> CreatedAgent {
+        guard principal.isAdmin else {
+            throw ServiceError.forbidden("adding an agent needs an admin token; this one is a \(principal.kind.rawValue) token")
+        }
+        do {
+            try ResourceName.validate(request.name, what: "agent")
+        } catch {
+            throw ServiceError.badRequest(error.description)
+        }
+        var cacheID: String?
+        if let cacheName = request.cache {
+            guard let cache = try await store.cache(named: cacheName), cache.workspaceID == principal.workspaceID else {
+                throw ServiceError.notFound("cache '\(cacheName)' does not exist in this workspace")
+            }
+            cacheID = cache.id
+        }
+        let record = AgentRecord(
+            id: UUID().uuidString.lowercased(), workspaceID: principal.workspaceID, name: request.name,
+            cacheID: cacheID, system: nil, version: nil, currentStorePath: nil, lastSeen: nil, createdAt: Date())
+        do {
+            try await store.insertAgent(record)
+        } catch let error as StorageError {
+            if case .duplicate = error { throw ServiceError.conflict("an agent named '\(request.name)' already exists") }
+            throw error
+        }
+        let token = try await tokens.issue(
+            kind: .agent, workspaceID: principal.workspaceID, cacheID: nil, agentID: record.id,
+            label: "agent \(request.name)")
+        logger.info("agent created", metadata: ["agent": "\(request.name)"])
+        return CreatedAgent(agent: try await info(record), token: token.token)
+    }
+
+    public func agents(by principal: Principal) async throws -> [AgentInfo] {
+        try requireReader(principal)
+        var result: [AgentInfo] = []
+        for agent in try await store.agents(workspaceID: principal.workspaceID) { result.append(try await info(agent)) }
+        return result
+    }
+
+    func info(_ agent: AgentRecord) async throws -> AgentInfo {
+        let latest = try await store.deployments(workspaceID: agent.workspaceID, agentID: agent.id, status: nil, limit: 1)
+            .first
+        return AgentInfo(
+            id: agent.id, name: agent.name, online: await isOnline(agent), lastSeen: agent.lastSeen,
+            system: agent.system, version: agent.version, currentStorePath: agent.currentStorePath,
+            currentDeployment: latest?.id, currentStatus: latest?.status, createdAt: agent.createdAt)
+    }
+
+    /// Connected here, or seen recently by another replica (which refreshes last-seen while connected).
+    func isOnline(_ agent: AgentRecord) async -> Bool {
+        if await hub.isConnected(agent.id) { return true }
+        guard let lastSeen = agent.lastSeen, Date().timeIntervalSince(lastSeen) < Self.onlineWindow else { return false }
+        if let gone = await hub.lastDisconnect(agent.id), gone >= lastSeen { return false }
+        return true
+    }
+
+    // MARK: Activation
+
+    /// One deployment per agent of the deploy.json, created together or not at all.
+    public func activate(_ spec: DeploySpec, agentFilter: Set<String>? = nil, by principal: Principal) async throws
+        -> ActivateResponse
+    {
+        guard principal.kind == .activate || principal.isAdmin else {
+            throw ServiceError.forbidden(
+                "activating a deployment needs an activate token (capstan token create --kind activate); "
+                    + "this one is a \(principal.kind.rawValue) token")
+        }
+        do {
+            try spec.validate()
+        } catch {
+            throw ServiceError.badRequest(error.description)
+        }
+        var requests: [DeploymentRequest] = []
+        var names: [String: String] = [:]
+        let rollback = try spec.rollbackScript.map { String(decoding: try JSONEncoder.sorted.encode($0), as: UTF8.self) }
+        for (name, path) in spec.agents.sorted(by: { $0.key < $1.key }) {
+            if let agentFilter, !agentFilter.contains(name) { continue }
+            guard let agent = try await store.agent(workspaceID: principal.workspaceID, name: name) else {
+                throw ServiceError.badRequest(
+                    "deploy.json: agents.\(name): no agent named '\(name)' in this workspace; "
+                        + "add it with `capstan agent create \(name)` (nothing was deployed)")
+            }
+            names[agent.id] = name
+            requests.append(DeploymentRequest(agentID: agent.id, storePath: path, rollbackScript: rollback))
+        }
+        guard !requests.isEmpty else { throw ServiceError.badRequest("no agent of deploy.json matches the --agent filter") }
+        let batch = try await store.createDeployments(
+            workspaceID: principal.workspaceID, activationID: UUID().uuidString.lowercased(),
+            createdBy: principal.label, requests: requests, at: Date())
+        for old in batch.superseded {
+            await events.publish(.deploymentCancelled(agentID: old.agentID, deploymentID: old.id))
+        }
+        var response: [String: ActivateResponse.Created] = [:]
+        for deployment in batch.created {
+            await events.publish(.deploymentCreated(agentID: deployment.agentID, deploymentID: deployment.id))
+            let name = names[deployment.agentID] ?? deployment.agentID
+            response[name] = .init(id: deployment.id, index: deployment.index, url: url(of: deployment))
+            logger.info(
+                "deployment created",
+                metadata: [
+                    "agent": "\(name)", "deployment": "\(deployment.id)", "index": "\(deployment.index)",
+                    "storePath": "\(deployment.storePath)", "by": "\(principal.label ?? principal.tokenID)",
+                ])
+        }
+        return ActivateResponse(agents: response)
+    }
+
+    public func url(of deployment: DeploymentRecord) -> String { "\(publicURL)/deployments/\(deployment.id)" }
+
+    // MARK: Reading
+
+    public func deployment(id: String, by principal: Principal) async throws -> DeploymentInfo {
+        try requireReader(principal)
+        return try await info(try record(id: id, workspaceID: principal.workspaceID))
+    }
+
+    public func deployments(
+        agentName: String?, status: DeploymentStatus?, limit: Int, by principal: Principal
+    ) async throws -> [DeploymentInfo] {
+        try requireReader(principal)
+        var agentID: String?
+        if let agentName {
+            guard let agent = try await store.agent(workspaceID: principal.workspaceID, name: agentName) else {
+                throw ServiceError.notFound("no agent named '\(agentName)' in this workspace")
+            }
+            agentID = agent.id
+        }
+        var result: [DeploymentInfo] = []
+        for record in try await store.deployments(
+            workspaceID: principal.workspaceID, agentID: agentID, status: status, limit: max(1, min(limit, 1000)))
+        {
+            result.append(try await info(record))
+        }
+        return result
+    }
+
+    func record(id: String, workspaceID: String) async throws -> DeploymentRecord {
+        guard let record = try await store.deployment(id: id), record.workspaceID == workspaceID else {
+            throw ServiceError.notFound("deployment \(id) does not exist in this workspace")
+        }
+        return record
+    }
+
+    func info(_ record: DeploymentRecord) async throws -> DeploymentInfo {
+        let agent = try await store.agent(id: record.agentID)
+        return DeploymentInfo(
+            id: record.id, agent: agent?.name ?? record.agentID, index: record.index, storePath: record.storePath,
+            rollbackScript: Self.rollbackScript(record.rollbackScript, system: agent?.system), status: record.status,
+            reason: record.reason, rolledBack: record.rolledBack, closureSize: record.closureSize,
+            createdOn: record.createdAt, startedOn: record.startedAt, finishedOn: record.finishedAt,
+            createdBy: record.createdBy, url: url(of: record))
+    }
+
+    /// The script of the agent's system from the stored deploy.json map.
+    static func rollbackScript(_ stored: String?, system: String?) -> String? {
+        guard let stored, let system,
+            let map = try? JSONDecoder().decode([String: String].self, from: Data(stored.utf8))
+        else { return nil }
+        return map[system]
+    }
+
+    /// Everything logged so far, then new lines as they come, then the final deployment.
+    public func followLog(id: String, by principal: Principal) async throws -> AsyncThrowingStream<LogStreamItem, any Error> {
+        try requireReader(principal)
+        let first = try await record(id: id, workspaceID: principal.workspaceID)
+        // Subscribe before the first read so that nothing logged in between is missed.
+        let subscription = events.subscribe()
+        let (wakeups, wake) = AsyncStream<Void>.makeStream(bufferingPolicy: .bufferingNewest(1))
+        let listener = Task {
+            for await event in subscription where event.deploymentID == id { wake.yield() }
+        }
+        // A lost notification only delays the follower until the next tick.
+        let ticker = Task {
+            while !Task.isCancelled {
+                try? await Task.sleep(for: .seconds(5))
+                wake.yield()
+            }
+        }
+        return AsyncThrowingStream { continuation in
+            let task = Task {
+                var seq = 0
+                var current = first
+                var wakeup = wakeups.makeAsyncIterator()
+                do {
+                    while !Task.isCancelled {
+                        let lines = try await store.logLines(deploymentID: id, after: seq, limit: 1000)
+                        for stored in lines { continuation.yield(LogStreamItem(line: stored.line)) }
+                        seq = lines.last?.seq ?? seq
+                        if lines.count == 1000 { continue }
+                        if current.status.isFinal {
+                            continuation.yield(LogStreamItem(end: try await info(current)))
+                            break
+                        }
+                        guard await wakeup.next() != nil else { break }
+                        current = try await store.deployment(id: id) ?? current
+                    }
+                    continuation.finish()
+                } catch {
+                    continuation.finish(throwing: error)
+                }
+                listener.cancel()
+                ticker.cancel()
+            }
+            continuation.onTermination = { _ in
+                task.cancel()
+                listener.cancel()
+                ticker.cancel()
+            }
+        }
+    }
+
+    // MARK: Actions
+
+    public func cancel(id: String, by principal: Principal) async throws -> DeploymentInfo {
+        try requireActor(principal)
+        let record = try await record(id: id, workspaceID: principal.workspaceID)
+        guard record.status == .pending else {
+            throw ServiceError.conflict(
+                "deployment \(id) is \(record.status.rawValue); only a Pending deployment can be cancelled")
+        }
+        guard
+            let cancelled = try await store.transitionDeployment(
+                id: id, from: [.pending], to: .cancelled, reason: "cancelled by \(principal.label ?? principal.kind.rawValue)",
+                rolledBack: nil, at: Date())
+        else {
+            throw ServiceError.conflict("deployment \(id) was taken by its agent in the meantime; it can no longer be cancelled")
+        }
+        await events.publish(.deploymentCancelled(agentID: cancelled.agentID, deploymentID: id))
+        logger.info("deployment cancelled", metadata: ["deployment": "\(id)", "by": "\(principal.label ?? principal.tokenID)"])
+        return try await info(cancelled)
+    }
+
+    /// A finished deployment again: same agent, same store path, a new deployment.
+    public func retry(id: String, by principal: Principal) async throws -> DeploymentInfo {
+        try requireActor(principal)
+        let record = try await record(id: id, workspaceID: principal.workspaceID)
+        guard record.status.isFinal else {
+            throw ServiceError.conflict("deployment \(id) is still \(record.status.rawValue); retry it once it has finished")
+        }
+        return try await redeploy(record.agentID, storePath: record.storePath, rollbackScript: record.rollbackScript, by: principal)
+    }
+
+    /// Deploys the agent's previous successful configuration again.
+    public func rollback(agentName: String, by principal: Principal) async throws -> DeploymentInfo {
+        try requireActor(principal)
+        guard let agent = try await store.agent(workspaceID: principal.workspaceID, name: agentName) else {
+            throw ServiceError.notFound("no agent named '\(agentName)' in this workspace")
+        }
+        guard let current = try await store.lastSucceededDeployment(agentID: agent.id, before: nil) else {
+            throw ServiceError.conflict("agent '\(agentName)' has no successful deployment to roll back from")
+        }
+        var candidate = try await store.lastSucceededDeployment(agentID: agent.id, before: current.index)
+        while let found = candidate, found.storePath == current.storePath {
+            candidate = try await store.lastSucceededDeployment(agentID: agent.id, before: found.index)
+        }
+        guard let previous = candidate else {
+            throw ServiceError.conflict(
+                "agent '\(agentName)' has no earlier successful deployment than #\(current.index) to roll back to")
+        }
+        return try await redeploy(agent.id, storePath: previous.storePath, rollbackScript: previous.rollbackScript, by: principal)
+    }
+
+    private func redeploy(_ agentID: String, storePath: String, rollbackScript: String?, by principal: Principal)
+        async throws -> DeploymentInfo
+    {
+        let batch = try await store.createDeployments(
+            workspaceID: principal.workspaceID, activationID: UUID().uuidString.lowercased(), createdBy: principal.label,
+            requests: [DeploymentRequest(agentID: agentID, storePath: storePath, rollbackScript: rollbackScript)],
+            at: Date())
+        for old in batch.superseded {
+            await events.publish(.deploymentCancelled(agentID: old.agentID, deploymentID: old.id))
+        }
+        guard let created = batch.created.first else {
+            throw ServiceError(.unavailable, "the deployment was not created")
+        }
+        await events.publish(.deploymentCreated(agentID: agentID, deploymentID: created.id))
+        return try await info(created)
+    }
+
+    private func requireReader(_ principal: Principal) throws {
+        guard principal.isAdmin || principal.kind == .activate else {
+            throw ServiceError.forbidden("reading deployments needs an admin or activate token")
+        }
+    }
+
+    private func requireActor(_ principal: Principal) throws {
+        guard principal.isAdmin || principal.kind == .activate else {
+            throw ServiceError.forbidden("changing deployments needs an admin or activate token")
+        }
+    }
+}
+
+extension JSONEncoder {
+    static var sorted: JSONEncoder {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        return encoder
+    }
+}
