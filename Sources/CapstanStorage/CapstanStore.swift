@@ -11,6 +11,8 @@ public final class CapstanStore: Sendable {
     /// NAR files under `<dataDirectory>/blobs`.
     public let blobs: BlobStore
     let logger: Logger
+    /// The `listen(channel:)` streams this store serves, ended by `shutdown()`.
+    let listeners = ListenerRegistry()
 
     init(database: CapstanDatabase, blobs: BlobStore, logger: Logger) {
         self.database = database
@@ -45,8 +47,9 @@ public final class CapstanStore: Sendable {
         try await database.ping()
     }
 
-    /// Closes the database connections.
+    /// Ends the `listen(channel:)` streams and closes the database connections.
     public func shutdown() async throws {
+        listeners.stopAll()
         try await database.shutdown()
     }
 

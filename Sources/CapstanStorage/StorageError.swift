@@ -7,6 +7,8 @@ public enum StorageError: Error, Sendable, Equatable, CustomStringConvertible {
     case invalidDatabaseURL(String, reason: String)
     /// A name that must be unique is taken, e.g. `duplicate(what: "cache", name: "main")`.
     case duplicate(what: String, name: String)
+    /// A row the operation needs does not exist, e.g. `notFound(what: "agent", key: "<id>")`.
+    case notFound(what: String, key: String)
     /// A row holds a value this version cannot read (e.g. an unknown token kind).
     case invalidRow(table: String, key: String, reason: String)
     /// The database was migrated by a newer Capstan than this one.
@@ -22,6 +24,8 @@ public enum StorageError: Error, Sendable, Equatable, CustomStringConvertible {
             return "database URL '\(Self.redacted(url))' is not valid: \(reason)"
         case .duplicate(let what, let name):
             return "a \(what) named '\(name)' already exists"
+        case .notFound(let what, let key):
+            return "\(what) '\(key)' does not exist"
         case .invalidRow(let table, let key, let reason):
             return "\(table) row \(key) cannot be read: \(reason)"
         case .schemaTooNew(let found, let known):

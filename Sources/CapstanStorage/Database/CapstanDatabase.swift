@@ -18,6 +18,8 @@ public final class CapstanDatabase: @unchecked Sendable {
     /// Statements sent here run on any pooled connection, outside any transaction.
     public let sql: any SQLDatabase
     public let logger: Logger
+    /// How to open a connection outside the pool, e.g. the one a `LISTEN` holds; nil on SQLite.
+    let postgresConfiguration: PostgresConnection.Configuration?
     private let pool: Pool
 
     private enum Pool {
@@ -61,7 +63,7 @@ public final class CapstanDatabase: @unchecked Sendable {
             let canonical = (path as NSString).standardizingPath
             return CapstanDatabase(
                 backend: .sqlite, sql: sql, pool: .sqlite(pool, await WriteGate.forFile(canonical)),
-                logger: logger)
+                postgresConfiguration: nil, logger: logger)
         }
         if trimmed.hasPrefix("postgres://") || trimmed.hasPrefix("postgresql://") {
             let configuration: SQLPostgresConfiguration
@@ -78,16 +80,22 @@ public final class CapstanDatabase: @unchecked Sendable {
             let sql = pool.database(logger: logger).sql()
             logger.info(
                 "using PostgreSQL database", metadata: ["url": "\(StorageError.redacted(trimmed))"])
-            return CapstanDatabase(backend: .postgres, sql: sql, pool: .postgres(pool), logger: logger)
+            return CapstanDatabase(
+                backend: .postgres, sql: sql, pool: .postgres(pool),
+                postgresConfiguration: configuration.coreConfiguration, logger: logger)
         }
         throw StorageError.invalidDatabaseURL(
             trimmed, reason: "use sqlite:PATH (or nothing, for the data directory) or postgres://USER@HOST/DATABASE")
     }
 
-    private init(backend: DatabaseBackend, sql: any SQLDatabase, pool: Pool, logger: Logger) {
+    private init(
+        backend: DatabaseBackend, sql: any SQLDatabase, pool: Pool,
+        postgresConfiguration: PostgresConnection.Configuration?, logger: Logger
+    ) {
         self.backend = backend
         self.sql = sql
         self.pool = pool
+        self.postgresConfiguration = postgresConfiguration
         self.logger = logger
     }
 

@@ -3,7 +3,7 @@
 /// Column types are chosen to mean the same on both backends: TEXT, BIGINT (timestamps are
 /// milliseconds since 1970), INTEGER and BOOLEAN (stored as 0/1 by SQLite).
 enum Migrations {
-    static let all: [Migration] = [initialSchema]
+    static let all: [Migration] = [initialSchema, deployments]
 
     static let initialSchema = Migration(version: 1, name: "workspaces, tokens, caches, paths") { _ in
         [
@@ -76,6 +76,59 @@ enum Migrations {
             )
             """,
             "CREATE INDEX path_references_reference ON path_references (cache_id, reference)",
+        ]
+    }
+
+    /// Agents, their deployments and the deployments' logs.
+    static let deployments = Migration(version: 2, name: "agents, deployments, deployment logs") { _ in
+        [
+            """
+            CREATE TABLE agents (
+                id TEXT PRIMARY KEY,
+                workspace_id TEXT NOT NULL REFERENCES workspaces(id) ON DELETE CASCADE,
+                name TEXT NOT NULL,
+                cache_id TEXT NULL REFERENCES caches(id) ON DELETE SET NULL,
+                system TEXT NULL,
+                version TEXT NULL,
+                current_store_path TEXT NULL,
+                last_seen BIGINT NULL,
+                created_at BIGINT NOT NULL,
+                UNIQUE (workspace_id, name)
+            )
+            """,
+            // Deleting a cache sets agents.cache_id to NULL; the index keeps that from scanning all agents.
+            "CREATE INDEX agents_cache ON agents (cache_id)",
+            """
+            CREATE TABLE deployments (
+                id TEXT PRIMARY KEY,
+                workspace_id TEXT NOT NULL REFERENCES workspaces(id) ON DELETE CASCADE,
+                agent_id TEXT NOT NULL REFERENCES agents(id) ON DELETE CASCADE,
+                idx INTEGER NOT NULL,
+                store_path TEXT NOT NULL,
+                rollback_script TEXT NULL,
+                status TEXT NOT NULL,
+                reason TEXT NULL,
+                rolled_back BOOLEAN NOT NULL,
+                closure_size BIGINT NULL,
+                created_at BIGINT NOT NULL,
+                started_at BIGINT NULL,
+                finished_at BIGINT NULL,
+                created_by TEXT NULL,
+                activation_id TEXT NULL,
+                UNIQUE (agent_id, idx)
+            )
+            """,
+            "CREATE INDEX deployments_agent_status ON deployments (agent_id, status)",
+            "CREATE INDEX deployments_workspace_created ON deployments (workspace_id, created_at)",
+            """
+            CREATE TABLE deployment_logs (
+                deployment_id TEXT NOT NULL REFERENCES deployments(id) ON DELETE CASCADE,
+                seq INTEGER NOT NULL,
+                time BIGINT NOT NULL,
+                line TEXT NOT NULL,
+                PRIMARY KEY (deployment_id, seq)
+            )
+            """,
         ]
     }
 }

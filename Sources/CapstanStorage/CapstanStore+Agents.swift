@@ -1,0 +1,110 @@
+import Foundation
+import SQLKit
+
+extension CapstanStore {
+    /// Registers an agent; a name taken in the workspace throws `StorageError.duplicate(what: "agent", name:)`.
+    public func insertAgent(_ record: AgentRecord) async throws {
+        let inserted = try await describingFailure(
+            "creating agent '\(record.name)' in workspace \(record.workspaceID)"
+        ) {
+            try await database.transaction { db in
+                try await db.raw(
+                    """
+                    INSERT INTO agents (id, workspace_id, name, cache_id, system, version, current_store_path,
+                                        last_seen, created_at)
+                    VALUES (\(bind: record.id), \(bind: record.workspaceID), \(bind: record.name),
+                            \(bind: record.cacheID), \(bind: record.system), \(bind: record.version),
+                            \(bind: record.currentStorePath), \(bind: record.lastSeen?.unixMilliseconds),
+                            \(bind: record.createdAt.unixMilliseconds))
+                    ON CONFLICT (workspace_id, name) DO NOTHING
+                    RETURNING id
+                    """
+                ).first() != nil
+            }
+        }
+        guard inserted else { throw StorageError.duplicate(what: "agent", name: record.name) }
+    }
+
+    public func agent(id: String) async throws -> AgentRecord? {
+        try await describingFailure("looking up agent \(id)") {
+            try await sql.raw("SELECT \(unsafeRaw: Self.agentColumns) FROM agents WHERE id = \(bind: id)")
+                .first().map(AgentRecord.init(row:))
+        }
+    }
+
+    public func agent(workspaceID: String, name: String) async throws -> AgentRecord? {
+        try await describingFailure("looking up agent '\(name)' in workspace \(workspaceID)") {
+            try await sql.raw(
+                """
+                SELECT \(unsafeRaw: Self.agentColumns) FROM agents
+                WHERE workspace_id = \(bind: workspaceID) AND name = \(bind: name)
+                """
+            ).first().map(AgentRecord.init(row:))
+        }
+    }
+
+    /// The agents of a workspace, by name.
+    public func agents(workspaceID: String) async throws -> [AgentRecord] {
+        try await describingFailure("listing agents of workspace \(workspaceID)") {
+            try await sql.raw(
+                """
+                SELECT \(unsafeRaw: Self.agentColumns) FROM agents WHERE workspace_id = \(bind: workspaceID)
+                ORDER BY name
+                """
+            ).all().map(AgentRecord.init(row:))
+        }
+    }
+
+    /// Records what a connecting agent reports about itself. `system` and `version` are stored as given;
+    /// a nil `currentStorePath` keeps the stored one, since an agent may not know its profile yet.
+    /// Throws `StorageError.notFound` for an unknown agent.
+    public func recordAgentSeen(
+        id: String, system: String?, version: String?, currentStorePath: String?, at date: Date
+    ) async throws {
+        let updated = try await describingFailure("recording that agent \(id) was seen") {
+            try await database.transaction { db in
+                try await db.raw(
+                    """
+                    UPDATE agents SET system = \(bind: system), version = \(bind: version),
+                        current_store_path = COALESCE(\(bind: currentStorePath), current_store_path),
+                        last_seen = \(bind: date.unixMilliseconds)
+                    WHERE id = \(bind: id)
+                    RETURNING id
+                    """
+                ).first() != nil
+            }
+        }
+        guard updated else { throw StorageError.notFound(what: "agent", key: id) }
+    }
+
+    /// Records the store path an agent now runs (after a deployment or a rollback); nil when unknown.
+    /// Throws `StorageError.notFound` for an unknown agent.
+    public func setAgentCurrentStorePath(id: String, storePath: String?) async throws {
+        let updated = try await describingFailure("setting the current store path of agent \(id)") {
+            try await database.transaction { db in
+                try await db.raw(
+                    "UPDATE agents SET current_store_path = \(bind: storePath) WHERE id = \(bind: id) RETURNING id"
+                ).first() != nil
+            }
+        }
+        guard updated else { throw StorageError.notFound(what: "agent", key: id) }
+    }
+
+    static let agentColumns =
+        "id, workspace_id, name, cache_id, system, version, current_store_path, last_seen, created_at"
+}
+
+extension AgentRecord {
+    init(row: any SQLRow) throws {
+        self.init(
+            id: try row.decode(column: "id", as: String.self),
+            workspaceID: try row.decode(column: "workspace_id", as: String.self),
+            name: try row.decode(column: "name", as: String.self),
+            cacheID: try row.decode(column: "cache_id", as: String?.self),
+            system: try row.decode(column: "system", as: String?.self),
+            version: try row.decode(column: "version", as: String?.self),
+            currentStorePath: try row.decode(column: "current_store_path", as: String?.self),
+            lastSeen: try row.decode(column: "last_seen", as: Int64?.self).map(Date.init(unixMilliseconds:)),
+            createdAt: Date(unixMilliseconds: try row.decode(column: "created_at", as: Int64.self)))
+    }
+}

@@ -1,0 +1,245 @@
+import CapstanModel
+import Foundation
+import SQLKit
+
+extension CapstanStore {
+    /// Creates one pending deployment per request, all or nothing, for one activation of a deploy.json.
+    ///
+    /// Each agent's deployments still `Pending` end `Cancelled` ("superseded by deployment #N"): an
+    /// agent only ever needs its newest configuration. Indexes count 1, 2, 3… per agent. Concurrent
+    /// activations for the same agent are serialised by locking the agent rows (PostgreSQL) or by the
+    /// write lock (SQLite), so indexes stay unique and consecutive and one deployment stays pending.
+    /// Throws `StorageError.notFound(what: "agent", …)` when an agent is not in the workspace.
+    public func createDeployments(
+        workspaceID: String, activationID: String?, createdBy: String?, requests: [DeploymentRequest], at date: Date
+    ) async throws -> DeploymentBatch {
+        guard !requests.isEmpty else { return DeploymentBatch(created: [], superseded: []) }
+        // One order for every activation, so two of them never wait on each other's locks in a cycle.
+        let agentIDs = Array(Set(requests.map(\.agentID))).sorted()
+        let lockClause = database.backend == .postgres ? "ORDER BY id FOR UPDATE" : ""
+        let millis = date.unixMilliseconds
+        return try await describingFailure(
+            "creating deployments for agents \(agentIDs.joined(separator: ", ")) in workspace \(workspaceID)"
+        ) {
+            try await database.transaction { db in
+                let ids: [any Encodable & Sendable] = agentIDs
+                let found = Set(
+                    try await db.raw(
+                        """
+                        SELECT id FROM agents WHERE workspace_id = \(bind: workspaceID) AND id IN (\(binds: ids))
+                        \(unsafeRaw: lockClause)
+                        """
+                    ).all(decodingColumn: "id", as: String.self))
+                if let missing = agentIDs.first(where: { !found.contains($0) }) {
+                    throw StorageError.notFound(what: "agent", key: missing)
+                }
+                var created: [DeploymentRecord] = []
+                var superseded: [DeploymentRecord] = []
+                for request in requests {
+                    let newest =
+                        try await db.raw(
+                            """
+                            SELECT COALESCE(MAX(idx), 0) AS idx FROM deployments WHERE agent_id = \(bind: request.agentID)
+                            """
+                        ).first(decodingColumn: "idx", as: Int.self) ?? 0
+                    let index = newest + 1
+                    superseded += try await db.raw(
+                        """
+                        UPDATE deployments
+                        SET status = \(bind: DeploymentStatus.cancelled.rawValue),
+                            reason = \(bind: "superseded by deployment #\(index)"), finished_at = \(bind: millis)
+                        WHERE agent_id = \(bind: request.agentID) AND status = \(bind: DeploymentStatus.pending.rawValue)
+                        RETURNING \(unsafeRaw: Self.deploymentColumns)
+                        """
+                    ).all().map(DeploymentRecord.init(row:)).sorted { $0.index < $1.index }
+                    let row = try await db.raw(
+                        """
+                        INSERT INTO deployments (id, workspace_id, agent_id, idx, store_path, rollback_script, status,
+                                                 reason, rolled_back, closure_size, created_at, started_at,
+                                                 finished_at, created_by, activation_id)
+                        VALUES (\(bind: UUID().uuidString.lowercased()), \(bind: workspaceID),
+                                \(bind: request.agentID), \(bind: index), \(bind: request.storePath),
+                                \(bind: request.rollbackScript), \(bind: DeploymentStatus.pending.rawValue),
+                                NULL, \(bind: false), NULL, \(bind: millis), NULL, NULL, \(bind: createdBy),
+                                \(bind: activationID))
+                        RETURNING \(unsafeRaw: Self.deploymentColumns)
+                        """
+                    ).first()
+                    guard let row else {
+                        throw StorageError.query(
+                            operation: "creating deployment #\(index) of agent \(request.agentID)",
+                            reason: "the INSERT returned no row")
+                    }
+                    created.append(try DeploymentRecord(row: row))
+                }
+                return DeploymentBatch(created: created, superseded: superseded)
+            }
+        }
+    }
+
+    public func deployment(id: String) async throws -> DeploymentRecord? {
+        try await describingFailure("looking up deployment \(id)") {
+            try await sql.raw(
+                "SELECT \(unsafeRaw: Self.deploymentColumns) FROM deployments WHERE id = \(bind: id)"
+            ).first().map(DeploymentRecord.init(row:))
+        }
+    }
+
+    /// The newest deployments of a workspace (creation time, then index, descending), optionally only
+    /// those of one agent or in one status: for the dashboard and the deploy API's listings.
+    public func deployments(
+        workspaceID: String, agentID: String? = nil, status: DeploymentStatus? = nil, limit: Int = 100
+    ) async throws -> [DeploymentRecord] {
+        var query: SQLQueryString =
+            "SELECT \(unsafeRaw: Self.deploymentColumns) FROM deployments WHERE workspace_id = \(bind: workspaceID)"
+        if let agentID { query += " AND agent_id = \(bind: agentID)" }
+        if let status { query += " AND status = \(bind: status.rawValue)" }
+        query += " ORDER BY created_at DESC, agent_id, idx DESC LIMIT \(literal: max(0, limit))"
+        let filters = [agentID.map { "agent \($0)" }, status.map { "status \($0.rawValue)" }].compactMap { $0 }
+        return try await describingFailure(
+            "listing deployments of workspace \(workspaceID)"
+                + (filters.isEmpty ? "" : " (\(filters.joined(separator: ", ")))")
+        ) {
+            try await sql.raw(query).all().map(DeploymentRecord.init(row:))
+        }
+    }
+
+    /// The deployments of an agent, oldest first, optionally only those in one status.
+    public func deployments(agentID: String, status: DeploymentStatus? = nil) async throws -> [DeploymentRecord] {
+        var query: SQLQueryString =
+            "SELECT \(unsafeRaw: Self.deploymentColumns) FROM deployments WHERE agent_id = \(bind: agentID)"
+        if let status { query += " AND status = \(bind: status.rawValue)" }
+        query += " ORDER BY idx"
+        return try await describingFailure(
+            "listing deployments of agent \(agentID)" + (status.map { " in status \($0.rawValue)" } ?? "")
+        ) {
+            try await sql.raw(query).all().map(DeploymentRecord.init(row:))
+        }
+    }
+
+    /// What an agent should run when it connects: its newest deployment still `Pending`.
+    public func newestPendingDeployment(agentID: String) async throws -> DeploymentRecord? {
+        try await describingFailure("looking up the newest pending deployment of agent \(agentID)") {
+            try await sql.raw(
+                """
+                SELECT \(unsafeRaw: Self.deploymentColumns) FROM deployments
+                WHERE agent_id = \(bind: agentID) AND status = \(bind: DeploymentStatus.pending.rawValue)
+                ORDER BY idx DESC LIMIT 1
+                """
+            ).first().map(DeploymentRecord.init(row:))
+        }
+    }
+
+    /// Moves a deployment to `to` only if it is in one of `from` (compare-and-set), so two replicas or
+    /// an agent and a cancelling user cannot both win. Moving to `InProgress` sets `startedAt`, to a
+    /// final status sets `finishedAt`; a nil `reason` or `rolledBack` keeps the stored value.
+    /// Returns the updated deployment, or nil when it does not exist or was not in `from`.
+    public func transitionDeployment(
+        id: String, from: Set<DeploymentStatus>, to: DeploymentStatus, reason: String? = nil,
+        rolledBack: Bool? = nil, at date: Date
+    ) async throws -> DeploymentRecord? {
+        guard !from.isEmpty else { return nil }
+        let fromValues: [any Encodable & Sendable] = from.map(\.rawValue).sorted()
+        var assignments: SQLQueryString = "status = \(bind: to.rawValue)"
+        if let reason { assignments += ", reason = \(bind: reason)" }
+        if let rolledBack { assignments += ", rolled_back = \(bind: rolledBack)" }
+        if to == .inProgress { assignments += ", started_at = \(bind: date.unixMilliseconds)" }
+        if to.isFinal { assignments += ", finished_at = \(bind: date.unixMilliseconds)" }
+        let fromText = from.map(\.rawValue).sorted().joined(separator: "|")
+        return try await describingFailure("moving deployment \(id) from \(fromText) to \(to.rawValue)") {
+            try await database.transaction { db in
+                try await db.raw(
+                    """
+                    UPDATE deployments SET \(assignments)
+                    WHERE id = \(bind: id) AND status IN (\(binds: fromValues))
+                    RETURNING \(unsafeRaw: Self.deploymentColumns)
+                    """
+                ).first().map(DeploymentRecord.init(row:))
+            }
+        }
+    }
+
+    /// Records the size of the closure an agent realised. Throws `StorageError.notFound` for an unknown deployment.
+    public func setClosureSize(deploymentID: String, size: Int64) async throws {
+        let updated = try await describingFailure("setting the closure size of deployment \(deploymentID) to \(size)") {
+            try await database.transaction { db in
+                try await db.raw(
+                    """
+                    UPDATE deployments SET closure_size = \(bind: size) WHERE id = \(bind: deploymentID) RETURNING id
+                    """
+                ).first() != nil
+            }
+        }
+        guard updated else { throw StorageError.notFound(what: "deployment", key: deploymentID) }
+    }
+
+    /// The agent's succeeded deployment with the highest index (below `index` when given): what a
+    /// rollback goes back to, and a closure garbage collection must keep.
+    public func lastSucceededDeployment(agentID: String, before index: Int? = nil) async throws -> DeploymentRecord? {
+        var query: SQLQueryString = """
+            SELECT \(unsafeRaw: Self.deploymentColumns) FROM deployments
+            WHERE agent_id = \(bind: agentID) AND status = \(bind: DeploymentStatus.succeeded.rawValue)
+            """
+        if let index { query += " AND idx < \(bind: index)" }
+        query += " ORDER BY idx DESC LIMIT 1"
+        return try await describingFailure(
+            "looking up the last succeeded deployment of agent \(agentID)" + (index.map { " before #\($0)" } ?? "")
+        ) {
+            try await sql.raw(query).first().map(DeploymentRecord.init(row:))
+        }
+    }
+
+    /// How many deployments are in each status, in one workspace or (nil) all: for metrics. Every
+    /// status is present, with 0 when none is in it, so gauges drop back to zero.
+    public func deploymentCounts(workspaceID: String?) async throws -> [DeploymentStatus: Int] {
+        var query: SQLQueryString = "SELECT status, CAST(COUNT(*) AS BIGINT) AS n FROM deployments"
+        if let workspaceID { query += " WHERE workspace_id = \(bind: workspaceID)" }
+        query += " GROUP BY status"
+        return try await describingFailure(
+            "counting deployments" + (workspaceID.map { " of workspace \($0)" } ?? " of all workspaces")
+        ) {
+            var counts = Dictionary(uniqueKeysWithValues: DeploymentStatus.allCases.map { ($0, 0) })
+            for row in try await sql.raw(query).all() {
+                let text = try row.decode(column: "status", as: String.self)
+                guard let status = DeploymentStatus(rawValue: text) else {
+                    throw StorageError.invalidRow(
+                        table: "deployments", key: "status '\(text)'", reason: "unknown deployment status '\(text)'")
+                }
+                counts[status] = Int(try row.decode(column: "n", as: Int64.self))
+            }
+            return counts
+        }
+    }
+
+    static let deploymentColumns = """
+        id, workspace_id, agent_id, idx, store_path, rollback_script, status, reason, rolled_back, closure_size, \
+        created_at, started_at, finished_at, created_by, activation_id
+        """
+}
+
+extension DeploymentRecord {
+    init(row: any SQLRow) throws {
+        let id = try row.decode(column: "id", as: String.self)
+        let statusText = try row.decode(column: "status", as: String.self)
+        guard let status = DeploymentStatus(rawValue: statusText) else {
+            throw StorageError.invalidRow(
+                table: "deployments", key: id, reason: "unknown deployment status '\(statusText)'")
+        }
+        self.init(
+            id: id,
+            workspaceID: try row.decode(column: "workspace_id", as: String.self),
+            agentID: try row.decode(column: "agent_id", as: String.self),
+            index: try row.decode(column: "idx", as: Int.self),
+            storePath: try row.decode(column: "store_path", as: String.self),
+            rollbackScript: try row.decode(column: "rollback_script", as: String?.self),
+            status: status,
+            reason: try row.decode(column: "reason", as: String?.self),
+            rolledBack: try row.decode(column: "rolled_back", as: Bool.self),
+            closureSize: try row.decode(column: "closure_size", as: Int64?.self),
+            createdAt: Date(unixMilliseconds: try row.decode(column: "created_at", as: Int64.self)),
+            startedAt: try row.decode(column: "started_at", as: Int64?.self).map(Date.init(unixMilliseconds:)),
+            finishedAt: try row.decode(column: "finished_at", as: Int64?.self).map(Date.init(unixMilliseconds:)),
+            createdBy: try row.decode(column: "created_by", as: String?.self),
+            activationID: try row.decode(column: "activation_id", as: String?.self))
+    }
+}

@@ -1,0 +1,69 @@
+import CapstanModel
+import Foundation
+import SQLKit
+
+extension CapstanStore {
+    /// Lines per INSERT: 4 binds each keeps a statement far below SQLite's and PostgreSQL's bind limits.
+    static let logInsertChunkSize = 500
+
+    /// Appends lines to a deployment's log with consecutive sequence numbers after the current last one,
+    /// in one transaction; returns the last sequence number (the current one when `lines` is empty).
+    /// Throws `StorageError.notFound` for an unknown deployment.
+    @discardableResult
+    public func appendLogLines(deploymentID: String, lines: [LogLine]) async throws -> Int {
+        let lockClause = database.backend == .postgres ? "FOR NO KEY UPDATE" : ""
+        return try await describingFailure("appending \(lines.count) log lines to deployment \(deploymentID)") {
+            try await database.transaction { db in
+                // Locking the deployment row serialises appenders on PostgreSQL; SQLite holds its write lock.
+                let exists =
+                    try await db.raw(
+                        "SELECT id FROM deployments WHERE id = \(bind: deploymentID) \(unsafeRaw: lockClause)"
+                    ).first() != nil
+                guard exists else { throw StorageError.notFound(what: "deployment", key: deploymentID) }
+                let last =
+                    try await db.raw(
+                        """
+                        SELECT COALESCE(MAX(seq), 0) AS seq FROM deployment_logs WHERE deployment_id = \(bind: deploymentID)
+                        """
+                    ).first(decodingColumn: "seq", as: Int.self) ?? 0
+                var seq = last
+                var start = lines.startIndex
+                while start < lines.endIndex {
+                    let end = min(start + Self.logInsertChunkSize, lines.endIndex)
+                    var rows: [SQLQueryString] = []
+                    for line in lines[start..<end] {
+                        seq += 1
+                        rows.append(
+                            "(\(bind: deploymentID), \(bind: seq), \(bind: line.time.unixMilliseconds), \(bind: line.line))"
+                        )
+                    }
+                    try await db.raw(
+                        "INSERT INTO deployment_logs (deployment_id, seq, time, line) VALUES \(rows.joined(separator: ", "))"
+                    ).run()
+                    start = end
+                }
+                return seq
+            }
+        }
+    }
+
+    /// The log lines of a deployment with sequence numbers above `seq`, in order, at most `limit`:
+    /// a follower passes the last number it has and gets only what is new.
+    public func logLines(deploymentID: String, after seq: Int, limit: Int = 1000) async throws -> [StoredLogLine] {
+        try await describingFailure("reading log lines of deployment \(deploymentID) after #\(seq)") {
+            try await sql.raw(
+                """
+                SELECT seq, time, line FROM deployment_logs
+                WHERE deployment_id = \(bind: deploymentID) AND seq > \(bind: seq)
+                ORDER BY seq LIMIT \(literal: max(0, limit))
+                """
+            ).all().map { row in
+                StoredLogLine(
+                    seq: try row.decode(column: "seq", as: Int.self),
+                    line: LogLine(
+                        time: Date(unixMilliseconds: try row.decode(column: "time", as: Int64.self)),
+                        line: try row.decode(column: "line", as: String.self)))
+            }
+        }
+    }
+}

@@ -1,0 +1,87 @@
+import CapstanModel
+import Foundation
+
+/// One deployment of one store path to one agent, as stored.
+public struct DeploymentRecord: Sendable, Equatable, Hashable {
+    public var id: String
+    public var workspaceID: String
+    public var agentID: String
+    /// 1, 2, 3… per agent, in the order the deployments were created.
+    public var index: Int
+    public var storePath: String
+    public var rollbackScript: String?
+    public var status: DeploymentStatus
+    /// Why it failed or was cancelled.
+    public var reason: String?
+    /// On failure: whether the agent went back to its previous configuration.
+    public var rolledBack: Bool
+    public var closureSize: Int64?
+    public var createdAt: Date
+    public var startedAt: Date?
+    public var finishedAt: Date?
+    /// Label of the token that started it.
+    public var createdBy: String?
+    /// Shared by the deployments one activation of a deploy.json created.
+    public var activationID: String?
+
+    public init(
+        id: String, workspaceID: String, agentID: String, index: Int, storePath: String,
+        rollbackScript: String? = nil, status: DeploymentStatus, reason: String? = nil, rolledBack: Bool = false,
+        closureSize: Int64? = nil, createdAt: Date, startedAt: Date? = nil, finishedAt: Date? = nil,
+        createdBy: String? = nil, activationID: String? = nil
+    ) {
+        self.id = id
+        self.workspaceID = workspaceID
+        self.agentID = agentID
+        self.index = index
+        self.storePath = storePath
+        self.rollbackScript = rollbackScript
+        self.status = status
+        self.reason = reason
+        self.rolledBack = rolledBack
+        self.closureSize = closureSize
+        self.createdAt = createdAt
+        self.startedAt = startedAt
+        self.finishedAt = finishedAt
+        self.createdBy = createdBy
+        self.activationID = activationID
+    }
+}
+
+/// What an activation asks for one agent.
+public struct DeploymentRequest: Sendable, Equatable, Hashable {
+    public var agentID: String
+    public var storePath: String
+    public var rollbackScript: String?
+
+    public init(agentID: String, storePath: String, rollbackScript: String? = nil) {
+        self.agentID = agentID
+        self.storePath = storePath
+        self.rollbackScript = rollbackScript
+    }
+}
+
+/// The outcome of one activation: the new deployments, and the pending ones they cancelled.
+public struct DeploymentBatch: Sendable, Equatable {
+    /// One per request, in request order.
+    public var created: [DeploymentRecord]
+    /// Deployments that were still pending and are now `Cancelled`, as they are after the change.
+    public var superseded: [DeploymentRecord]
+
+    public init(created: [DeploymentRecord], superseded: [DeploymentRecord]) {
+        self.created = created
+        self.superseded = superseded
+    }
+}
+
+/// A log line of a deployment with its position, so readers can continue after the last one they saw.
+public struct StoredLogLine: Sendable, Equatable {
+    /// 1, 2, 3… per deployment.
+    public var seq: Int
+    public var line: LogLine
+
+    public init(seq: Int, line: LogLine) {
+        self.seq = seq
+        self.line = line
+    }
+}
