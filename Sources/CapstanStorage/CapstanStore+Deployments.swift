@@ -146,11 +146,12 @@ extension CapstanStore {
         if to == .inProgress { assignments += ", started_at = \(bind: date.unixMilliseconds)" }
         if to.isFinal { assignments += ", finished_at = \(bind: date.unixMilliseconds)" }
         let fromText = from.map(\.rawValue).sorted().joined(separator: "|")
+        let setClause = assignments
         return try await describingFailure("moving deployment \(id) from \(fromText) to \(to.rawValue)") {
             try await database.transaction { db in
                 try await db.raw(
                     """
-                    UPDATE deployments SET \(assignments)
+                    UPDATE deployments SET \(setClause)
                     WHERE id = \(bind: id) AND status IN (\(binds: fromValues))
                     RETURNING \(unsafeRaw: Self.deploymentColumns)
                     """

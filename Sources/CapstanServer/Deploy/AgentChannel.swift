@@ -54,6 +54,7 @@ struct AgentChannel: Sendable {
         agent: AgentRecord, hello: AgentHello, messages: inout WebSocketInboundMessageStream.AsyncIterator,
         send: @escaping @Sendable (ServerMessage) async throws -> Void, logger: Logger
     ) async throws {
+        let decoder = JSONDecoder.capstanAgent
         if let order = try await deploy.pendingOrder(for: agent) { try await send(.deploy(order)) }
         try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask {

@@ -29,7 +29,7 @@ struct DeployRoutes: Sendable {
             let spec: DeploySpec
             do {
                 spec = try DeploySpec.parse(Data(body.readableBytesView))
-            } catch {
+            } catch let error as DeploySpecError {
                 throw ServiceError.badRequest(error.description)
             }
             let filter = request.uri.queryParameters.getAll("agent").map { String($0) }

@@ -74,7 +74,7 @@ struct DeployActivateCommand: AsyncParsableCommand {
 
     /// Follows every deployment at once; a line each minute names those still waiting.
     private func follow(api: CapstanAPIClient, deployments: [(agent: String, id: String)]) async throws -> FollowOutcome {
-        let finished = Mutex<[String: DeploymentInfo]>([:])
+        let finished = FinishedDeployments()
         let deadline = timeout.map { ContinuousClock.now + $0.duration }
         let quiet = json
         await withTaskGroup(of: Void.self) { group in
@@ -86,7 +86,7 @@ struct DeployActivateCommand: AsyncParsableCommand {
                             for try await item in api.followLog(id: id) {
                                 if let line = item.line, !quiet { Output.line("[\(agent)] \(line.line)") }
                                 if let end = item.end {
-                                    finished.withLock { $0[agent] = end }
+                                    finished.results.withLock { $0[agent] = end }
                                     return
                                 }
                             }
@@ -102,7 +102,7 @@ struct DeployActivateCommand: AsyncParsableCommand {
             group.addTask {
                 while !Task.isCancelled {
                     try? await Task.sleep(for: .seconds(60))
-                    let waiting = deployments.map(\.agent).filter { agent in finished.withLock { $0[agent] == nil } }
+                    let waiting = deployments.map(\.agent).filter { agent in finished.results.withLock { $0[agent] == nil } }
                     if waiting.isEmpty || Task.isCancelled { return }
                     let online = Dictionary(
                         ((try? await api.agents()) ?? []).map { ($0.name, $0.online) }, uniquingKeysWith: { a, _ in a })
@@ -117,7 +117,7 @@ struct DeployActivateCommand: AsyncParsableCommand {
             }
             // Done when every deployment finished, or the deadline passed.
             while await group.next() != nil {
-                let done = finished.withLock { $0.count } == deployments.count
+                let done = finished.results.withLock { $0.count } == deployments.count
                 if done { break }
                 if let deadline, ContinuousClock.now >= deadline { break }
             }
@@ -126,7 +126,7 @@ struct DeployActivateCommand: AsyncParsableCommand {
         var results: [DeploymentInfo] = []
         var timedOut: [String] = []
         for (agent, id) in deployments {
-            if let end = finished.withLock({ $0[agent] }) {
+            if let end = finished.results.withLock({ $0[agent] }) {
                 results.append(end)
             } else {
                 timedOut.append(agent)
@@ -175,4 +175,9 @@ enum Output {
     static func line(_ text: String) {
         FileHandle.standardOutput.write(Data((text + "\n").utf8))
     }
+}
+
+/// Deployments that reached a final state, shared by the follower tasks.
+final class FinishedDeployments: Sendable {
+    let results = Mutex<[String: DeploymentInfo]>([:])
 }
