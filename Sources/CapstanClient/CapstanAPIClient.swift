@@ -68,6 +68,12 @@ public struct CapstanAPIClient: Sendable {
         return try await execute(request, timeout: timeout)
     }
 
+    // MARK: Workspaces
+
+    public func createWorkspace(name: String) async throws -> CreatedWorkspace {
+        try await send(.POST, "/api/v1/workspaces", body: CreateWorkspaceRequest(name: name))
+    }
+
     // MARK: Tokens
 
     public func createToken(_ request: CreateTokenRequest) async throws -> CreatedToken {

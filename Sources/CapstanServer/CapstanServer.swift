@@ -70,7 +70,9 @@ public struct CapstanServer: Sendable {
         let auth = Authenticator(tokens: tokens)
         HealthRoutes(store: store).register(on: router)
         BinaryCacheRoutes(caches: caches, auth: auth).register(on: router)
-        APIRoutes(caches: caches, tokens: tokens, auth: auth).register(on: router)
+        let workspaces = WorkspaceService(
+            store: store, tokens: tokens, operatorWorkspace: configuration.defaultWorkspace, logger: logger)
+        APIRoutes(caches: caches, tokens: tokens, auth: auth, workspaces: workspaces).register(on: router)
         DeployRoutes(deploy: deploy, auth: auth).register(on: router)
         return router
     }

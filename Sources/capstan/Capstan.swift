@@ -12,6 +12,7 @@ struct Capstan: AsyncParsableCommand {
             TokenCommand.self,
             PushCommand.self,
             UseCommand.self,
+            WorkspaceCommand.self,
             AgentCommand.self,
             DeployCommand.self,
             NarCommand.self,

@@ -145,3 +145,34 @@ import TestSupport
         #expect(agents.first?["currentDeployment"] == nil || agents.first?["currentDeployment"] is NSNull)
     }
 }
+
+@Suite struct WorkspaceIsolationTests {
+    @Test func tokensOfOneWorkspaceCannotActInAnother() throws {
+        let fixture = try DeployFixture()
+        try fixture.addAgent("shared-name", start: false)
+        let other = try fixture.admin.run(["workspace", "create", "team-b"]).stdoutString
+            .trimmingCharacters(in: .whitespacesAndNewlines)
+        let otherAdmin = fixture.admin.with(token: other)
+        let otherActivate = try otherAdmin.createToken(kind: "activate")
+        let path = "/nix/store/00000000000000000000000000000000-x"
+        // The other workspace does not know this workspace's agent.
+        let refused = try otherAdmin.with(token: otherActivate).run(
+            ["deploy", "activate", try fixture.deployJSON(["shared-name": path]), "--async"], check: false)
+        #expect(refused.status != 0)
+        #expect(refused.stderrString.contains("no agent named 'shared-name'"))
+        // Nor may it read this workspace's deployments.
+        let mine = try fixture.activate(try fixture.deployJSON(["shared-name": path]), ["--async"])
+        let id = try #require(DeployFixture.deploymentIDs(mine.stdoutString)["shared-name"])
+        let peek = try otherAdmin.with(token: otherActivate).run(["deploy", "status", id], check: false)
+        #expect(peek.status != 0)
+        #expect(peek.stderrString.contains("does not exist in this workspace"))
+        // Nor see its agents or caches.
+        let agents = try otherAdmin.run(["agent", "list", "--json"]).stdout
+        #expect((try JSONSerialization.jsonObject(with: agents) as? [Any])?.isEmpty == true)
+        let pushOther = try otherAdmin.run(["token", "create", "--kind", "push", "--cache", "fleet"], check: false)
+        #expect(pushOther.status != 0)
+        // Only the first workspace's admins create workspaces.
+        let nested = try otherAdmin.run(["workspace", "create", "team-c"], check: false)
+        #expect(nested.stderrString.contains("admin token of the 'default' workspace"))
+    }
+}

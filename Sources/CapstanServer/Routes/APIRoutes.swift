@@ -9,6 +9,7 @@ struct APIRoutes: Sendable {
     let caches: CacheService
     let tokens: TokenService
     let auth: Authenticator
+    let workspaces: WorkspaceService
 
     func register(on router: Router<CapstanRequestContext>) {
         let api = router.group("api/v1")
@@ -33,6 +34,11 @@ struct APIRoutes: Sendable {
         }
         api.put("caches/:cache/paths/:hash") { request, context in
             try await uploadPath(request, context)
+        }
+        api.post("workspaces") { request, context in
+            let principal = try await auth.requirePrincipal(for: request)
+            let body = try await request.decode(as: CreateWorkspaceRequest.self, context: context)
+            return EditedResponse(status: .created, response: try await workspaces.create(body, by: principal))
         }
         api.get("tokens") { request, _ in
             try await tokens.list(by: auth.requirePrincipal(for: request))

@@ -6,3 +6,4 @@ extension TokenInfo: ResponseEncodable {}
 extension CreatedToken: ResponseEncodable {}
 extension MissingPathsResponse: ResponseEncodable {}
 extension PathUploadResult: ResponseEncodable {}
+extension CreatedWorkspace: ResponseEncodable {}
