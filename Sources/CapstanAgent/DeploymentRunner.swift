@@ -165,15 +165,7 @@ public struct DeploymentRunner: Sendable {
     }
 
     /// The store path the profile points at now, nil if there is no profile yet.
-    func profileTarget() -> String? {
-        guard let resolved = realpath(task.profilePath, nil) else { return nil }
-        defer { free(resolved) }
-        let path = String(cString: resolved)
-        guard path.hasPrefix(StorePath.defaultStoreDir + "/") else { return nil }
-        let components = path.split(separator: "/", omittingEmptySubsequences: true)
-        guard components.count >= 3 else { return nil }
-        return "/" + components.prefix(3).joined(separator: "/")
-    }
+    func profileTarget() -> String? { ProfileTarget.storePath(ofProfile: task.profilePath) }
 
     private func switchProfile(to storePath: String) throws {
         let profilesDirectory = (task.profilePath as NSString).deletingLastPathComponent
