@@ -1,2 +1,0 @@
-/// The deployment agent: connection loop and deployment runner.
-public enum CapstanAgentModule {}

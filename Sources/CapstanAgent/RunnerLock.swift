@@ -1,0 +1,52 @@
+import Foundation
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// The flock on `<state>/lock` that a runner holds for the whole deployment: one deployment at
+/// a time per machine, and the kernel drops it when a runner dies however it dies.
+public final class RunnerLock: Sendable {
+    private let descriptor: Int32
+    public let path: String
+
+    private init(descriptor: Int32, path: String) {
+        self.descriptor = descriptor
+        self.path = path
+    }
+
+    public static func path(stateDirectory: String) -> String { stateDirectory + "/lock" }
+
+    /// Waits until no other runner holds the lock, then holds it until this value is released.
+    public static func acquire(stateDirectory: String) throws -> RunnerLock {
+        let path = path(stateDirectory: stateDirectory)
+        // O_CLOEXEC: activation scripts start daemons that must not inherit (and keep) the lock.
+        let fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
+        guard fd >= 0 else { throw StateFileError.errno("open the lock", path) }
+        while flock(fd, LOCK_EX) != 0 {
+            if errno == EINTR { continue }
+            let error = StateFileError.errno("lock", path)
+            close(fd)
+            throw error
+        }
+        return RunnerLock(descriptor: fd, path: path)
+    }
+
+    /// True when some runner holds the lock right now.
+    public static func isHeld(stateDirectory: String) -> Bool {
+        let path = path(stateDirectory: stateDirectory)
+        let fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
+        guard fd >= 0 else { return false }
+        defer { close(fd) }
+        if flock(fd, LOCK_EX | LOCK_NB) == 0 {
+            flock(fd, LOCK_UN)
+            return false
+        }
+        return errno == EWOULDBLOCK
+    }
+
+    deinit {
+        flock(descriptor, LOCK_UN)
+        close(descriptor)
+    }
+}

@@ -1,0 +1,139 @@
+import CapstanAgent
+import CapstanModel
+import Foundation
+import TestSupport
+
+/// Toy "NixOS configurations" built with real nix: a `nixos-version` file, an executable
+/// `bin/switch-to-configuration` that appends to a marker file, and one referenced dependency.
+struct ToyMachine {
+    let directory: TemporaryDirectory
+    let nonce = NixFixtures.nonce()
+    var marker: String { directory.sub("switch-marker") }
+    var profilesDirectory: String { directory.sub("profiles") }
+    var profilePath: String { profilesDirectory + "/system" }
+    var stateDirectory: String { directory.sub("state") }
+
+    init() throws {
+        directory = try TemporaryDirectory("capstan-agent")
+    }
+
+    /// Builds a configuration whose switch prints `label switch` into the marker and exits `switchExit`.
+    /// `system` writes a `system` file naming that platform.
+    func configuration(_ label: String, switchExit: Int = 0, system: String? = nil, extraScript: String = "")
+        throws -> String
+    {
+        let systemLine = system.map { "echo \($0) > $out/system" } ?? ""
+        let expression = """
+            let
+              mk = name: script: derivation {
+                inherit name;
+                system = builtins.currentSystem;
+                builder = "/bin/sh";
+                PATH = "/usr/bin:/bin";
+                args = [ "-c" script ];
+              };
+              dep = mk "capstan-toy-dep-\(label)" ''
+                mkdir -p $out
+                echo \(nonce) > $out/nonce
+              '';
+            in mk "capstan-toy-\(label)" ''
+              mkdir -p $out/bin
+              echo 24.05-toy > $out/nixos-version
+              \(systemLine)
+              echo ${dep} > $out/dep
+              cat > $out/bin/switch-to-configuration <<'EOS'
+            #!/bin/sh
+            echo "\(label) $1 $CAPSTAN_DEPLOYMENT_ID" >> \(marker)
+            echo "switch of \(label) says hello"
+            \(extraScript)
+            exit \(switchExit)
+            EOS
+              chmod +x $out/bin/switch-to-configuration
+            ''
+            """
+        return try build(expression, name: label)
+    }
+
+    /// An executable store path that exits `status`: a deploy.json rollback script.
+    func rollbackScript(exit status: Int) throws -> String {
+        let expression = """
+            derivation {
+              name = "capstan-toy-check";
+              system = builtins.currentSystem;
+              builder = "/bin/sh";
+              PATH = "/usr/bin:/bin";
+              args = [ "-c" "printf '#!/bin/sh\\\\necho check \(nonce)\\\\nexit \(status)\\\\n' > $out && chmod +x $out" ];
+            }
+            """
+        return try build(expression, name: "check")
+    }
+
+    private func build(_ expression: String, name: String) throws -> String {
+        let file = directory.sub("\(name).nix")
+        try expression.write(toFile: file, atomically: true, encoding: .utf8)
+        return try ProcessRunner.nix(["nix-build", "--no-out-link", file]).stdoutString
+            .trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+
+    /// Lines the switch scripts appended, in order.
+    var switches: [String] {
+        ((try? String(contentsOfFile: marker, encoding: .utf8)) ?? "").split(separator: "\n").map(String.init)
+    }
+
+    /// The store path the profile points at, nil when there is none.
+    var profileTarget: String? {
+        guard let resolved = try? URL(fileURLWithPath: profilePath).resolvingSymlinksInPath().path,
+            FileManager.default.fileExists(atPath: profilePath)
+        else { return nil }
+        return resolved
+    }
+
+    /// Sets the profile as a finished earlier deployment would have (without activating).
+    func setProfile(_ storePath: String) throws {
+        try FileManager.default.createDirectory(atPath: profilesDirectory, withIntermediateDirectories: true)
+        try ProcessRunner.nix(["nix-env", "-p", profilePath, "--set", storePath])
+    }
+
+    func task(
+        _ storePath: String, id: String = NixFixtures.nonce(), rollbackScript: String? = nil,
+        cache: AgentCache? = nil, serverURL: String, verifyTimeout: Double = 20
+    ) -> DeploymentTask {
+        DeploymentTask(
+            order: DeploymentOrder(id: id, index: 1, storePath: storePath, rollbackScript: rollbackScript),
+            cache: cache, token: "agent-token-\(nonce)", serverURL: serverURL, profilePath: profilePath,
+            system: TestServer.system, verifyTimeoutSeconds: verifyTimeout)
+    }
+
+    /// Prepares the deployment directory as the agent does and runs `capstan deploy run` to the end.
+    @discardableResult
+    func runDeployment(_ task: DeploymentTask) throws -> (DeploymentOutcome, ProcessResult) {
+        let directory = try DeploymentDirectory(stateDirectory: stateDirectory, id: task.order.id)
+        try directory.create(task: task)
+        let result = try ProcessRunner.run(
+            [TestEnvironment.capstanBinary, "deploy", "run", "--state-dir", stateDirectory, "--id", task.order.id],
+            environment: TestEnvironment.nixEnvironment)
+        guard let outcome = try directory.result() else {
+            throw TestFailure("no result.json after `capstan deploy run` (exit \(result.status)): \(result.stderrString)")
+        }
+        return (outcome, result)
+    }
+
+    func log(of id: String) throws -> [String] {
+        try DeploymentDirectory(stateDirectory: stateDirectory, id: id).logLines().map(\.line)
+    }
+}
+
+/// One real `capstan serve` for the suite: the runner checks `/health` after each activation.
+enum TestServer {
+    static let shared: Result<(ServerProcess, TemporaryDirectory), any Error> = Result {
+        let directory = try TemporaryDirectory("capstan-agent-server")
+        let server = try ServerProcess(dataDirectory: directory.sub("data"))
+        return (server, directory)
+    }
+
+    static var url: String {
+        get throws { try shared.get().0.url }
+    }
+
+    static let system: String = (try? AgentConfiguration.detectSystem()) ?? "x86_64-linux"
+}
