@@ -132,5 +132,7 @@ struct BackgroundService: Service {
 
     func run() async throws {
         await cancelWhenGracefulShutdown { await body() }
+        // A task with nothing (left) to do still belongs to the running server.
+        try? await gracefulShutdown()
     }
 }
