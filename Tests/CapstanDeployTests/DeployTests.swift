@@ -32,7 +32,8 @@ import TestSupport
         let badMarker = fixture.marker("bad")
         let first = try fixture.configuration("bad-v1", marker: badMarker)
         let firstGood = try fixture.configuration("good-v1", marker: goodMarker)
-        #expect(try fixture.activate(try fixture.deployJSON(["bad": first, "good": firstGood])).status == 0)
+        let initial = try fixture.activate(try fixture.deployJSON(["bad": first, "good": firstGood]))
+        #expect(initial.status == 0, "\(initial.stdoutString)\(initial.stderrString)")
 
         var failing = ToyConfiguration.Options()
         failing.switchExitCode = 3

@@ -47,6 +47,9 @@ public final class AgentMachine: @unchecked Sendable {
         process.arguments = ["-m", "--propagation", "private", "sh", "-c", "mount --bind '\(nixRoot)' /nix && exec \(agent)"]
         var env = TestEnvironment.nixEnvironment
         env["CAPSTAN_AGENT_TOKEN"] = token
+        // A machine of its own has its own home and Nix cache (Nix's narinfo cache is one SQLite file).
+        env["HOME"] = (stateDirectory as NSString).deletingLastPathComponent + "/home"
+        env["XDG_CACHE_HOME"] = (stateDirectory as NSString).deletingLastPathComponent + "/cache"
         env.removeValue(forKey: "CAPSTAN_TOKEN")
         process.environment = env
         let log = try FileHandle(forWritingTo: URL(fileURLWithPath: logPath))
