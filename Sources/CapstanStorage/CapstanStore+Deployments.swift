@@ -146,15 +146,14 @@ extension CapstanStore {
         if to == .inProgress { assignments += ", started_at = \(bind: date.unixMilliseconds)" }
         if to.isFinal { assignments += ", finished_at = \(bind: date.unixMilliseconds)" }
         let fromText = from.map(\.rawValue).sorted().joined(separator: "|")
+        let update: SQLQueryString = """
+            UPDATE deployments SET \(assignments)
+            WHERE id = \(bind: id) AND status IN (\(binds: fromValues))
+            RETURNING \(unsafeRaw: Self.deploymentColumns)
+            """
         return try await describingFailure("moving deployment \(id) from \(fromText) to \(to.rawValue)") {
             try await database.transaction { db in
-                try await db.raw(
-                    """
-                    UPDATE deployments SET \(assignments)
-                    WHERE id = \(bind: id) AND status IN (\(binds: fromValues))
-                    RETURNING \(unsafeRaw: Self.deploymentColumns)
-                    """
-                ).first().map(DeploymentRecord.init(row:))
+                try await db.raw(update).first().map(DeploymentRecord.init(row:))
             }
         }
     }

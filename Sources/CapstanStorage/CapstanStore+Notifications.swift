@@ -50,12 +50,9 @@ extension CapstanStore {
             return stream
         }
         guard let configuration = database.postgresConfiguration else {
+            // The registry holds the continuation, keeping the stream open until its consumer goes or the store shuts down.
             let registration = listeners.add { continuation.finish() }
-            // Holding the continuation here keeps the stream open until its consumer goes away.
-            continuation.onTermination = { [listeners] _ in
-                listeners.remove(registration)
-                _ = continuation
-            }
+            continuation.onTermination = { [listeners] _ in listeners.remove(registration) }
             return stream
         }
         let logger = logger
@@ -94,28 +91,38 @@ final class ListenerRegistry: Sendable {
     private struct State {
         var nextID: UInt64 = 0
         var stops: [UInt64: @Sendable () -> Void] = [:]
+        var isStopped = false
     }
 
     private let state = Mutex(State())
 
+    /// Keeps `stop` for `stopAll()`; calls it at once when the store is already shut down.
     func add(_ stop: @escaping @Sendable () -> Void) -> UInt64 {
-        state.withLock { state in
+        let (id, stopped) = state.withLock { state in
             state.nextID += 1
-            state.stops[state.nextID] = stop
-            return state.nextID
+            if !state.isStopped { state.stops[state.nextID] = stop }
+            return (state.nextID, state.isStopped)
         }
+        if stopped { stop() }
+        return id
     }
 
     func remove(_ id: UInt64) {
         _ = state.withLock { $0.stops.removeValue(forKey: id) }
     }
 
-    func stopAll() {
-        let all = state.withLock { state in
-            defer { state.stops.removeAll() }
-            return Array(state.stops.values)
+    /// Stops every listener; returns false when an earlier call already did.
+    @discardableResult
+    func stopAll() -> Bool {
+        let (all, first) = state.withLock { state in
+            defer {
+                state.isStopped = true
+                state.stops.removeAll()
+            }
+            return (Array(state.stops.values), !state.isStopped)
         }
         for stop in all { stop() }
+        return first
     }
 }
 

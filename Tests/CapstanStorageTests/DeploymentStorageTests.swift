@@ -181,43 +181,41 @@ struct DeploymentStorageTests {
 
     @Test(arguments: DatabaseBackend.allCases)
     func concurrentActivationsForOneAgentNumberConsecutively(backend: DatabaseBackend) async throws {
-        let location = try StoreFixture.makeLocation(backend)
         // Two stores on one database stand for two server replicas.
-        let replicas = [try await StoreFixture.open(location), try await StoreFixture.open(location)]
-        try await replicas[0].migrate()
-        let workspace = try await Sample.workspace(replicas[0])
-        let a = Sample.agent(workspaceID: workspace.id, name: "a", id: "agent-a")
-        let b = Sample.agent(workspaceID: workspace.id, name: "b", id: "agent-b")
-        try await replicas[0].insertAgent(a)
-        try await replicas[0].insertAgent(b)
+        try await StoreFixture.withReplicas(backend) { replicas in
+            let workspace = try await Sample.workspace(replicas[0])
+            let a = Sample.agent(workspaceID: workspace.id, name: "a", id: "agent-a")
+            let b = Sample.agent(workspaceID: workspace.id, name: "b", id: "agent-b")
+            try await replicas[0].insertAgent(a)
+            try await replicas[0].insertAgent(b)
 
-        let activations = 10
-        let batches = try await withThrowingTaskGroup(of: DeploymentBatch.self) { group in
-            for number in 0..<activations {
-                let store = replicas[number % 2]
-                // Half the activations name the agents in the other order: locks must not deadlock.
-                let agents = number % 3 == 0 ? [b, a] : [a, b]
-                group.addTask {
-                    try await store.createDeployments(
-                        workspaceID: workspace.id, activationID: "act-\(number)", createdBy: nil,
-                        requests: agents.map { DeploymentRequest(agentID: $0.id, storePath: "/nix/store/\(number)") },
-                        at: Self.t0.addingTimeInterval(Double(number)))
+            let activations = 10
+            let batches = try await withThrowingTaskGroup(of: DeploymentBatch.self) { group in
+                for number in 0..<activations {
+                    let store = replicas[number % 2]
+                    // Half the activations name the agents in the other order: locks must not deadlock.
+                    let agents = number % 3 == 0 ? [b, a] : [a, b]
+                    group.addTask {
+                        try await store.createDeployments(
+                            workspaceID: workspace.id, activationID: "act-\(number)", createdBy: nil,
+                            requests: agents.map { DeploymentRequest(agentID: $0.id, storePath: "/nix/store/\(number)") },
+                            at: Self.t0.addingTimeInterval(Double(number)))
+                    }
                 }
+                return try await group.reduce(into: [DeploymentBatch]()) { $0.append($1) }
             }
-            return try await group.reduce(into: [DeploymentBatch]()) { $0.append($1) }
-        }
-        for agent in [a, b] {
-            let deployments = try await replicas[1].deployments(agentID: agent.id)
-            #expect(deployments.map(\.index) == Array(1...activations))
-            #expect(deployments.filter { $0.status == .pending }.map(\.index) == [activations])
-            #expect(deployments.dropLast().allSatisfy { $0.status == .cancelled })
-            for deployment in deployments.dropLast() {
-                #expect(deployment.reason == "superseded by deployment #\(deployment.index + 1)")
+            for agent in [a, b] {
+                let deployments = try await replicas[1].deployments(agentID: agent.id)
+                #expect(deployments.map(\.index) == Array(1...activations))
+                #expect(deployments.filter { $0.status == .pending }.map(\.index) == [activations])
+                #expect(deployments.dropLast().allSatisfy { $0.status == .cancelled })
+                for deployment in deployments.dropLast() {
+                    #expect(deployment.reason == "superseded by deployment #\(deployment.index + 1)")
+                }
+                let superseded = batches.flatMap(\.superseded).filter { $0.agentID == agent.id }
+                #expect(superseded.map(\.index).sorted() == Array(1..<activations))
             }
-            let superseded = batches.flatMap(\.superseded).filter { $0.agentID == agent.id }
-            #expect(superseded.map(\.index).sorted() == Array(1..<activations))
         }
-        for store in replicas { try await store.shutdown() }
     }
 
     @Test(arguments: DatabaseBackend.allCases)
@@ -412,13 +410,16 @@ struct DeploymentStorageTests {
     }
 
     @Test func sqliteListenersHearNothingAndEndWithTheirConsumerOrTheStore() async throws {
-        try await StoreFixture.withStore(.sqlite) { store in
-            let received = Mutex<[String]>([])
+        try await StoreFixture.withReplicas(.sqlite, count: 1) { stores in
+            let store = stores[0]
+            let received = Received()
+            let first = store.listen(channel: "deployments")
+            let second = store.listen(channel: "deployments")
             let cancelled = Task {
-                for try await payload in store.listen(channel: "deployments") { received.withLock { $0.append(payload) } }
+                for try await payload in first { received.append(payload) }
             }
             let untilShutdown = Task {
-                for try await payload in store.listen(channel: "deployments") { received.withLock { $0.append(payload) } }
+                for try await payload in second { received.append(payload) }
             }
             try await store.notify(channel: "deployments", payload: "hello")
             try await Task.sleep(for: .milliseconds(200))
@@ -426,54 +427,60 @@ struct DeploymentStorageTests {
             try await cancelled.value
             try await store.shutdown()
             try await untilShutdown.value
-            #expect(received.withLock { $0 } == [])
+            #expect(received.all == [])
+            // A stream asked for after shutdown ends at once.
+            for try await _ in store.listen(channel: "deployments") {}
         }
     }
 
     @Test func postgresNotificationsReachAnotherReplicaAndSurviveAKilledConnection() async throws {
-        let location = try StoreFixture.makeLocation(.postgres)
-        let sender = try await StoreFixture.open(location)
-        let listener = try await StoreFixture.open(location)
-        try await sender.migrate()
-        let received = Mutex<[String]>([])
-        let consumer = Task {
-            for try await payload in listener.listen(channel: "capstan_deployments") {
-                received.withLock { $0.append(payload) }
+        try await StoreFixture.withReplicas(.postgres) { stores in
+            let (sender, listener) = (stores[0], stores[1])
+            let received = Received()
+            let consumer = Task {
+                for try await payload in listener.listen(channel: "capstan_deployments") {
+                    received.append(payload)
+                }
             }
-        }
 
-        /// Notifies until the listener hears one: it may still be connecting, and what is sent meanwhile is lost.
-        func notifyUntilHeard(_ prefix: String) async throws -> Bool {
-            for attempt in 0..<300 {
-                try await sender.notify(channel: "capstan_deployments", payload: "\(prefix)-\(attempt)")
-                try await Task.sleep(for: .milliseconds(100))
-                if received.withLock({ $0.contains { $0.hasPrefix(prefix + "-") } }) { return true }
+            /// Notifies until the listener hears one: it may still be connecting, and what is sent meanwhile is lost.
+            func notifyUntilHeard(_ prefix: String) async throws -> Bool {
+                for attempt in 0..<300 {
+                    try await sender.notify(channel: "capstan_deployments", payload: "\(prefix)-\(attempt)")
+                    try await Task.sleep(for: .milliseconds(100))
+                    if received.all.contains(where: { $0.hasPrefix(prefix + "-") }) { return true }
+                }
+                return false
             }
-            return false
+
+            #expect(try await notifyUntilHeard("first"))
+            let listeningPIDs = """
+                SELECT pid FROM pg_stat_activity
+                WHERE datname = current_database() AND query LIKE 'LISTEN%' AND pid <> pg_backend_pid()
+                """
+            let before = try await sender.database.sql.raw("\(unsafeRaw: listeningPIDs)").all(decodingColumn: "pid", as: Int.self)
+            #expect(before.count == 1)
+            let killed = try await sender.database.sql.raw(
+                "SELECT pg_terminate_backend(pid) AS killed FROM (\(unsafeRaw: listeningPIDs)) AS listening"
+            ).all(decodingColumn: "killed", as: Bool.self)
+            #expect(killed == [true])
+
+            #expect(try await notifyUntilHeard("after-kill"))
+            let after = try await sender.database.sql.raw("\(unsafeRaw: listeningPIDs)").all(decodingColumn: "pid", as: Int.self)
+            #expect(after.count == 1)
+            #expect(Set(after).isDisjoint(with: before))
+
+            consumer.cancel()
+            try await consumer.value
         }
-
-        #expect(try await notifyUntilHeard("first"))
-        let listeningPIDs = """
-            SELECT pid FROM pg_stat_activity
-            WHERE datname = current_database() AND query LIKE 'LISTEN%' AND pid <> pg_backend_pid()
-            """
-        let before = try await sender.database.sql.raw("\(unsafeRaw: listeningPIDs)").all(decodingColumn: "pid", as: Int.self)
-        #expect(before.count == 1)
-        let killed = try await sender.database.sql.raw(
-            "SELECT pg_terminate_backend(pid) AS killed FROM (\(unsafeRaw: listeningPIDs)) AS listening"
-        ).all(decodingColumn: "killed", as: Bool.self)
-        #expect(killed == [true])
-
-        #expect(try await notifyUntilHeard("after-kill"))
-        let after = try await sender.database.sql.raw("\(unsafeRaw: listeningPIDs)").all(decodingColumn: "pid", as: Int.self)
-        #expect(after.count == 1)
-        #expect(Set(after).isDisjoint(with: before))
-
-        consumer.cancel()
-        try await consumer.value
-        try await sender.shutdown()
-        try await listener.shutdown()
     }
+}
+
+/// Payloads a listening task collected, read by the test while the task runs.
+final class Received: Sendable {
+    private let payloads = Mutex<[String]>([])
+    func append(_ payload: String) { payloads.withLock { $0.append(payload) } }
+    var all: [String] { payloads.withLock { $0 } }
 }
 
 extension Sample {
