@@ -57,7 +57,8 @@ struct DeploymentStorageTests {
             #expect(try await store.agent(id: web.id) == expected)
 
             await #expect(throws: StorageError.notFound(what: "agent", key: "missing")) {
-                try await store.recordAgentSeen(id: "missing", system: nil, version: nil, currentStorePath: nil, at: later)
+                try await store.recordAgentSeen(
+                    id: "missing", system: nil, version: nil, currentStorePath: nil, at: later)
             }
             await #expect(throws: StorageError.notFound(what: "agent", key: "missing")) {
                 try await store.setAgentCurrentStorePath(id: "missing", storePath: nil)
@@ -198,7 +199,9 @@ struct DeploymentStorageTests {
                     group.addTask {
                         try await store.createDeployments(
                             workspaceID: workspace.id, activationID: "act-\(number)", createdBy: nil,
-                            requests: agents.map { DeploymentRequest(agentID: $0.id, storePath: "/nix/store/\(number)") },
+                            requests: agents.map {
+                                DeploymentRequest(agentID: $0.id, storePath: "/nix/store/\(number)")
+                            },
                             at: Self.t0.addingTimeInterval(Double(number)))
                     }
                 }
@@ -251,8 +254,11 @@ struct DeploymentStorageTests {
             #expect(failed == expected)
             #expect(try await store.deployment(id: deployment.id) == expected)
 
-            #expect(try await store.transitionDeployment(id: "missing", from: [.pending], to: .cancelled, at: finished) == nil)
-            #expect(try await store.transitionDeployment(id: deployment.id, from: [], to: .cancelled, at: finished) == nil)
+            #expect(
+                try await store.transitionDeployment(id: "missing", from: [.pending], to: .cancelled, at: finished)
+                    == nil)
+            #expect(
+                try await store.transitionDeployment(id: deployment.id, from: [], to: .cancelled, at: finished) == nil)
             await #expect(throws: StorageError.notFound(what: "deployment", key: "missing")) {
                 try await store.setClosureSize(deploymentID: "missing", size: 1)
             }
@@ -312,7 +318,9 @@ struct DeploymentStorageTests {
         try await StoreFixture.withStore(backend) { store in
             let (workspace, agent) = try await Sample.workspaceWithAgent(store)
             let deployment = try await Sample.deploy(store, workspaceID: workspace.id, agentID: agent.id)
-            let lines = (0..<5).map { LogLine(time: Self.t0.addingTimeInterval(Double($0) * 0.001), line: "line \($0)") }
+            let lines = (0..<5).map {
+                LogLine(time: Self.t0.addingTimeInterval(Double($0) * 0.001), line: "line \($0)")
+            }
 
             #expect(try await store.appendLogLines(deploymentID: deployment.id, lines: Array(lines[0..<3])) == 3)
             #expect(try await store.appendLogLines(deploymentID: deployment.id, lines: Array(lines[3...])) == 5)
@@ -458,7 +466,8 @@ struct DeploymentStorageTests {
                 SELECT pid FROM pg_stat_activity
                 WHERE datname = current_database() AND query LIKE 'LISTEN%' AND pid <> pg_backend_pid()
                 """
-            let before = try await sender.database.sql.raw("\(unsafeRaw: listeningPIDs)").all(decodingColumn: "pid", as: Int.self)
+            let before = try await sender.database.sql.raw("\(unsafeRaw: listeningPIDs)").all(
+                decodingColumn: "pid", as: Int.self)
             #expect(before.count == 1)
             let killed = try await sender.database.sql.raw(
                 "SELECT pg_terminate_backend(pid) AS killed FROM (\(unsafeRaw: listeningPIDs)) AS listening"
@@ -466,7 +475,8 @@ struct DeploymentStorageTests {
             #expect(killed == [true])
 
             #expect(try await notifyUntilHeard("after-kill"))
-            let after = try await sender.database.sql.raw("\(unsafeRaw: listeningPIDs)").all(decodingColumn: "pid", as: Int.self)
+            let after = try await sender.database.sql.raw("\(unsafeRaw: listeningPIDs)").all(
+                decodingColumn: "pid", as: Int.self)
             #expect(after.count == 1)
             #expect(Set(after).isDisjoint(with: before))
 
