@@ -9,7 +9,8 @@ extension CapstanStore {
     /// agent only ever needs its newest configuration. Indexes count 1, 2, 3… per agent. Concurrent
     /// activations for the same agent are serialised by locking the agent rows (PostgreSQL) or by the
     /// write lock (SQLite), so indexes stay unique and consecutive and one deployment stays pending.
-    /// Throws `StorageError.notFound(what: "agent", …)` when an agent is not in the workspace.
+    /// Throws `StorageError.notFound(what: "agent", …)` when an agent is not in the workspace. Callers send
+    /// one request per agent: a second one for the same agent supersedes the first within the batch.
     public func createDeployments(
         workspaceID: String, activationID: String?, createdBy: String?, requests: [DeploymentRequest], at date: Date
     ) async throws -> DeploymentBatch {
@@ -39,7 +40,8 @@ extension CapstanStore {
                     let newest =
                         try await db.raw(
                             """
-                            SELECT COALESCE(MAX(idx), 0) AS idx FROM deployments WHERE agent_id = \(bind: request.agentID)
+                            SELECT COALESCE(MAX(idx), 0) AS idx FROM deployments
+                            WHERE agent_id = \(bind: request.agentID)
                             """
                         ).first(decodingColumn: "idx", as: Int.self) ?? 0
                     let index = newest + 1
@@ -48,7 +50,8 @@ extension CapstanStore {
                         UPDATE deployments
                         SET status = \(bind: DeploymentStatus.cancelled.rawValue),
                             reason = \(bind: "superseded by deployment #\(index)"), finished_at = \(bind: millis)
-                        WHERE agent_id = \(bind: request.agentID) AND status = \(bind: DeploymentStatus.pending.rawValue)
+                        WHERE agent_id = \(bind: request.agentID)
+                          AND status = \(bind: DeploymentStatus.pending.rawValue)
                         RETURNING \(unsafeRaw: Self.deploymentColumns)
                         """
                     ).all().map(DeploymentRecord.init(row:)).sorted { $0.index < $1.index }
@@ -146,16 +149,14 @@ extension CapstanStore {
         if to == .inProgress { assignments += ", started_at = \(bind: date.unixMilliseconds)" }
         if to.isFinal { assignments += ", finished_at = \(bind: date.unixMilliseconds)" }
         let fromText = from.map(\.rawValue).sorted().joined(separator: "|")
-        let setClause = assignments
+        let update: SQLQueryString = """
+            UPDATE deployments SET \(assignments)
+            WHERE id = \(bind: id) AND status IN (\(binds: fromValues))
+            RETURNING \(unsafeRaw: Self.deploymentColumns)
+            """
         return try await describingFailure("moving deployment \(id) from \(fromText) to \(to.rawValue)") {
             try await database.transaction { db in
-                try await db.raw(
-                    """
-                    UPDATE deployments SET \(setClause)
-                    WHERE id = \(bind: id) AND status IN (\(binds: fromValues))
-                    RETURNING \(unsafeRaw: Self.deploymentColumns)
-                    """
-                ).first().map(DeploymentRecord.init(row:))
+                try await db.raw(update).first().map(DeploymentRecord.init(row:))
             }
         }
     }

@@ -23,7 +23,8 @@ extension CapstanStore {
                 let last =
                     try await db.raw(
                         """
-                        SELECT COALESCE(MAX(seq), 0) AS seq FROM deployment_logs WHERE deployment_id = \(bind: deploymentID)
+                        SELECT COALESCE(MAX(seq), 0) AS seq FROM deployment_logs
+                        WHERE deployment_id = \(bind: deploymentID)
                         """
                     ).first(decodingColumn: "seq", as: Int.self) ?? 0
                 var seq = last
@@ -33,12 +34,14 @@ extension CapstanStore {
                     var rows: [SQLQueryString] = []
                     for line in lines[start..<end] {
                         seq += 1
-                        rows.append(
-                            "(\(bind: deploymentID), \(bind: seq), \(bind: line.time.unixMilliseconds), \(bind: line.line))"
-                        )
+                        let time = line.time.unixMilliseconds
+                        rows.append("(\(bind: deploymentID), \(bind: seq), \(bind: time), \(bind: line.line))")
                     }
                     try await db.raw(
-                        "INSERT INTO deployment_logs (deployment_id, seq, time, line) VALUES \(rows.joined(separator: ", "))"
+                        """
+                        INSERT INTO deployment_logs (deployment_id, seq, time, line)
+                        VALUES \(rows.joined(separator: ", "))
+                        """
                     ).run()
                     start = end
                 }

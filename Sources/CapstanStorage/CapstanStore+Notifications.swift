@@ -22,12 +22,11 @@ extension CapstanStore {
     /// SQLite. `channel` is 1–63 letters, digits or underscores; `payload` must be under 8000 UTF-8 bytes.
     public func notify(channel: String, payload: String) async throws {
         try Self.checkChannelName(channel, operation: "notifying")
-        guard payload.utf8.count <= Self.maximumNotificationPayloadBytes else {
+        let limit = Self.maximumNotificationPayloadBytes
+        guard payload.utf8.count <= limit else {
             throw StorageError.query(
                 operation: "notifying channel '\(channel)'",
-                reason:
-                    "the payload is \(payload.utf8.count) bytes; PostgreSQL allows at most \(Self.maximumNotificationPayloadBytes)"
-            )
+                reason: "the payload is \(payload.utf8.count) bytes; PostgreSQL allows at most \(limit)")
         }
         guard database.backend == .postgres else { return }
         try await describingFailure("notifying channel '\(channel)' (\(payload.utf8.count) bytes)") {
@@ -50,7 +49,8 @@ extension CapstanStore {
             return stream
         }
         guard let configuration = database.postgresConfiguration else {
-            // The registry holds the continuation, keeping the stream open until its consumer goes or the store shuts down.
+            // The registry holds the continuation: the stream stays open until its consumer goes or the store
+            // shuts down.
             let registration = listeners.add { continuation.finish() }
             continuation.onTermination = { [listeners] _ in listeners.remove(registration) }
             return stream
@@ -111,13 +111,18 @@ final class ListenerRegistry: Sendable {
         _ = state.withLock { $0.stops.removeValue(forKey: id) }
     }
 
-    func stopAll() {
-        let all = state.withLock { state in
-            state.isStopped = true
-            defer { state.stops.removeAll() }
-            return Array(state.stops.values)
+    /// Stops every listener; returns false when an earlier call already did.
+    @discardableResult
+    func stopAll() -> Bool {
+        let (all, first) = state.withLock { state in
+            defer {
+                state.isStopped = true
+                state.stops.removeAll()
+            }
+            return (Array(state.stops.values), !state.isStopped)
         }
         for stop in all { stop() }
+        return first
     }
 }
 

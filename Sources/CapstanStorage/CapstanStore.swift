@@ -47,9 +47,10 @@ public final class CapstanStore: Sendable {
         try await database.ping()
     }
 
-    /// Ends the `listen(channel:)` streams and closes the database connections.
+    /// Ends the `listen(channel:)` streams and closes the database connections. Later calls do nothing,
+    /// so a server may call it from both its shutdown path and its error path.
     public func shutdown() async throws {
-        listeners.stopAll()
+        guard listeners.stopAll() else { return }
         try await database.shutdown()
     }
 

@@ -46,6 +46,27 @@ enum StoreFixture {
             throw error
         }
     }
+
+    /// Several stores on one fresh, migrated database, standing for server replicas; all are shut down
+    /// afterwards, even when the body throws (a pool dropped without shutdown traps).
+    static func withReplicas<R: Sendable>(
+        _ backend: DatabaseBackend, count: Int = 2, _ body: ([CapstanStore]) async throws -> R
+    ) async throws -> R {
+        let location = try makeLocation(backend)
+        var stores: [CapstanStore] = []
+        do {
+            for _ in 0..<count { stores.append(try await open(location)) }
+            try await stores[0].migrate()
+            let result = try await body(stores)
+            for store in stores { try await store.shutdown() }
+            withExtendedLifetime(location) {}
+            return result
+        } catch {
+            for store in stores { try? await store.shutdown() }
+            withExtendedLifetime(location) {}
+            throw error
+        }
+    }
 }
 
 /// Values shaped like the real ones.

@@ -80,7 +80,7 @@ public final class AgentMachine: @unchecked Sendable {
     deinit {
         kill()
         // Runners are detached on purpose; end them with the test.
-        _ = try? ProcessRunner.run(["pkill", "-KILL", "-f", "--state-dir \(stateDirectory)"])
+        _ = try? ProcessRunner.run(["pkill", "-KILL", "-f", "state-dir \(stateDirectory)"])
     }
 }
 

@@ -54,17 +54,26 @@ public struct ServerConfiguration: Sendable, Equatable {
             }
             maxNarSize = size
         case "default_workspace", "default-workspace": defaultWorkspace = value
+        case "agent_reconcile_seconds", "agent-reconcile-seconds":
+            guard let seconds = Int(value), seconds >= 0 else {
+                throw ConfigurationError(key: key, value: value, reason: "expected a number of seconds")
+            }
+            agentReconcileDelay = .seconds(seconds)
         default:
             throw ConfigurationError(
                 key: key, value: value,
-                reason: "unknown setting; known: data_dir, listen, public_url, database_url, max_nar_size, default_workspace")
+                reason: "unknown setting; known: " + Self.keys.joined(separator: ", "))
         }
     }
 
+    static let keys = [
+        "data_dir", "listen", "public_url", "database_url", "max_nar_size", "default_workspace",
+        "agent_reconcile_seconds",
+    ]
+
     /// Environment variables, e.g. `CAPSTAN_LISTEN`, `CAPSTAN_DATABASE_URL`.
     public mutating func apply(environment: [String: String]) throws(ConfigurationError) {
-        let keys = ["data_dir", "listen", "public_url", "database_url", "max_nar_size", "default_workspace"]
-        for key in keys {
+        for key in Self.keys {
             if let value = environment["CAPSTAN_" + key.uppercased()] { try set(key, value) }
         }
     }

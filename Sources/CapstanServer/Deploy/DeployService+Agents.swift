@@ -129,7 +129,9 @@ extension DeployService {
     }
 
     public func agentSeen(_ agent: AgentRecord) async throws {
-        try await store.recordAgentSeen(id: agent.id, system: nil, version: nil, currentStorePath: nil, at: Date())
+        // Re-sends what the agent said in its hello: the store overwrites system and version.
+        try await store.recordAgentSeen(
+            id: agent.id, system: agent.system, version: agent.version, currentStorePath: nil, at: Date())
     }
 
     private func appendLines(_ deploymentID: String, _ lines: [String]) async throws {
