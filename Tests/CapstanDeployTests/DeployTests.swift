@@ -177,3 +177,45 @@ import TestSupport
         #expect(nested.stderrString.contains("admin token of the 'default' workspace"))
     }
 }
+
+@Suite(.serialized) struct DeployActionTests {
+    @Test func cancelRetryAndRollback() throws {
+        let fixture = try DeployFixture()
+        let machine = try fixture.addAgent("steerable", start: false)
+        let marker = fixture.marker("steerable")
+        let v1 = try fixture.configuration("steer-v1", marker: marker)
+        let v2 = try fixture.configuration("steer-v2", marker: marker)
+        let deployer = fixture.admin.with(token: fixture.activateToken)
+
+        // Cancel: only while pending.
+        let pending = try fixture.activate(try fixture.deployJSON(["steerable": v1]), ["--async"])
+        let pendingID = try #require(DeployFixture.deploymentIDs(pending.stdoutString)["steerable"])
+        try deployer.run(["deploy", "cancel", pendingID])
+        #expect(try fixture.deployment(pendingID)["status"] as? String == "Cancelled")
+        let again = try deployer.run(["deploy", "cancel", pendingID], check: false)
+        #expect(again.status != 0)
+        #expect(again.stderrString.contains("only a Pending deployment can be cancelled"))
+
+        // Retry the cancelled one: the agent runs v1.
+        let retried = try deployer.run(["deploy", "retry", pendingID, "--json"]).stdout
+        let retriedID = try #require((try JSONSerialization.jsonObject(with: retried) as? [String: Any])?["id"] as? String)
+        try machine.start()
+        #expect(try eventually { try fixture.deployment(retriedID)["status"] as? String == "Succeeded" })
+        #expect(machine.currentProfileTarget == v1)
+
+        // Deploy v2, then roll the agent back to v1.
+        #expect(try fixture.activate(try fixture.deployJSON(["steerable": v2])).status == 0)
+        #expect(machine.currentProfileTarget == v2)
+        let rollback = try deployer.run(["deploy", "rollback", "steerable", "--json"]).stdout
+        let rollbackObject = try JSONSerialization.jsonObject(with: rollback) as? [String: Any]
+        #expect(rollbackObject?["storePath"] as? String == v1)
+        let rollbackID = try #require(rollbackObject?["id"] as? String)
+        #expect(try eventually { try fixture.deployment(rollbackID)["status"] as? String == "Succeeded" })
+        #expect(machine.currentProfileTarget == v1)
+        #expect(ToyConfiguration.switches(marker) == ["switched \(v1)", "switched \(v2)", "switched \(v1)"])
+
+        // The history lists all of them, newest first.
+        let history = try deployer.run(["deploy", "status", rollbackID, "--json"]).stdout
+        #expect((try JSONSerialization.jsonObject(with: history) as? [String: Any])?["index"] as? Int == 4)
+    }
+}

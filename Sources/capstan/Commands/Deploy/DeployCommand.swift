@@ -8,6 +8,7 @@ struct DeployCommand: AsyncParsableCommand {
             DeployActivateCommand.self,
             DeployStatusCommand.self,
             DeployCancelCommand.self,
+            DeployRetryCommand.self,
             DeployRollbackCommand.self,
             DeployAgentCommand.self,
             DeployRunCommand.self,
