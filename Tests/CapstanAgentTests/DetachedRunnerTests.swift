@@ -84,18 +84,17 @@ struct DetachedRunnerTests {
         let machine = try ToyMachine()
         let old = try machine.configuration("old")
         // The activation kills the process group of whoever started the runner, as a service restart would.
-        let new = try machine.configuration("new", extraScript: "kill -KILL -- -$TOY_PARENT_PGID; sleep 1")
+        let new = try machine.configuration("new", extraScript: "/bin/kill -KILL -- -$TOY_PARENT_PGID; sleep 1")
         try machine.setProfile(old)
         let task = machine.task(new, serverURL: try TestServer.url)
         let directory = try DeploymentDirectory(stateDirectory: machine.stateDirectory, id: task.order.id)
         try directory.create(task: task)
         let script = """
-            export TOY_PARENT_PGID=$$
-            '\(TestEnvironment.capstanBinary)' deploy run --state-dir '\(machine.stateDirectory)' --id '\(task.order.id)' &
-            wait
+            export TOY_PARENT_PGID=$(ps -o pgid= $$ | tr -d ' ')
+            '\(TestEnvironment.capstanBinary)' deploy run --state-dir '\(machine.stateDirectory)' --id '\(task.order.id)'
             echo parent-survived > '\(machine.directory.sub("parent"))'
             """
-        let parent = try ProcessRunner.run(["setsid", "--wait", "sh", "-c", script], environment: TestEnvironment.nixEnvironment)
+        let parent = try ProcessRunner.run(["setsid", "--fork", "--wait", "sh", "-c", script], environment: TestEnvironment.nixEnvironment)
         #expect(parent.status != 0, "the parent was meant to be killed")
         try await waitFor("the runner's result") { try directory.result() != nil }
         let outcome = try #require(try directory.result())
