@@ -2,15 +2,16 @@ import CapstanAgent
 import CapstanModel
 import Foundation
 import Logging
-import Testing
 import TestSupport
+import Testing
 
 /// Runners as separate processes: started by the supervisor, surviving their parent, dying without blocking.
 @Suite("Detached runners", .serialized)
 struct DetachedRunnerTests {
     func supervisor(for machine: ToyMachine) throws -> DeploymentSupervisor {
         let configuration = AgentConfiguration(
-            name: "toy", serverURL: try TestServer.url, token: "agent-token", profilesDirectory: machine.profilesDirectory,
+            name: "toy", serverURL: try TestServer.url, token: "agent-token",
+            profilesDirectory: machine.profilesDirectory,
             stateDirectory: machine.stateDirectory, system: TestServer.system, verifyTimeout: .seconds(20),
             version: "test", runnerExecutable: TestEnvironment.capstanBinary)
         return try DeploymentSupervisor(configuration: configuration, logger: Logger(label: "test.supervisor"))
@@ -94,7 +95,8 @@ struct DetachedRunnerTests {
             '\(TestEnvironment.capstanBinary)' deploy run --state-dir '\(machine.stateDirectory)' --id '\(task.order.id)'
             echo parent-survived > '\(machine.directory.sub("parent"))'
             """
-        let parent = try ProcessRunner.run(["setsid", "--fork", "--wait", "sh", "-c", script], environment: TestEnvironment.nixEnvironment)
+        let parent = try ProcessRunner.run(
+            ["setsid", "--fork", "--wait", "sh", "-c", script], environment: TestEnvironment.nixEnvironment)
         #expect(parent.status != 0, "the parent was meant to be killed")
         try await waitFor("the runner's result") { try directory.result() != nil }
         let outcome = try #require(try directory.result())
@@ -138,7 +140,9 @@ struct DetachedRunnerTests {
         #expect(outcome.succeeded, "\(outcome)")
         #expect(Date().timeIntervalSince(started) < 60)
         // The switch of the killed runner still sleeps; it must not have kept the lock.
-        if let text = try? String(contentsOfFile: switchPID, encoding: .utf8), let pid = pid_t(text.trimmingCharacters(in: .whitespacesAndNewlines)) {
+        if let text = try? String(contentsOfFile: switchPID, encoding: .utf8),
+            let pid = pid_t(text.trimmingCharacters(in: .whitespacesAndNewlines))
+        {
             kill(pid, SIGKILL)
         }
     }
