@@ -56,7 +56,8 @@ public struct AgentConnection: Sendable {
             }
             backoff.connectionEnded(after: ContinuousClock.now - started)
             let delay = backoff.nextDelay()
-            logger.info("reconnecting in \(delay.formatted(.units(allowed: [.seconds], fractionalPart: .show(length: 1))))")
+            logger.info(
+                "reconnecting in \(delay.formatted(.units(allowed: [.seconds], fractionalPart: .show(length: 1))))")
             if await shutdown.sleep(for: delay) { return }
         }
     }
@@ -96,7 +97,8 @@ public struct AgentConnection: Sendable {
             currentStorePath: await supervisor.currentStorePath,
             runningDeployment: await supervisor.runningDeployment())
         try await outbound.writeTextMessage(try Self.encode(.hello(hello)))
-        logger.debug("sent hello: running \(hello.runningDeployment ?? "nothing"), current \(hello.currentStorePath ?? "none")")
+        logger.debug(
+            "sent hello: running \(hello.runningDeployment ?? "nothing"), current \(hello.currentStorePath ?? "none")")
         let (welcomed, welcome) = AsyncStream<Void>.makeStream()
         try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask {

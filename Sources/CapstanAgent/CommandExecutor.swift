@@ -1,6 +1,10 @@
 import Foundation
 import Synchronization
 
+#if canImport(Glibc)
+    import Glibc
+#endif
+
 /// A command the runner started that did not exit 0.
 public struct CommandFailure: Error, CustomStringConvertible, Sendable {
     public var command: [String]
@@ -27,35 +31,34 @@ struct CommandExecutor: Sendable {
     @discardableResult
     func run(_ command: [String], logStdout: Bool = true) throws -> String {
         guard let program = command.first else { return "" }
-        let process = Process()
-        if program.hasPrefix("/") {
-            process.executableURL = URL(fileURLWithPath: program)
-            process.arguments = Array(command.dropFirst())
-        } else {
-            process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-            process.arguments = command
-        }
         var environment = ProcessInfo.processInfo.environment
         environment.merge(extraEnvironment) { $1 }
-        process.environment = environment
-        process.standardInput = FileHandle.nullDevice
-        let stdout = Pipe()
-        let stderr = Pipe()
-        process.standardOutput = stdout
-        process.standardError = stderr
         log.append("$ \(command.joined(separator: " "))")
-        do {
-            try process.run()
-        } catch {
-            log.append("cannot start \(program): \(error)")
-            throw CommandFailure(command: command, status: 127, lastLines: ["cannot start \(program): \(error)"])
+        var outPipe: [Int32] = [-1, -1]
+        var errPipe: [Int32] = [-1, -1]
+        guard pipe(&outPipe) == 0, pipe(&errPipe) == 0 else {
+            throw CommandFailure(command: command, status: 127, lastLines: ["cannot create a pipe: errno \(errno)"])
         }
+        // Close-on-exec, so that no other child started meanwhile keeps these pipes open.
+        for fd in outPipe + errPipe { _ = fcntl(fd, F_SETFD, FD_CLOEXEC) }
+        let pid: pid_t
+        do {
+            pid = try ProcessSpawner.spawn(
+                command, environment: environment, stdout: .existing(outPipe[1]), stderr: .existing(errPipe[1]),
+                newSession: false)
+        } catch {
+            (outPipe + errPipe).forEach { close($0) }
+            log.append("\(error)")
+            throw CommandFailure(command: command, status: 127, lastLines: ["\(error)"])
+        }
+        close(outPipe[1])
+        close(errPipe[1])
         let tail = Mutex<[String]>([])
         let captured = Mutex<String>("")
         let log = self.log
         let group = DispatchGroup()
-        for (pipe, isStdout) in [(stdout, true), (stderr, false)] {
-            let handle = pipe.fileHandleForReading
+        for (fd, isStdout) in [(outPipe[0], true), (errPipe[0], false)] {
+            let handle = FileHandle(fileDescriptor: fd, closeOnDealloc: true)
             DispatchQueue.global().async(group: group) {
                 Self.forEachLine(of: handle) { line in
                     if isStdout { captured.withLock { $0 += line + "\n" } }
@@ -67,12 +70,11 @@ struct CommandExecutor: Sendable {
                 }
             }
         }
-        process.waitUntilExit()
+        let status = ProcessSpawner.wait(for: pid)
         // A daemon the command started may keep the pipes open; do not wait for it forever.
         if group.wait(timeout: .now() + .seconds(5)) == .timedOut {
             log.append("(\(program) left a process behind that still holds its output open)")
         }
-        let status = process.terminationReason == .uncaughtSignal ? 128 + process.terminationStatus : process.terminationStatus
         guard status == 0 else {
             let lines = tail.withLock { $0 }
             log.append("\(program) exited with status \(status)")

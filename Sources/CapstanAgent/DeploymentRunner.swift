@@ -68,7 +68,8 @@ public struct DeploymentRunner: Sendable {
             outcome = handle(failure, previous: previous)
             say("Failed to activate the deployment \(order.storePath): \(outcome.reason ?? "")")
         } catch {
-            outcome = handle(.activationFailed(CommandFailure(command: [], status: -1, lastLines: ["\(error)"])), previous: previous)
+            outcome = handle(
+                .activationFailed(CommandFailure(command: [], status: -1, lastLines: ["\(error)"])), previous: previous)
             say("Failed to activate the deployment \(order.storePath): \(outcome.reason ?? "")")
         }
         return outcome

@@ -103,7 +103,8 @@ public actor DeploymentSupervisor {
             if reaped == child.pid || (reaped < 0 && errno == ECHILD) {
                 self.child = nil
                 logger.debug("runner of deployment \(child.id) (pid \(child.pid)) exited, status \(status)")
-                if let directory = try? DeploymentDirectory(stateDirectory: configuration.stateDirectory, id: child.id) {
+                if let directory = try? DeploymentDirectory(stateDirectory: configuration.stateDirectory, id: child.id)
+                {
                     recordKilledIfUnfinished(directory)
                 }
             }
@@ -178,13 +179,15 @@ public actor DeploymentSupervisor {
         for directory in DeploymentDirectory.all(in: configuration.stateDirectory)
         where !directory.hasMarker(directory.reportedMarker) {
             if !directory.hasMarker(directory.sentStartedMarker) {
-                messages.append(Outgoing(message: .started(id: directory.id, closureSize: nil), commit: .sentStarted(directory)))
+                messages.append(
+                    Outgoing(message: .started(id: directory.id, closureSize: nil), commit: .sentStarted(directory)))
             }
             var offset = directory.forwardedOffset()
             while let (lines, next) = try? directory.readLog(from: offset, maxLines: 200), !lines.isEmpty {
                 let batch = Self.limit(lines)
                 let end = batch.count == lines.count ? next : Self.offset(after: batch, in: directory, from: offset)
-                messages.append(Outgoing(message: .log(id: directory.id, lines: batch), commit: .forwarded(directory, offset: end)))
+                messages.append(
+                    Outgoing(message: .log(id: directory.id, lines: batch), commit: .forwarded(directory, offset: end)))
                 offset = end
             }
             if !directory.hasMarker(directory.sentClosureMarker), let started = try? directory.started() {
@@ -229,7 +232,8 @@ public actor DeploymentSupervisor {
         return Array(lines.prefix(count))
     }
 
-    private static func offset(after batch: [LogLine], in directory: DeploymentDirectory, from offset: UInt64) -> UInt64 {
+    private static func offset(after batch: [LogLine], in directory: DeploymentDirectory, from offset: UInt64) -> UInt64
+    {
         (try? directory.readLog(from: offset, maxLines: batch.count).1) ?? offset
     }
 

@@ -1,8 +1,8 @@
 import CapstanAgent
 import CapstanModel
 import Foundation
-import Testing
 import TestSupport
+import Testing
 
 /// `capstan deploy run` against real nix, a temporary profiles directory and toy configurations.
 @Suite("Deployment runner", .serialized)

@@ -113,7 +113,8 @@ struct ToyMachine {
             [TestEnvironment.capstanBinary, "deploy", "run", "--state-dir", stateDirectory, "--id", task.order.id],
             environment: TestEnvironment.nixEnvironment)
         guard let outcome = try directory.result() else {
-            throw TestFailure("no result.json after `capstan deploy run` (exit \(result.status)): \(result.stderrString)")
+            throw TestFailure(
+                "no result.json after `capstan deploy run` (exit \(result.status)): \(result.stderrString)")
         }
         return (outcome, result)
     }
