@@ -24,7 +24,7 @@ struct UseCommand: AsyncParsableCommand {
         var netrcLine: String?
         if !info.isPublic {
             let host = URLComponents(string: info.url)?.host ?? "127.0.0.1"
-            netrcLine = "machine \(host) password \(client.resolvedToken ?? "<read or push token>")"
+            netrcLine = "machine \(host) login capstan password \(client.resolvedToken ?? "<read or push token>")"
             confLines.append("netrc-file = \(netrcFile)")
         }
         guard writeConfig else {
