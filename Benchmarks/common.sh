@@ -3,10 +3,11 @@
 
 export NIX_CONFIG=$'experimental-features = nix-command\nsandbox = false\nbuild-users-group =\nsubstituters =\n'
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-capstan=$repo/.build/release/capstan
+# CAPSTAN_BIN: measure that binary instead of building the work tree (e.g. an older build).
+capstan=${CAPSTAN_BIN:-$repo/.build/release/capstan}
 
 build_capstan() {
-    if [[ -z ${SKIP_BUILD:-} ]]; then
+    if [[ -z ${SKIP_BUILD:-} && -z ${CAPSTAN_BIN:-} ]]; then
         echo "building capstan (release)" >&2
         (cd "$repo" && swift build -c release --product capstan >/dev/null)
     fi

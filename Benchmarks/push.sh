@@ -39,7 +39,7 @@ for run in $(seq "$runs"); do
     fi
 
     rm -rf "$work/nix-cache"
-    /usr/bin/time -f '%e %M' -o "$work/time" nix copy --to "file://$work/nix-cache?compression=zstd" "$top"
+    /usr/bin/time -f '%e %M' -o "$work/time" nix copy --to "file://$work/nix-cache?compression=zstd" "$top" 2>"$work/nix-copy.log"
     read -r secs rss <"$work/time"
     echo "run $run nix copy: ${secs}s ${rss} KiB" >&2
     if [[ -z $best_nix ]] || awk -v a="$secs" -v b="${best_nix%% *}" 'BEGIN { exit !(a < b) }'; then
@@ -58,8 +58,8 @@ printf '| %-32s | %9s | %7s | %14s | %14s | %15s |\n' "command" "seconds" "MB/s"
 printf '|%s|%s|%s|%s|%s|%s|\n' "$(printf -- '-%.0s' {1..34})" "$(printf -- '-%.0s' {1..11})" "$(printf -- '-%.0s' {1..9})" \
     "$(printf -- '-%.0s' {1..16})" "$(printf -- '-%.0s' {1..16})" "$(printf -- '-%.0s' {1..17})"
 printf '| %-32s | %9s | %7.0f | %14s | %14s | %15s |\n' "capstan push" "$c_secs" "$(awk -v b="$nar_bytes" -v s="$c_secs" 'BEGIN { print b / s / 1e6 }')" \
-    "$(mib "$c_rss")" "$(mib "$c_idle") → $(mib "$c_hwm")" "$(du -sb "$work/capstan-data" | cut -f1)"
-printf '| %-32s | %9s | %7.0f | %14s | %14s | %15s |\n' "nix copy --to file://…zstd" "$n_secs" "$(awk -v b="$nar_bytes" -v s="$n_secs" 'BEGIN { print b / s / 1e6 }')" \
+    "$(mib "$c_rss")" "$(mib "$c_idle") -> $(mib "$c_hwm")" "$(du -sb "$work/capstan-data" | cut -f1)"
+printf '| %-32s | %9s | %7.0f | %14s | %14s | %15s |\n' "nix copy --to file://...zstd" "$n_secs" "$(awk -v b="$nar_bytes" -v s="$n_secs" 'BEGIN { print b / s / 1e6 }')" \
     "$(mib "$n_rss")" "–" "$nix_stored"
 echo
 echo "ratio capstan/nix (time): $(ratio "$c_secs" "$n_secs")"

@@ -39,7 +39,7 @@ start_server "$work/capstan-data"
 "$capstan" push bench "$top" >"$work/push.log" 2>&1
 "$capstan" push private "$top" >>"$work/push.log" 2>&1
 rm -rf "$work/nix-cache"
-nix copy --to "file://$work/nix-cache?compression=zstd" "$top"
+nix copy --to "file://$work/nix-cache?compression=zstd" "$top" 2>"$work/nix-copy.log"
 
 port=$(free_port)
 mkdir -p "$work/nginx"
