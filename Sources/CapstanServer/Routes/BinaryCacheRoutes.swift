@@ -38,10 +38,9 @@ struct BinaryCacheRoutes: Sendable {
         let file = try context.parameters.require("file")
         guard file.hasSuffix(".narinfo") else { throw ServiceError.notFound("no such file: \(file)") }
         let cache = try await caches.readableCache(named: cacheName(context), by: auth.principal(for: request))
-        guard let text = try await caches.narInfo(in: cache, hashPart: String(file.dropLast(8))) else {
+        guard let buffer = try await caches.narInfoText(in: cache, hashPart: String(file.dropLast(8))) else {
             return Response(status: .notFound, headers: [.contentType: "text/plain"], body: .init(byteBuffer: ByteBuffer(string: "404")))
         }
-        let buffer = ByteBuffer(string: text)
         var headers: HTTPFields = [.contentType: "text/x-nix-narinfo"]
         headers[.contentLength] = String(buffer.readableBytes)
         return Response(status: .ok, headers: headers, body: includeBody ? .init(byteBuffer: buffer) : .init())

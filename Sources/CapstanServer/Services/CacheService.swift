@@ -17,6 +17,7 @@ public struct CacheService: Sendable {
     let publicURL: String
     let maxNarSize: UInt64
     let logger: Logger
+    let memo = ReadMemo()
 
     public init(store: CapstanStore, blobs: BlobStore, publicURL: String, maxNarSize: UInt64, logger: Logger) {
         self.store = store
@@ -79,7 +80,7 @@ public struct CacheService: Sendable {
     /// The cache if the caller may read it. Anonymous callers of a private cache are asked to
     /// authenticate; other workspaces learn nothing, not even that it exists.
     public func readableCache(named name: String, by principal: Principal?) async throws -> CacheRecord {
-        guard let cache = try await store.cache(named: name) else {
+        guard let cache = try await cache(named: name) else {
             throw ServiceError.notFound("cache '\(name)' does not exist")
         }
         if cache.isPublic { return cache }
@@ -97,7 +98,7 @@ public struct CacheService: Sendable {
         guard let principal else {
             throw ServiceError.unauthorized("writing to cache '\(name)' needs a push token")
         }
-        guard let cache = try await store.cache(named: name),
+        guard let cache = try await cache(named: name),
             cache.isPublic || principal.workspaceID == cache.workspaceID
         else {
             throw ServiceError.notFound("cache '\(name)' does not exist")
@@ -106,6 +107,14 @@ public struct CacheService: Sendable {
             throw ServiceError.forbidden(
                 "this \(principal.kind.rawValue) token may not write to cache '\(name)'; use a push token of that cache")
         }
+        return cache
+    }
+
+    /// The cache row, from memory when it was read before (cache rows never change).
+    func cache(named name: String) async throws -> CacheRecord? {
+        if let cache = memo.cache(named: name) { return cache }
+        guard let cache = try await store.cache(named: name) else { return nil }
+        memo.remember(cache)
         return cache
     }
 
@@ -119,8 +128,16 @@ public struct CacheService: Sendable {
     }
 
     public func narInfo(in cache: CacheRecord, hashPart: String) async throws -> String? {
+        try await narInfoText(in: cache, hashPart: hashPart).map { String(buffer: $0) }
+    }
+
+    /// The narinfo as served: rendered once, then kept in memory (a stored path never changes).
+    func narInfoText(in cache: CacheRecord, hashPart: String) async throws -> ByteBuffer? {
+        if let text = memo.narInfo(cacheID: cache.id, hashPart: hashPart) { return text }
         guard let path = try await store.path(cacheID: cache.id, hashPart: hashPart) else { return nil }
-        return try Self.narInfo(for: path).rendered()
+        let text = ByteBuffer(string: try Self.narInfo(for: path).rendered())
+        memo.remember(narInfo: text, cacheID: cache.id, hashPart: hashPart)
+        return text
     }
 
     /// The blob file behind `nar/<fileName>` if this cache holds a path stored in it.

@@ -7,6 +7,7 @@ import Logging
 public struct TokenService: Sendable {
     let store: CapstanStore
     let logger: Logger
+    let principals = PrincipalMemo()
 
     public init(store: CapstanStore, logger: Logger) {
         self.store = store
@@ -15,13 +16,17 @@ public struct TokenService: Sendable {
 
     /// Resolves a presented secret to its principal; unknown and revoked tokens are refused.
     public func authenticate(secret: String) async throws -> Principal {
-        guard let record = try await store.token(secretHash: TokenSecret.hash(secret)) else {
+        let secretHash = TokenSecret.hash(secret)
+        if let principal = principals.principal(secretHash: secretHash) { return principal }
+        guard let record = try await store.token(secretHash: secretHash) else {
             throw ServiceError.unauthorized("the token is not known to this server; create one with `capstan token create`")
         }
         if record.revokedAt != nil {
             throw ServiceError.unauthorized("the token \(record.id) was revoked")
         }
-        return Principal(token: record)
+        let principal = Principal(token: record)
+        principals.remember(principal, secretHash: secretHash)
+        return principal
     }
 
     /// Creates a token in the caller's workspace; only admins may.
@@ -81,6 +86,7 @@ public struct TokenService: Sendable {
         guard try await store.revokeToken(id: id, workspaceID: principal.workspaceID) else {
             throw ServiceError.notFound("token \(id) does not exist in this workspace")
         }
+        principals.forget(tokenID: id)
         logger.info("token revoked", metadata: ["token": "\(id)", "by": "\(principal.tokenID)"])
     }
 

@@ -57,7 +57,7 @@ public final class CapstanDatabase: @unchecked Sendable {
                 maxConnectionsPerEventLoop: 2, logger: logger, on: group)
             let sql = PooledSQLDatabase(logger: logger, dialect: SQLiteDialect(), eventLoopGroup: group) { logger in
                 let connection = try await pool.requestConnection(logger: logger).get()
-                return (connection.sql(), { pool.releaseConnection(connection, logger: logger) })
+                return (connection.sqlQuiet(), { pool.releaseConnection(connection, logger: logger) })
             }
             logger.info("opened SQLite database", metadata: ["path": "\(path)"])
             let canonical = (path as NSString).standardizingPath
@@ -77,7 +77,7 @@ public final class CapstanDatabase: @unchecked Sendable {
             let pool = EventLoopGroupConnectionPool(
                 source: PostgresConnectionSource(sqlConfiguration: configuration),
                 maxConnectionsPerEventLoop: 4, logger: logger, on: group)
-            let sql = pool.database(logger: logger).sql()
+            let sql = pool.database(logger: logger).sql(queryLogLevel: Self.queryLogLevel)
             logger.info(
                 "using PostgreSQL database", metadata: ["url": "\(StorageError.redacted(trimmed))"])
             return CapstanDatabase(
@@ -107,11 +107,11 @@ public final class CapstanDatabase: @unchecked Sendable {
         case .sqlite(let pool, _):
             let connection = try await pool.requestConnection(logger: logger).get()
             defer { pool.releaseConnection(connection, logger: logger) }
-            return try await body(connection.sql())
+            return try await body(connection.sqlQuiet())
         case .postgres(let pool):
             let connection = try await pool.requestConnection(logger: logger).get()
             defer { pool.releaseConnection(connection, logger: logger) }
-            return try await body(connection.sql())
+            return try await body(connection.sql(queryLogLevel: Self.queryLogLevel))
         }
     }
 
@@ -170,5 +170,17 @@ public final class CapstanDatabase: @unchecked Sendable {
         case .sqlite(let pool, _): try await pool.shutdownAsync()
         case .postgres(let pool): try await pool.shutdownAsync()
         }
+    }
+}
+
+extension CapstanDatabase {
+    /// Every statement is logged at this level: trace, so that a server at debug level (request
+    /// logging) does not also format and write a log line per query on every request.
+    static let queryLogLevel: Logger.Level = .trace
+}
+
+extension SQLiteConnection {
+    fileprivate func sqlQuiet() -> any SQLDatabase {
+        sql(encoder: .init(), decoder: .init(), queryLogLevel: CapstanDatabase.queryLogLevel)
     }
 }

@@ -1,0 +1,58 @@
+# Shared by the cache benchmarks: Nix settings, a release build of capstan, a fresh server on a
+# free loopback port, and helpers to read memory figures. Source it; do not run it.
+
+export NIX_CONFIG=$'experimental-features = nix-command\nsandbox = false\nbuild-users-group =\nsubstituters =\n'
+repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# CAPSTAN_BIN: measure that binary instead of building the work tree (e.g. an older build).
+capstan=${CAPSTAN_BIN:-$repo/.build/release/capstan}
+
+build_capstan() {
+    if [[ -z ${SKIP_BUILD:-} && -z ${CAPSTAN_BIN:-} ]]; then
+        echo "building capstan (release)" >&2
+        (cd "$repo" && swift build -c release --product capstan >/dev/null)
+    fi
+    [[ -x $capstan ]] || { echo "no release build at $capstan" >&2; exit 1; }
+}
+
+free_port() {
+    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
+}
+
+server_pid=""
+# Starts a fresh server on an empty data directory $1; sets server_pid, CAPSTAN_URL, CAPSTAN_TOKEN.
+start_server() {
+    local data=$1 port
+    rm -rf "$data"
+    mkdir -p "$data"
+    port=$(free_port)
+    CAPSTAN_LOG_LEVEL=${CAPSTAN_LOG_LEVEL:-warning} "$capstan" serve --data-dir "$data" --listen "127.0.0.1:$port" \
+        >"$data.log" 2>&1 &
+    server_pid=$!
+    export CAPSTAN_URL=http://127.0.0.1:$port
+    for _ in $(seq 200); do
+        if [[ -s $data/admin-token ]] && curl -fsS "$CAPSTAN_URL/health" >/dev/null 2>&1; then
+            export CAPSTAN_TOKEN
+            CAPSTAN_TOKEN=$(cat "$data/admin-token")
+            return 0
+        fi
+        kill -0 "$server_pid" 2>/dev/null || break
+        sleep 0.1
+    done
+    echo "server did not start; log:" >&2
+    cat "$data.log" >&2
+    exit 1
+}
+
+stop_server() {
+    if [[ -n $server_pid ]]; then
+        kill "$server_pid" 2>/dev/null || true
+        wait "$server_pid" 2>/dev/null || true
+        server_pid=""
+    fi
+}
+
+# A /proc/PID/status field (VmRSS, VmHWM) in KiB.
+proc_kib() { awk -v f="$2:" '$1 == f { print $2 }' "/proc/$1/status"; }
+
+mib() { awk -v k="$1" 'BEGIN { printf "%.1f", k / 1024 }'; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }

@@ -1,0 +1,122 @@
+import CapstanStorage
+import NIOCore
+import Synchronization
+
+/// A bounded map that keeps what was used recently: two generations of at most `capacity`
+/// entries; a hit in the old one moves the entry to the young one, and when the young one is
+/// full it replaces the old one (dropping whatever was not used since). Every operation is O(1).
+struct RecentlyUsedMap<Key: Hashable, Value> {
+    private var young: [Key: Value] = [:]
+    private var old: [Key: Value] = [:]
+    let capacity: Int
+
+    init(capacity: Int) {
+        self.capacity = max(1, capacity)
+    }
+
+    var count: Int { young.count + old.count }
+
+    mutating func value(for key: Key) -> Value? {
+        if let value = young[key] { return value }
+        guard let value = old.removeValue(forKey: key) else { return nil }
+        insert(value, for: key)
+        return value
+    }
+
+    mutating func insert(_ value: Value, for key: Key) {
+        if young[key] == nil, young.count >= capacity {
+            old = young
+            young = [:]
+        }
+        young[key] = value
+    }
+
+    mutating func removeValue(for key: Key) {
+        young[key] = nil
+        old[key] = nil
+    }
+
+    mutating func removeAll() {
+        young = [:]
+        old = [:]
+    }
+}
+
+/// What the binary-cache routes read on every request and that cannot change once written:
+/// cache rows (caches are never renamed, edited or deleted) and the rendered narinfo of stored
+/// paths (a path, once visible, is never changed or removed). Only found rows are kept: a miss
+/// always asks the database again, so a path pushed through another server sharing the database
+/// shows up at once. Authorisation is not memoised here; callers check it on every request.
+final class ReadMemo: Sendable {
+    private let caches: Mutex<RecentlyUsedMap<String, CacheRecord>>
+    private let narInfos: Mutex<RecentlyUsedMap<NarInfoKey, ByteBuffer>>
+
+    struct NarInfoKey: Hashable {
+        var cacheID: String
+        var hashPart: String
+    }
+
+    /// `narInfoCapacity` narinfo texts per generation (about 0.5–2 KiB each).
+    init(cacheCapacity: Int = 256, narInfoCapacity: Int = 8192) {
+        caches = Mutex(RecentlyUsedMap(capacity: cacheCapacity))
+        narInfos = Mutex(RecentlyUsedMap(capacity: narInfoCapacity))
+    }
+
+    func cache(named name: String) -> CacheRecord? {
+        caches.withLock { $0.value(for: name) }
+    }
+
+    func remember(_ cache: CacheRecord) {
+        caches.withLock { $0.insert(cache, for: cache.name) }
+    }
+
+    func narInfo(cacheID: String, hashPart: String) -> ByteBuffer? {
+        narInfos.withLock { $0.value(for: NarInfoKey(cacheID: cacheID, hashPart: hashPart)) }
+    }
+
+    func remember(narInfo: ByteBuffer, cacheID: String, hashPart: String) {
+        narInfos.withLock { $0.insert(narInfo, for: NarInfoKey(cacheID: cacheID, hashPart: hashPart)) }
+    }
+}
+
+/// Tokens recently seen valid, by the SHA-256 of their secret, for `lifetime`: saves the
+/// database lookup on every request of a private cache. A revocation through this server drops
+/// the entry at once; one through another server sharing the database takes effect within
+/// `lifetime`.
+final class PrincipalMemo: Sendable {
+    private struct Entry {
+        var principal: Principal
+        var expires: ContinuousClock.Instant
+    }
+
+    private let entries: Mutex<RecentlyUsedMap<String, Entry>>
+    let lifetime: Duration
+
+    init(capacity: Int = 1024, lifetime: Duration = .seconds(5)) {
+        entries = Mutex(RecentlyUsedMap(capacity: capacity))
+        self.lifetime = lifetime
+    }
+
+    func principal(secretHash: String) -> Principal? {
+        let now = ContinuousClock.now
+        return entries.withLock { map in
+            guard let entry = map.value(for: secretHash) else { return nil }
+            guard entry.expires > now else {
+                map.removeValue(for: secretHash)
+                return nil
+            }
+            return entry.principal
+        }
+    }
+
+    func remember(_ principal: Principal, secretHash: String) {
+        let entry = Entry(principal: principal, expires: .now + lifetime)
+        entries.withLock { $0.insert(entry, for: secretHash) }
+    }
+
+    func forget(tokenID: String) {
+        // Revocations are rare: drop everything rather than index entries by token id.
+        _ = tokenID
+        entries.withLock { $0.removeAll() }
+    }
+}
