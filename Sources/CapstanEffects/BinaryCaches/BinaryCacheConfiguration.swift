@@ -62,7 +62,8 @@ public struct BinaryCacheConfiguration: Sendable, Equatable {
             return string
         }
         func optionalString(_ key: String) throws(EntryError) -> String? {
-            fields[key] == nil || fields[key] == .null ? nil : try string(key)
+            if fields[key] == nil || fields[key] == .null { return nil }
+            return try string(key)
         }
         func strings(_ key: String, required: Bool) throws(EntryError) -> [String] {
             guard let value = fields[key] else {

@@ -41,11 +41,12 @@ public struct EffectDerivation: Sendable, Equatable {
         } catch {
             throw .unexpectedDerivation(path, reason: "nix show-derivation printed something unexpected: \(error)")
         }
-        guard let (drvPath, drv) = shown.first else {
+        guard let entry = shown.first else {
             throw .unexpectedDerivation(path, reason: "nix show-derivation printed no derivation")
         }
+        let drv = entry.value
         return EffectDerivation(
-            path: drvPath, builder: drv.builder, arguments: drv.args, environment: drv.env,
+            path: entry.key, builder: drv.builder, arguments: drv.args, environment: drv.env,
             inputDerivations: drv.inputDrvs, inputSources: drv.inputSrcs)
     }
 }

@@ -23,5 +23,3 @@ public enum EffectError: Error, CustomStringConvertible {
         }
     }
 }
-
-import Foundation

@@ -47,12 +47,12 @@ public struct EffectPreparation: Sendable {
             ["nix", "--extra-experimental-features", "nix-command", "show-derivation", drvPath], quiet: true)
         let derivation = try EffectDerivation.parse(shown, path: drvPath)
         guard derivation.isEffect else { throw .notAnEffect(drvPath) }
-        let toRealise = Set(derivation.inputDerivations.keys).union(prebuilt.compactMap(\.drv))
-            .union(derivation.inputSources).union(prebuilt.filter { $0.drv == nil }.map(\.path))
+        let toRealise = Set(derivation.inputDerivations.keys).union(prebuilt.compactMap { $0.drv })
+            .union(derivation.inputSources).union(prebuilt.filter { $0.drv == nil }.map { $0.path })
         if !toRealise.isEmpty {
             logger.info("building the effect's inputs (\(toRealise.count) paths)")
             _ = try NixInvocation.checked(["nix-store", "--realise"] + toRealise.sorted())
         }
-        return PreparedEffect(derivation: derivation, prebuilt: prebuilt.map(\.path))
+        return PreparedEffect(derivation: derivation, prebuilt: prebuilt.map { $0.path })
     }
 }

@@ -19,10 +19,11 @@ public indirect enum SecretCondition: Sendable, Equatable {
         case .string("isTag"):
             self = .isTag
         case .object(let object):
-            guard object.count == 1, let (key, value) = object.first else {
+            guard object.count == 1, let entry = object.first else {
                 throw SecretConditionError(
                     "a condition object must have exactly one key, not \(object.count): \(json.compact)")
             }
+            let (key, value) = (entry.key, entry.value)
             switch (key, value) {
             case ("and", .array(let items)): self = .and(try items.map { item throws(SecretConditionError) in try SecretCondition(json: item) })
             case ("or", .array(let items)): self = .or(try items.map { item throws(SecretConditionError) in try SecretCondition(json: item) })

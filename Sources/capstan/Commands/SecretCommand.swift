@@ -41,7 +41,8 @@ struct SecretCommand: ParsableCommand {
 
         func run() throws {
             let path = location.resolved(environment: ProcessInfo.processInfo.environment)
-            var file = FileManager.default.fileExists(atPath: path) ? try SecretsFile.load(path) : SecretsFile(path: path)
+            var file = SecretsFile(path: path)
+            if FileManager.default.fileExists(atPath: path) { file = try SecretsFile.load(path) }
             let secret = Secret(data: try data.build().data, condition: try condition.build())
             try file.add(name: name, secret: secret)
             try file.write()
