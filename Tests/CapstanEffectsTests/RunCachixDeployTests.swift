@@ -24,16 +24,27 @@ import TestSupport
         let fixture = try EffectFixture()
         try fixture.startServer()
         let machine = try fixture.addAgent("machine1")
+        let marker = fixture.marker("machine1")
+        let good = try fixture.configuration("good", marker: marker)
         var failing = ToyConfiguration.Options()
         failing.switchExitCode = 3
-        let path = try fixture.configuration("broken", marker: fixture.marker("machine1"), options: failing)
+        let broken = try fixture.configuration("broken", marker: marker, options: failing)
         try fixture.writeProject(
-            "{ effect = lib.runCachixDeploy { deploy.agents.machine1 = \(EffectFixture.storePath(path)); }; }")
+            """
+            {
+              good = lib.runCachixDeploy { deploy.agents.machine1 = \(EffectFixture.storePath(good)); };
+              broken = lib.runCachixDeploy { deploy.agents.machine1 = \(EffectFixture.storePath(broken)); };
+            }
+            """)
         try fixture.addActivateSecret()
-        let result = try fixture.runEffect("effect")
+        #expect(try fixture.runEffect("good").status == 0)
+        let result = try fixture.runEffect("broken")
         #expect(result.status == 1, "\(result.output)")
+        #expect(result.stdoutString.contains("Failed"), "\(result.output)")
         #expect(result.stderrString.contains("failed with exit status 1"), "\(result.output)")
-        #expect(machine.currentProfileTarget != path)
+        // The agent rolled back; the effect waited for that before it ended.
+        #expect(machine.currentProfileTarget == good, "\(machine.log)")
+        #expect(ToyConfiguration.switches(marker) == ["switched \(good)", "switched \(broken)", "switched \(good)"])
     }
 
     @Test func asyncReturnsBeforeTheAgentIsDone() throws {
