@@ -62,7 +62,10 @@ final class EffectFixture: @unchecked Sendable {
     @discardableResult
     func capstan(_ arguments: [String], input: Data? = nil) throws -> ProcessResult {
         var environment = TestEnvironment.nixEnvironment
-        for key in ["CAPSTAN_TOKEN", "CAPSTAN_URL", "CAPSTAN_ACTIVATE_TOKEN", "CACHIX_ACTIVATE_TOKEN", "HERCULES_CI_SECRETS_JSON"] {
+        for key in [
+            "CAPSTAN_TOKEN", "CAPSTAN_URL", "CAPSTAN_ACTIVATE_TOKEN", "CACHIX_ACTIVATE_TOKEN",
+            "HERCULES_CI_SECRETS_JSON",
+        ] {
             environment.removeValue(forKey: key)
         }
         environment["XDG_CONFIG_HOME"] = temp.sub("config-home")
@@ -106,7 +109,8 @@ final class EffectFixture: @unchecked Sendable {
     /// The activate secret, as a person would add it: the token, and the server's URL.
     func addActivateSecret(named name: String = "default-cachix-activate") throws {
         let server = try self.server
-        try addSecret(name, ["--string", "cachixActivateToken", server.activateToken, "--string", "url", server.server.url])
+        try addSecret(
+            name, ["--string", "cachixActivateToken", server.activateToken, "--string", "url", server.server.url])
     }
 
     @discardableResult

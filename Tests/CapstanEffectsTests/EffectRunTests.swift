@@ -1,6 +1,6 @@
 import Foundation
-import Testing
 import TestSupport
+import Testing
 
 /// `capstan effect run` with mkEffect: secrets, conditions and the sandbox.
 @Suite struct EffectRunTests {
@@ -28,13 +28,15 @@ import TestSupport
         try fixture.addSecret("s", ["--string", "value", "v"])
         var text = try String(contentsOfFile: fixture.secretsFile, encoding: .utf8)
         text = text.replacingOccurrences(
-            of: "\"s\": {", with: "\"bad\": { \"kind\": \"Secret\", \"data\": {}, \"condition\": { \"not\": true } },\n  \"s\": {")
+            of: "\"s\": {",
+            with: "\"bad\": { \"kind\": \"Secret\", \"data\": {}, \"condition\": { \"not\": true } },\n  \"s\": {")
         try text.write(toFile: fixture.secretsFile, atomically: true, encoding: .utf8)
         let result = try fixture.runEffect("effect")
         #expect(result.status == 1)
         #expect(
             result.stderrString.contains(
-                "Could not parse secrets file \(fixture.secretsFile): entry \"bad\": condition: unknown condition {\"not\":true}"),
+                "Could not parse secrets file \(fixture.secretsFile): entry \"bad\": condition: unknown condition {\"not\":true}"
+            ),
             "\(result.output)")
     }
 
@@ -69,7 +71,8 @@ import TestSupport
     @Test func ownerRepoAndDefaultBranchConditions() throws {
         let fixture = try EffectFixture()
         try fixture.writeProject(Self.readsToken)
-        try fixture.addSecret("s", ["--string", "value", "v", "--owner", "org", "--repo", "site", "--default-branch-only"])
+        try fixture.addSecret(
+            "s", ["--string", "value", "v", "--owner", "org", "--repo", "site", "--default-branch-only"])
         let context = ["--owner", "org", "--repo", "site", "--default-branch", "main"]
         #expect(try fixture.runEffect("effect", context + ["--branch", "main"]).status == 0)
         #expect(try fixture.runEffect("effect", context + ["--branch", "dev"]).status == 1)
@@ -104,7 +107,9 @@ import TestSupport
 
     @Test func phasesRunInOrderWithHooks() throws {
         let fixture = try EffectFixture()
-        let names = ["init", "unpack", "patch", "getState", "userSetup", "priorCheck", "effect", "putState", "effectCheck"]
+        let names = [
+            "init", "unpack", "patch", "getState", "userSetup", "priorCheck", "effect", "putState", "effectCheck",
+        ]
         let scripts = names.map { "\($0)Script = \"echo \($0)\";" }.joined(separator: " ")
         try fixture.writeProject(
             """

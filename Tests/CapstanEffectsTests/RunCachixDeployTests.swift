@@ -1,6 +1,6 @@
 import Foundation
-import Testing
 import TestSupport
+import Testing
 
 /// runCachixDeploy from a flake-less default.nix, run by `capstan effect run`, deploying to real agents.
 @Suite(.serialized) struct RunCachixDeployTests {
@@ -55,7 +55,8 @@ import TestSupport
         let marker = fixture.marker("laptop")
         let path = try fixture.configuration("laptop", marker: marker)
         try fixture.writeProject(
-            "{ effect = lib.runCachixDeploy { async = true; deploy.agents.laptop = \(EffectFixture.storePath(path)); }; }")
+            "{ effect = lib.runCachixDeploy { async = true; deploy.agents.laptop = \(EffectFixture.storePath(path)); }; }"
+        )
         try fixture.addActivateSecret()
         let result = try fixture.runEffect("effect")
         #expect(result.status == 0, "\(result.output)")
@@ -144,13 +145,14 @@ import TestSupport
         try fixture.writeProject("{ effect = lib.mkEffect { effectScript = \"touch \(marker)\"; }; }")
         let caches = fixture.temp.sub("caches.json")
         try """
-            { "good": { "kind": "CapstanCache", "url": "http://127.0.0.1:1", "cache": "c", "token": "t" },
-              "broken": { "kind": "NixCache", "publicKeys": [] } }
-            """.write(toFile: caches, atomically: true, encoding: .utf8)
+        { "good": { "kind": "CapstanCache", "url": "http://127.0.0.1:1", "cache": "c", "token": "t" },
+          "broken": { "kind": "NixCache", "publicKeys": [] } }
+        """.write(toFile: caches, atomically: true, encoding: .utf8)
         let result = try fixture.runEffect("effect", ["--binary-caches", caches])
         #expect(result.status != 0)
         #expect(
-            result.stderrString.contains("Could not parse binary caches file \(caches): entry \"broken\": \"storeURI\" is missing"),
+            result.stderrString.contains(
+                "Could not parse binary caches file \(caches): entry \"broken\": \"storeURI\" is missing"),
             "\(result.output)")
         #expect(!FileManager.default.fileExists(atPath: marker))
     }

@@ -1,6 +1,6 @@
 import Foundation
-import Testing
 import TestSupport
+import Testing
 
 /// `capstan secret` writes the Hercules CI agent's secrets.json.
 @Suite struct SecretCommandTests {
@@ -8,8 +8,11 @@ import TestSupport
         let fixture = try EffectFixture()
         try fixture.addSecret(
             "default-cachix-activate",
-            ["--string", "cachixActivateToken", "tok", "--json", "extra.port", "8080", "--owner", "org", "--repo", "repo",
-             "--default-branch-only"])
+            [
+                "--string", "cachixActivateToken", "tok", "--json", "extra.port", "8080", "--owner", "org", "--repo",
+                "repo",
+                "--default-branch-only",
+            ])
         let text = try String(contentsOfFile: fixture.secretsFile, encoding: .utf8)
         #expect(
             text == """
@@ -58,7 +61,8 @@ import TestSupport
             ["secret", "add", "s", "--secrets", fixture.secretsFile, "--password", "pw", "--string-file", "f", file],
             input: Data("hunter2\n".utf8))
         #expect(result.status == 0, "\(result.stderrString)")
-        let secrets = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: fixture.secretsFile)))
+        let secrets = try JSONSerialization.jsonObject(
+            with: Data(contentsOf: URL(fileURLWithPath: fixture.secretsFile)))
         let data = ((secrets as? [String: Any])?["s"] as? [String: Any])?["data"] as? [String: String]
         #expect(data == ["pw": "hunter2", "f": "from a file"])
     }

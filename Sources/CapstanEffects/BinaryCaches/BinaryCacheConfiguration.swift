@@ -53,7 +53,9 @@ public struct BinaryCacheConfiguration: Sendable, Equatable {
     struct EntryError: Error { var reason: String }
 
     private static func cache(named name: String, _ entry: JSONValue) throws(EntryError) -> BinaryCache {
-        guard let fields = entry.objectValue else { throw EntryError(reason: "expected an object, found \(entry.typeName)") }
+        guard let fields = entry.objectValue else {
+            throw EntryError(reason: "expected an object, found \(entry.typeName)")
+        }
         func string(_ key: String) throws(EntryError) -> String {
             guard let value = fields[key] else { throw EntryError(reason: "\"\(key)\" is missing") }
             guard let string = value.stringValue else {

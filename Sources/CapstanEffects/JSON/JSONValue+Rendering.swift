@@ -23,7 +23,8 @@ extension JSONValue {
         case .bool(let value): output += value ? "true" : "false"
         case .integer(let value): output += String(value)
         case .number(let value):
-            output += value.isFinite && value == value.rounded() && abs(value) < 1e15 ? String(Int64(value)) : "\(value)"
+            output +=
+                value.isFinite && value == value.rounded() && abs(value) < 1e15 ? String(Int64(value)) : "\(value)"
         case .string(let value): output += Self.quoted(value)
         case .array(let values):
             guard !values.isEmpty else { return output += "[]" }

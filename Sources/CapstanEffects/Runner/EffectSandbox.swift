@@ -39,7 +39,8 @@ public struct EffectSandbox: Sendable {
         try fm.createDirectory(atPath: hostEtc, withIntermediateDirectories: true)
         let secretsJSON = JSONValue.object(secrets.mapValues(\.json)).rendered() + "\n"
         let secretsPath = hostSecrets + "/secrets.json"
-        guard fm.createFile(atPath: secretsPath, contents: Data(secretsJSON.utf8), attributes: [.posixPermissions: 0o400])
+        guard
+            fm.createFile(atPath: secretsPath, contents: Data(secretsJSON.utf8), attributes: [.posixPermissions: 0o400])
         else { throw EffectError.sandbox("cannot write \(secretsPath)") }
         for name in Self.hostEtcFiles where fm.fileExists(atPath: "/etc/" + name) {
             _ = try? fm.copyItem(atPath: "/etc/" + name, toPath: hostEtc + "/" + name)

@@ -3,7 +3,9 @@ import Foundation
 /// Runs a `nix` program, stderr passed through (progress and evaluation errors reach the person),
 /// stdout captured.
 enum NixInvocation {
-    static func output(_ arguments: [String], passStderr: Bool = true) throws(EffectError) -> (status: Int32, stdout: Data, stderr: String) {
+    static func output(_ arguments: [String], passStderr: Bool = true) throws(EffectError) -> (
+        status: Int32, stdout: Data, stderr: String
+    ) {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
         process.arguments = arguments

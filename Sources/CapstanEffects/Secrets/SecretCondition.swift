@@ -25,8 +25,10 @@ public indirect enum SecretCondition: Sendable, Equatable {
             }
             let (key, value) = (entry.key, entry.value)
             switch (key, value) {
-            case ("and", .array(let items)): self = .and(try items.map { item throws(SecretConditionError) in try SecretCondition(json: item) })
-            case ("or", .array(let items)): self = .or(try items.map { item throws(SecretConditionError) in try SecretCondition(json: item) })
+            case ("and", .array(let items)):
+                self = .and(try items.map { item throws(SecretConditionError) in try SecretCondition(json: item) })
+            case ("or", .array(let items)):
+                self = .or(try items.map { item throws(SecretConditionError) in try SecretCondition(json: item) })
             case ("isBranch", .string(let name)): self = .isBranch(name)
             case ("isRepo", .string(let name)): self = .isRepo(name)
             case ("isOwner", .string(let name)): self = .isOwner(name)

@@ -15,7 +15,8 @@ extension Secret {
     public mutating func set(path: String, to value: JSONValue) throws(SecretEditError) {
         let keys = path.split(separator: ".", omittingEmptySubsequences: false).map(String.init)
         guard !keys.contains(where: \.isEmpty) else {
-            throw SecretEditError("\"\(path)\" is not a path: use names separated by dots, e.g. cachixActivateToken or a.b")
+            throw SecretEditError(
+                "\"\(path)\" is not a path: use names separated by dots, e.g. cachixActivateToken or a.b")
         }
         data = try Self.setting(keys[...], to: value, in: data, path: path)
     }

@@ -14,7 +14,8 @@ public enum SecretsLocation {
 
     /// `--binary-caches`, else `binary-caches.json` beside the secrets file.
     public static func binaryCachesFile(explicit: String?, secretsFile: String) -> String {
-        explicit ?? ((secretsFile as NSString).deletingLastPathComponent as NSString)
+        explicit
+            ?? ((secretsFile as NSString).deletingLastPathComponent as NSString)
             .appendingPathComponent("binary-caches.json")
     }
 

@@ -104,7 +104,8 @@ struct PrebuiltPush {
         for cache in caches {
             switch cache {
             case .capstan(let name, let url, let cacheName, let token):
-                printError("pushing \(paths.count) prebuilt paths and their closure to \(name) (\(url), cache \(cacheName))")
+                printError(
+                    "pushing \(paths.count) prebuilt paths and their closure to \(name) (\(url), cache \(cacheName))")
                 let pusher = Pusher(client: CapstanAPIClient(baseURL: url, token: token), cache: cacheName)
                 let display = PushProgressDisplay(interactive: false)
                 let summary = try await pusher.push(paths: paths) { display.handle($0) }
@@ -115,7 +116,8 @@ struct PrebuiltPush {
                 _ = try LocalNix.run(
                     ["nix", "--extra-experimental-features", "nix-command", "copy", "--to", storeURI] + paths)
             case .cachix(let name, _, _, _):
-                logger.warning("binary cache \(name) is a CachixCache; capstan pushes only to CapstanCache and NixCache entries")
+                logger.warning(
+                    "binary cache \(name) is a CachixCache; capstan pushes only to CapstanCache and NixCache entries")
             }
         }
     }
@@ -123,11 +125,16 @@ struct PrebuiltPush {
     private static func sign(_ paths: [String], with keys: [String]) throws {
         for key in keys {
             let file = NSTemporaryDirectory() + "capstan-signing-\(UUID().uuidString)"
-            guard FileManager.default.createFile(atPath: file, contents: Data(key.utf8), attributes: [.posixPermissions: 0o600])
+            guard
+                FileManager.default.createFile(
+                    atPath: file, contents: Data(key.utf8), attributes: [.posixPermissions: 0o600])
             else { throw ValidationError("cannot write a temporary key file") }
             defer { try? FileManager.default.removeItem(atPath: file) }
             _ = try LocalNix.run(
-                ["nix", "--extra-experimental-features", "nix-command", "store", "sign", "--recursive", "--key-file", file]
+                [
+                    "nix", "--extra-experimental-features", "nix-command", "store", "sign", "--recursive", "--key-file",
+                    file,
+                ]
                     + paths)
         }
     }

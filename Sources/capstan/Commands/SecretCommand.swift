@@ -101,7 +101,9 @@ struct SecretDataOptions: ParsableArguments {
     func validate() throws {
         for (option, values) in [("--string", strings), ("--string-file", stringFiles), ("--json", jsons)]
         where !values.count.isMultiple(of: 2) {
-            throw ValidationError("\(option) takes two values: PATH and \(option == "--string" ? "VALUE" : option == "--json" ? "JSON" : "FILE")")
+            throw ValidationError(
+                "\(option) takes two values: PATH and \(option == "--string" ? "VALUE" : option == "--json" ? "JSON" : "FILE")"
+            )
         }
         guard !(strings.isEmpty && stringFiles.isEmpty && jsons.isEmpty && passwords.isEmpty) else {
             throw ValidationError("give the secret's data with --string, --string-file, --json or --password")
