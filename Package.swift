@@ -89,6 +89,14 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
+        .target(
+            name: "CapstanEffects",
+            dependencies: [
+                "CapstanModel",
+                "NixCore",
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
         .executableTarget(
             name: "capstan",
             dependencies: [
@@ -99,6 +107,7 @@ let package = Package(
                 "CapstanServer",
                 "CapstanClient",
                 "CapstanAgent",
+                "CapstanEffects",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -110,6 +119,7 @@ let package = Package(
         .testTarget(name: "CapstanServerTests", dependencies: ["CapstanServer", "CapstanClient", "TestSupport"]),
         .testTarget(name: "CapstanAgentTests", dependencies: ["CapstanAgent", "CapstanModel", "TestSupport"]),
         .testTarget(name: "CapstanDeployTests", dependencies: ["CapstanModel", "NixCore", "TestSupport"]),
+        .testTarget(name: "CapstanEffectsTests", dependencies: ["CapstanEffects", "CapstanModel", "TestSupport"]),
         .target(name: "TestSupport", dependencies: ["NixCore"], path: "Tests/TestSupport"),
     ],
     swiftLanguageModes: [.v6]

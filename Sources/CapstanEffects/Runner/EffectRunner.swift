@@ -1,0 +1,62 @@
+import Foundation
+import Logging
+
+/// Runs a prepared effect's builder in its sandbox with the secrets it was granted.
+/// Output streams straight through; the result is the effect's exit status.
+public struct EffectRunner: Sendable {
+    let logger: Logger
+    let bwrap: String
+
+    public init(logger: Logger, bwrap: String = "bwrap") {
+        self.logger = logger
+        self.bwrap = bwrap
+    }
+
+    public func run(_ effect: PreparedEffect, secrets: [String: Secret]) throws -> Int32 {
+        let root = try Self.makeRunDirectory()
+        defer { Self.remove(root) }
+        let sandbox = EffectSandbox(root: root, bwrap: bwrap)
+        try sandbox.populate(secrets: secrets)
+        let command = sandbox.command(
+            for: effect.derivation, environment: EffectSandbox.environment(for: effect.derivation))
+        logger.info("running effect \(effect.derivation.path)")
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = command
+        process.standardInput = FileHandle.nullDevice
+        process.standardOutput = FileHandle.standardOutput
+        process.standardError = FileHandle.standardError
+        do {
+            try process.run()
+        } catch {
+            throw EffectError.sandbox("cannot start \(bwrap): \(error.localizedDescription) (install bubblewrap)")
+        }
+        process.waitUntilExit()
+        if process.terminationReason == .uncaughtSignal { return 128 + process.terminationStatus }
+        return process.terminationStatus
+    }
+
+    static func makeRunDirectory() throws -> String {
+        let template = (NSTemporaryDirectory() as NSString).appendingPathComponent("capstan-effect.XXXXXX")
+        var bytes = Array(template.utf8CString)
+        guard let made = mkdtemp(&bytes) else { throw EffectError.sandbox("cannot create \(template)") }
+        let path = String(cString: made)
+        // The effect's user owns nothing on the host; its build directory must still be writable to it.
+        chmod(path, 0o711)
+        return path
+    }
+
+    static func remove(_ path: String) {
+        // The effect may leave read-only directories behind.
+        if let enumerator = FileManager.default.enumerator(atPath: path) {
+            for case let item as String in enumerator {
+                // Never follow a link the effect made: it could point anywhere on the host.
+                var status = stat()
+                if lstat(path + "/" + item, &status) == 0, status.st_mode & S_IFMT == S_IFDIR {
+                    chmod(path + "/" + item, 0o700)
+                }
+            }
+        }
+        try? FileManager.default.removeItem(atPath: path)
+    }
+}

@@ -1,0 +1,27 @@
+import Foundation
+import TestSupport
+import Testing
+
+@Suite struct WatchExecTests {
+    @Test func pushesWhatTheCommandBuilt() throws {
+        let fixture = try EffectFixture()
+        let server = try fixture.startServer()
+        let nonce = NixFixtures.nonce()
+        let file = try NixFixtures.write(
+            """
+            let mk = name: script: derivation { inherit name; system = builtins.currentSystem; builder = "/bin/sh";
+              PATH = "/usr/bin:/bin"; args = [ "-c" script ]; };
+              dep = mk "watched-dep" "echo \(nonce) > $out";
+            in mk "watched" "echo ${dep} > $out"
+            """, named: "watched.nix", in: fixture.temp)
+        let result = try server.admin.run(
+            ["watch-exec", "fleet", "--", "nix-build", "--no-out-link", file], check: false)
+        #expect(result.status == 0, "\(result.stderrString)")
+        let top = result.stdoutString.trimmingCharacters(in: .whitespacesAndNewlines)
+        #expect(result.stderrString.contains("Pushed 2 paths"), "\(result.stderrString)")
+        let hash = String((top as NSString).lastPathComponent.prefix(32))
+        #expect(try HTTP.request("GET", "\(server.server.url)/cache/fleet/\(hash).narinfo").status == 200)
+        let failing = try server.admin.run(["watch-exec", "fleet", "--", "sh", "-c", "exit 4"], check: false)
+        #expect(failing.status == 4)
+    }
+}
