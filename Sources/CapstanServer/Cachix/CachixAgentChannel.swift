@@ -54,14 +54,11 @@ struct CachixAgentChannel: Sendable {
                     try await deploy.agentSeen(agent)
                 }
             }
-            group.addTask {
-                for try await message in inbound.messages(maxSize: 1 << 20) {
-                    if case .text(let text) = message {
-                        logger.debug("cachix agent says", metadata: ["agent": "\(agent.name)", "message": "\(text.prefix(200))"])
-                    }
+            for try await message in inbound.messages(maxSize: 1 << 20) {
+                if case .text(let text) = message {
+                    logger.debug("cachix agent says", metadata: ["agent": "\(agent.name)", "message": "\(text.prefix(200))"])
                 }
             }
-            _ = try await group.next()
             group.cancelAll()
         }
     }

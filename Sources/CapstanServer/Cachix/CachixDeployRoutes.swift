@@ -138,10 +138,6 @@ struct CachixDeployRoutes: Sendable {
         let items = try await deploy.followLog(id: id, by: principal)
         try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask {
-                // The viewer sends nothing; its close ends the stream.
-                for try await _ in inbound {}
-            }
-            group.addTask {
                 for try await item in items {
                     guard let line = item.line else { continue }
                     try await outbound.write(
@@ -149,7 +145,8 @@ struct CachixDeployRoutes: Sendable {
                 }
                 try await outbound.close(.normalClosure, reason: nil)
             }
-            try await group.next()
+            // The viewer sends nothing; the stream ends when either side closes.
+            for try await _ in inbound {}
             group.cancelAll()
         }
     }

@@ -5,11 +5,13 @@ import Foundation
 /// types: the adapter translates between the two and owns no rule of its own.
 enum CachixWire {
     /// `{"method", "command", "agent", "id"}`, both ways on the agent's WebSockets.
-    struct Envelope<Command: Codable & Sendable>: Codable, Sendable {
+    struct Envelope<Command: Sendable>: Sendable {
         var method: String
         var command: Command
         var agent: String?
         var id: String
+
+        enum CodingKeys: String, CodingKey { case method, command, agent, id }
     }
 
     /// Server → agent: `{"tag": "AgentRegistered" | "Deployment", "contents": …}`.
@@ -188,6 +190,26 @@ enum CachixWire {
         var cReferences: [String]
         var cDeriver: String?
         var cSig: String?
+    }
+}
+
+extension CachixWire.Envelope: Encodable where Command: Encodable {
+    func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(method, forKey: .method)
+        try container.encode(command, forKey: .command)
+        try container.encode(agent, forKey: .agent)
+        try container.encode(id, forKey: .id)
+    }
+}
+
+extension CachixWire.Envelope: Decodable where Command: Decodable {
+    init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        method = try container.decodeIfPresent(String.self, forKey: .method) ?? ""
+        command = try container.decode(Command.self, forKey: .command)
+        agent = try container.decodeIfPresent(String.self, forKey: .agent)
+        id = try container.decodeIfPresent(String.self, forKey: .id) ?? ""
     }
 }
 

@@ -34,7 +34,7 @@ struct BinaryCacheRoutes: Sendable {
     /// The same cache, read-only, at the root of `<cache>.<host>` (the Host header names it).
     func registerHostRouted(on router: Router<CapstanRequestContext>, cacheHost: CacheHost) {
         let name: @Sendable (Request, CapstanRequestContext) throws -> String = { request, _ in
-            let host = request.head.authority ?? request.headers[.host] ?? ""
+            let host = request.head.authority ?? ""
             guard let name = cacheHost.cacheName(fromHostHeader: host) else {
                 throw ServiceError.notFound("no such file: \(request.uri.path) (host \(host) names no cache)")
             }

@@ -101,14 +101,14 @@ extension CacheService {
                     throw ServiceError(.payloadTooLarge, "part \(number) of NAR \(upload.narID) is larger than this server accepts")
                 }
                 buffer.withUnsafeReadableBytes { md5.update($0) }
-                try handle.write(contentsOf: buffer.readableBytesView)
+                try handle.write(contentsOf: Data(buffer.readableBytesView))
             }
         } catch {
             try? FileManager.default.removeItem(atPath: temporary)
             throw error
         }
         let digest = md5.finalize()
-        if let contentMD5, Data(base64Encoded: contentMD5).map(Array.init) != digest.bytes {
+        if let contentMD5, Data(base64Encoded: contentMD5).map({ Array($0) }) != digest.bytes {
             try? FileManager.default.removeItem(atPath: temporary)
             throw ServiceError.badRequest(
                 "part \(number) of NAR \(upload.narID): Content-MD5 \(contentMD5) does not match the received bytes "

@@ -113,7 +113,7 @@ class Server:
     async def connect(self, path, name=None, system=None):
         try:
             return await websockets.connect(
-                self.ws_url(path), extra_headers=self.ws_headers(name, system), max_size=1 << 22)
+                self.ws_url(path), extra_headers=self.ws_headers(name, system), max_size=1 << 22, compression=None)
         except websockets.exceptions.InvalidStatusCode as error:
             raise Refused(f"WebSocket {path}: HTTP {error.status_code}")
 
@@ -144,7 +144,7 @@ async def run_agent(args):
     control = await server.connect("/ws", name=args.name, system=system)
     registered = None
     done = 0
-    async with control:
+    try:
         while done < args.deployments:
             message = json.loads(await control.recv())
             require(message, ["method", "command", "agent", "id"], "control message")
@@ -169,6 +169,8 @@ async def run_agent(args):
                 done += 1
             else:
                 emit("unknown", tag=command["tag"])
+    finally:
+        await control.close()
     return 0
 
 
@@ -240,10 +242,11 @@ async def deploy(server, args, system, registered, details):
         succeeded = True
         return True
     finally:
+        # The log first, so that its lines are in before the outcome (and the server's final line).
+        await log.close()
         await events.send(envelope("DeploymentFinished", {
             "tag": "DeploymentFinished", "id": details["id"], "time": now(), "hasSucceeded": succeeded}, agent_id))
         await events.close()
-        await log.close()
 
 
 # ---------------------------------------------------------------- activate
@@ -271,7 +274,7 @@ async def follow(server, name, deployment_id, args):
     async def read_log():
         nonlocal final_line
         connection = await server.connect(f"/api/v1/deploy/log/{deployment_id}?view=true")
-        async with connection:
+        try:
             async for frame in connection:
                 item = json.loads(frame)
                 require(item, ["line", "time"], "log frame")
@@ -279,6 +282,8 @@ async def follow(server, name, deployment_id, args):
                 if item["line"].startswith(FINAL_PREFIXES):
                     final_line = item["line"]
                     return
+        finally:
+            await connection.close()
 
     async def poll():
         while True:
@@ -375,9 +380,11 @@ def push_path(server, args, path, method):
 async def run_log(args):
     server = Server(args.host, os.environ["CACHIX_AGENT_TOKEN"])
     connection = await server.connect(f"/api/v1/deploy/log/{args.deployment}", name=args.name, system=local_system())
-    async with connection:
+    try:
         for line in args.lines:
             await connection.send(json.dumps({"line": line, "time": now()}))
+    finally:
+        await connection.close()
     emit("logged", count=len(args.lines))
     return 0
 
@@ -385,13 +392,15 @@ async def run_log(args):
 async def run_report(args):
     server = Server(args.host, os.environ["CACHIX_AGENT_TOKEN"])
     connection = await server.connect("/ws-deployment", name=args.name, system=local_system())
-    async with connection:
+    try:
         if args.what == "started":
             command = {"tag": "DeploymentStarted", "id": args.deployment, "time": now(), "closureSize": None}
         else:
             command = {"tag": "DeploymentFinished", "id": args.deployment, "time": now(),
                        "hasSucceeded": args.what == "succeeded"}
         await connection.send(envelope(command["tag"], command, None))
+    finally:
+        await connection.close()
     emit("reported", what=args.what)
     return 0
 
