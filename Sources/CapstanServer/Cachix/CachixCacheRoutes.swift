@@ -72,7 +72,7 @@ struct CachixCacheRoutes: Sendable {
             guard let number = Int(try context.parameters.require("part")) else {
                 throw ServiceError.badRequest("the part number must be a number")
             }
-            let contentMD5 = HTTPField.Name("Content-MD5").flatMap { request.headers[$0] }
+            let contentMD5 = CachixDeployRoutes.header("Content-MD5", request)
             let eTag = try await caches.storePart(of: upload, number: number, contentMD5: contentMD5, body: request.body)
             return Response(status: .ok, headers: [.eTag: "\"\(eTag)\""])
         }

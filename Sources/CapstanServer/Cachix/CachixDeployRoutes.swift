@@ -1,4 +1,5 @@
 import CapstanModel
+import CapstanStorage
 import Foundation
 import Hummingbird
 import HummingbirdWebSocket
@@ -19,7 +20,7 @@ struct CachixDeployRoutes: Sendable {
             let spec: DeploySpec
             do {
                 spec = try DeploySpec.parse(Data(body.readableBytesView))
-            } catch {
+            } catch let error as DeploySpecError {
                 throw ServiceError.badRequest(error.description)
             }
             let created = try await deploy.activate(spec, by: principal)
@@ -152,7 +153,7 @@ struct CachixDeployRoutes: Sendable {
     }
 
     static func header(_ name: String, _ request: Request) -> String? {
-        HTTPField.Name(name).flatMap { request.headers[$0] }
+        request.headers.first { $0.name.canonicalName == name.lowercased() }?.value
     }
 
     private func json<Value: Encodable>(_ value: Value) throws -> Response {

@@ -1,3 +1,4 @@
+import CapstanModel
 import CapstanStorage
 import Compression
 import Foundation
