@@ -57,11 +57,12 @@ final class CachixFixture: @unchecked Sendable {
     /// Starts the client as an agent in the background; its events go to the returned file.
     func startAgent(_ name: String, token: String, deployments: Int) throws -> String {
         let output = temp.sub("agent-\(name)-\(UUID().uuidString).jsonl")
-        FileManager.default.createFile(atPath: output, contents: nil)
+        _ = FileManager.default.createFile(atPath: output, contents: nil)
         let process = Process()
         process.executableURL = URL(fileURLWithPath: try Self.python)
+        // The host name the caches are served under, as a real agent's --host would be.
         process.arguments = [
-            Self.script, "--host", server.url, "agent", name, "--deployments", String(deployments), "--work-dir",
+            Self.script, "--host", "http://localhost:\(server.port)", "agent", name, "--deployments", String(deployments), "--work-dir",
             temp.path,
         ]
         var env = TestEnvironment.nixEnvironment
@@ -128,7 +129,7 @@ struct ClientRun {
 
 extension URL {
     fileprivate func creatingFile() -> URL {
-        FileManager.default.createFile(atPath: path, contents: nil)
+        _ = FileManager.default.createFile(atPath: path, contents: nil)
         return self
     }
 }
