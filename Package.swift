@@ -120,6 +120,8 @@ let package = Package(
         .testTarget(name: "CapstanAgentTests", dependencies: ["CapstanAgent", "CapstanModel", "TestSupport"]),
         .testTarget(name: "CapstanDeployTests", dependencies: ["CapstanModel", "NixCore", "TestSupport"]),
         .testTarget(name: "CapstanEffectsTests", dependencies: ["CapstanEffects", "CapstanModel", "TestSupport"]),
+        // The conformance client must not share Capstan's types: it knows only the cachix protocol.
+        .testTarget(name: "CapstanCachixTests", dependencies: ["TestSupport"], exclude: ["conformance"]),
         .target(name: "TestSupport", dependencies: ["NixCore"], path: "Tests/TestSupport"),
     ],
     swiftLanguageModes: [.v6]

@@ -35,7 +35,7 @@ public struct CapstanServer: Sendable {
         let tokens = TokenService(store: store, logger: logger)
         let caches = CacheService(
             store: store, blobs: store.blobs, publicURL: configuration.effectivePublicURL,
-            maxNarSize: configuration.maxNarSize, logger: logger)
+            maxNarSize: configuration.maxNarSize, cacheHost: configuration.cacheHost.flatMap(CacheHost.init), logger: logger)
         let hub = AgentHub(logger: logger)
         let events = EventBus(store: store, logger: logger)
         let deploy = DeployService(
@@ -74,13 +74,20 @@ public struct CapstanServer: Sendable {
             store: store, tokens: tokens, operatorWorkspace: configuration.defaultWorkspace, logger: logger)
         APIRoutes(caches: caches, tokens: tokens, auth: auth, workspaces: workspaces).register(on: router)
         DeployRoutes(deploy: deploy, auth: auth).register(on: router)
+        CachixDeployRoutes(deploy: deploy, hub: hub, auth: auth).register(on: router)
+        CachixCacheRoutes(caches: caches, auth: auth, publicURL: configuration.effectivePublicURL).register(on: router)
+        if let cacheHost = caches.cacheHost {
+            BinaryCacheRoutes(caches: caches, auth: auth).registerHostRouted(on: router, cacheHost: cacheHost)
+        }
         return router
     }
 
     public func makeWebSocketRouter() -> Router<BasicWebSocketRequestContext> {
         let router = Router(context: BasicWebSocketRequestContext.self)
         let channel = AgentChannel(deploy: deploy, hub: hub, reconcileDelay: configuration.agentReconcileDelay)
-        DeployRoutes(deploy: deploy, auth: Authenticator(tokens: tokens)).registerAgentChannel(on: router, channel: channel)
+        let auth = Authenticator(tokens: tokens)
+        DeployRoutes(deploy: deploy, auth: auth).registerAgentChannel(on: router, channel: channel)
+        CachixDeployRoutes(deploy: deploy, hub: hub, auth: auth).registerWebSockets(on: router)
         return router
     }
 

@@ -17,6 +17,9 @@ public struct ServerConfiguration: Sendable, Equatable {
     /// How long after an agent reconnects the server waits for it to report finished deployments
     /// before failing the ones it no longer runs.
     public var agentReconcileDelay: Duration = .seconds(10)
+    /// The host name under which each cache is also served as `<cache>.<host>` (by the Host
+    /// header), as cachix clients expect; new caches' keys are then named `<cache>.<host>-1`.
+    public var cacheHost: String?
 
     public init() {}
 
@@ -59,6 +62,13 @@ public struct ServerConfiguration: Sendable, Equatable {
                 throw ConfigurationError(key: key, value: value, reason: "expected a number of seconds")
             }
             agentReconcileDelay = .seconds(seconds)
+        case "cache_host", "cache-host":
+            let host = value.trimmingCharacters(in: .whitespaces).lowercased()
+            guard host.isEmpty || CacheHost(host) != nil else {
+                throw ConfigurationError(
+                    key: key, value: value, reason: "expected a host name, optionally with :PORT, e.g. cache.example.org")
+            }
+            cacheHost = host.isEmpty ? nil : host
         default:
             throw ConfigurationError(
                 key: key, value: value,
@@ -68,7 +78,7 @@ public struct ServerConfiguration: Sendable, Equatable {
 
     static let keys = [
         "data_dir", "listen", "public_url", "database_url", "max_nar_size", "default_workspace",
-        "agent_reconcile_seconds",
+        "agent_reconcile_seconds", "cache_host",
     ]
 
     /// Environment variables, e.g. `CAPSTAN_LISTEN`, `CAPSTAN_DATABASE_URL`.

@@ -4,10 +4,29 @@ import Logging
 
 /// The agents connected to this replica, and a way to talk to each.
 public actor AgentHub {
+    /// One connection. `send` speaks the connection's own protocol, so the hub reaches Capstan
+    /// agents and cachix agents alike.
     public struct Session: Sendable {
         public let id: UUID
         public let agentID: String
         let send: @Sendable (ServerMessage) async throws -> Void
+
+        public init(id: UUID, agentID: String, send: @escaping @Sendable (ServerMessage) async throws -> Void) {
+            self.id = id
+            self.agentID = agentID
+            self.send = send
+        }
+
+        /// A connection of another protocol: `translate` renders a message as that protocol's text
+        /// frame, or nil when the protocol has no such message (it is then not sent).
+        public init(
+            id: UUID, agentID: String, translate: @escaping @Sendable (ServerMessage) throws -> String?,
+            write: @escaping @Sendable (String) async throws -> Void
+        ) {
+            self.init(id: id, agentID: agentID) { message in
+                if let frame = try translate(message) { try await write(frame) }
+            }
+        }
     }
 
     private var sessions: [String: Session] = [:]

@@ -128,6 +128,37 @@ extension DeployService {
         await events.publish(.deploymentChanged(agentID: agent.id, deploymentID: finished.id))
     }
 
+    /// The agent an agent token belongs to, for connections that carry no hello of their own.
+    public func agent(authenticatedAs principal: Principal) async throws -> AgentRecord {
+        guard principal.kind == .agent, let agentID = principal.agentID,
+            let agent = try await store.agent(id: agentID), agent.workspaceID == principal.workspaceID
+        else {
+            throw ServiceError.forbidden("this call needs an agent token; this one is a \(principal.kind.rawValue) token")
+        }
+        return agent
+    }
+
+    /// An outcome reported as success or failure alone (the cachix protocol): a cachix agent rolls a
+    /// failed deployment back by itself, and after a success runs the deployment's store path.
+    /// The agent's next pending deployment, if any, follows.
+    public func agentFinished(_ agent: AgentRecord, deploymentID: String, succeeded: Bool) async throws {
+        let record = try await owned(deploymentID, by: agent)
+        try await agentFinished(
+            agent,
+            outcome: DeploymentOutcome(
+                id: deploymentID, succeeded: succeeded, reason: succeeded ? nil : "the agent reported a failure",
+                rolledBack: !succeeded, currentStorePath: succeeded ? record.storePath : nil))
+        try await dispatchPending(to: agent)
+    }
+
+    /// Sends the agent its newest pending deployment, over its connection to this replica if it has one.
+    public func dispatchPending(to agent: AgentRecord) async throws {
+        guard let current = try await store.agent(id: agent.id), let order = try await pendingOrder(for: current) else {
+            return
+        }
+        await hub.send(.deploy(order), to: agent.id)
+    }
+
     public func agentSeen(_ agent: AgentRecord) async throws {
         // Re-sends what the agent said in its hello: the store overwrites system and version.
         try await store.recordAgentSeen(

@@ -11,33 +11,64 @@ struct BinaryCacheRoutes: Sendable {
 
     func register(on router: Router<CapstanRequestContext>) {
         let group = router.group("cache/:cache")
-        group.get("nix-cache-info") { request, context in try await cacheInfo(request, context) }
-        group.get(":file") { request, context in try await narInfo(request, context, includeBody: true) }
-        group.head(":file") { request, context in try await narInfo(request, context, includeBody: false) }
-        group.put(":file") { request, context in try await putNarInfo(request, context) }
-        group.get("nar/:file") { request, context in try await nar(request, context, includeBody: true) }
-        group.head("nar/:file") { request, context in try await nar(request, context, includeBody: false) }
-        group.put("nar/:file") { request, context in try await putNar(request, context) }
+        let name: @Sendable (Request, CapstanRequestContext) throws -> String = { _, context in
+            try context.parameters.require("cache")
+        }
+        group.get("nix-cache-info") { request, context in try await cacheInfo(name(request, context), request, context) }
+        group.get(":file") { request, context in
+            try await narInfo(name(request, context), request, context, includeBody: true)
+        }
+        group.head(":file") { request, context in
+            try await narInfo(name(request, context), request, context, includeBody: false)
+        }
+        group.put(":file") { request, context in try await putNarInfo(name(request, context), request, context) }
+        group.get("nar/:file") { request, context in
+            try await nar(name(request, context), request, context, includeBody: true)
+        }
+        group.head("nar/:file") { request, context in
+            try await nar(name(request, context), request, context, includeBody: false)
+        }
+        group.put("nar/:file") { request, context in try await putNar(name(request, context), request, context) }
     }
 
-    private func cacheName(_ context: CapstanRequestContext) throws -> String {
-        try context.parameters.require("cache")
+    /// The same cache, read-only, at the root of `<cache>.<host>` (the Host header names it).
+    func registerHostRouted(on router: Router<CapstanRequestContext>, cacheHost: CacheHost) {
+        let name: @Sendable (Request, CapstanRequestContext) throws -> String = { request, _ in
+            let host = request.head.authority ?? ""
+            guard let name = cacheHost.cacheName(fromHostHeader: host) else {
+                throw ServiceError.notFound("no such file: \(request.uri.path) (host \(host) names no cache)")
+            }
+            return name
+        }
+        router.get("nix-cache-info") { request, context in try await cacheInfo(name(request, context), request, context) }
+        router.get(":file") { request, context in
+            try await narInfo(name(request, context), request, context, includeBody: true)
+        }
+        router.head(":file") { request, context in
+            try await narInfo(name(request, context), request, context, includeBody: false)
+        }
+        router.get("nar/:file") { request, context in
+            try await nar(name(request, context), request, context, includeBody: true)
+        }
+        router.head("nar/:file") { request, context in
+            try await nar(name(request, context), request, context, includeBody: false)
+        }
     }
 
-    private func cacheInfo(_ request: Request, _ context: CapstanRequestContext) async throws -> Response {
-        let cache = try await caches.readableCache(named: cacheName(context), by: auth.principal(for: request))
+    private func cacheInfo(_ name: String, _ request: Request, _ context: CapstanRequestContext) async throws -> Response {
+        let cache = try await caches.readableCache(named: name, by: auth.principal(for: request))
         let text = "StoreDir: \(CacheService.storeDir)\nWantMassQuery: 1\nPriority: \(cache.priority)\n"
         return Response(
             status: .ok, headers: [.contentType: "text/x-nix-cache-info"],
             body: .init(byteBuffer: ByteBuffer(string: text)))
     }
 
-    private func narInfo(_ request: Request, _ context: CapstanRequestContext, includeBody: Bool) async throws
+    private func narInfo(_ name: String, _ request: Request, _ context: CapstanRequestContext, includeBody: Bool) async throws
         -> Response
     {
         let file = try context.parameters.require("file")
         guard file.hasSuffix(".narinfo") else { throw ServiceError.notFound("no such file: \(file)") }
-        let cache = try await caches.readableCache(named: cacheName(context), by: auth.principal(for: request))
+        let cache = try await caches.readableCache(named: name, by: auth.principal(for: request))
         guard let buffer = try await caches.narInfoText(in: cache, hashPart: String(file.dropLast(8))) else {
             return Response(status: .notFound, headers: [.contentType: "text/plain"], body: .init(byteBuffer: ByteBuffer(string: "404")))
         }
@@ -46,9 +77,9 @@ struct BinaryCacheRoutes: Sendable {
         return Response(status: .ok, headers: headers, body: includeBody ? .init(byteBuffer: buffer) : .init())
     }
 
-    private func nar(_ request: Request, _ context: CapstanRequestContext, includeBody: Bool) async throws -> Response {
+    private func nar(_ name: String, _ request: Request, _ context: CapstanRequestContext, includeBody: Bool) async throws -> Response {
         let file = try context.parameters.require("file")
-        let cache = try await caches.readableCache(named: cacheName(context), by: auth.principal(for: request))
+        let cache = try await caches.readableCache(named: name, by: auth.principal(for: request))
         guard let path = try await caches.narFile(in: cache, fileName: file),
             let size = (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? NSNumber)?.intValue
         else {
@@ -89,16 +120,16 @@ struct BinaryCacheRoutes: Sendable {
         return lower...min(upper, size - 1)
     }
 
-    private func putNar(_ request: Request, _ context: CapstanRequestContext) async throws -> Response {
+    private func putNar(_ name: String, _ request: Request, _ context: CapstanRequestContext) async throws -> Response {
         let file = try context.parameters.require("file")
-        let cache = try await caches.writableCache(named: cacheName(context), by: auth.principal(for: request))
+        let cache = try await caches.writableCache(named: name, by: auth.principal(for: request))
         try await caches.stageNar(in: cache, fileName: file, body: request.body)
         return Response(status: .ok)
     }
 
-    private func putNarInfo(_ request: Request, _ context: CapstanRequestContext) async throws -> Response {
+    private func putNarInfo(_ name: String, _ request: Request, _ context: CapstanRequestContext) async throws -> Response {
         let file = try context.parameters.require("file")
-        let cache = try await caches.writableCache(named: cacheName(context), by: auth.principal(for: request))
+        let cache = try await caches.writableCache(named: name, by: auth.principal(for: request))
         guard file.hasSuffix(".narinfo") else {
             throw ServiceError.badRequest("uploads of '\(file)' are not supported; only NARs and narinfo files")
         }

@@ -16,14 +16,20 @@ public struct CacheService: Sendable {
     let blobs: BlobStore
     let publicURL: String
     let maxNarSize: UInt64
+    /// When set, caches are also served at `<cache>.<host>` and new keys are named after it.
+    public let cacheHost: CacheHost?
     let logger: Logger
     let memo = ReadMemo()
 
-    public init(store: CapstanStore, blobs: BlobStore, publicURL: String, maxNarSize: UInt64, logger: Logger) {
+    public init(
+        store: CapstanStore, blobs: BlobStore, publicURL: String, maxNarSize: UInt64, cacheHost: CacheHost? = nil,
+        logger: Logger
+    ) {
         self.store = store
         self.blobs = blobs
         self.publicURL = publicURL
         self.maxNarSize = maxNarSize
+        self.cacheHost = cacheHost
         self.logger = logger
     }
 
@@ -39,7 +45,8 @@ public struct CacheService: Sendable {
             throw ServiceError.badRequest(error.description)
         }
         let compression = try Self.compression(named: request.compression ?? "zstd", field: "compression")
-        let keyName = request.keyName ?? "\(request.name)-1"
+        // Named as cachix agents expect it when caches have host names of their own.
+        let keyName = request.keyName ?? cacheHost?.keyName(forCache: request.name) ?? "\(request.name)-1"
         guard !keyName.isEmpty, !keyName.contains(":") else {
             throw ServiceError.badRequest("key name '\(keyName)' must be non-empty and contain no ':'")
         }
@@ -76,6 +83,11 @@ public struct CacheService: Sendable {
     }
 
     public func substituterURL(_ cache: CacheRecord) -> String { "\(publicURL)/cache/\(cache.name)" }
+
+    /// `http(s)://<cache>.<host>` when a cache host is configured, else the path-style URL.
+    public func hostedURL(_ cache: CacheRecord) -> String {
+        cacheHost?.url(forCache: cache.name, publicURL: publicURL) ?? substituterURL(cache)
+    }
 
     /// The cache if the caller may read it. Anonymous callers of a private cache are asked to
     /// authenticate; other workspaces learn nothing, not even that it exists.

@@ -17,7 +17,7 @@ struct CacheCommand: AsyncParsableCommand {
         @OptionGroup var client: ClientOptions
         @Argument(help: "Cache name: lowercase letters, digits and '-'.") var name: String
         @Flag(help: "Anyone may read the cache without a token.") var `public` = false
-        @Option(help: "Signing key name (default NAME-1).") var keyName: String?
+        @Option(help: "Signing key name (default NAME-1, or NAME.HOST-1 when the server has a cache_host).") var keyName: String?
         @Option(help: "Compression of stored NARs: zstd (default), xz or none.") var compression: String?
         @Flag(help: "Print the cache as JSON.") var json = false
 

@@ -10,7 +10,7 @@ struct ServeCommand: AsyncParsableCommand {
         discussion: """
             Settings come from, in increasing precedence: defaults, the configuration file (--config or \
             CAPSTAN_CONFIG), CAPSTAN_* environment variables (CAPSTAN_DATA_DIR, CAPSTAN_LISTEN, \
-            CAPSTAN_PUBLIC_URL, CAPSTAN_DATABASE_URL, CAPSTAN_MAX_NAR_SIZE) and these flags. \
+            CAPSTAN_PUBLIC_URL, CAPSTAN_DATABASE_URL, CAPSTAN_MAX_NAR_SIZE, CAPSTAN_CACHE_HOST) and these flags. \
             See docs/configuration.md for the file format.
             """
     )
@@ -30,6 +30,9 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: "postgres://user:password@host:port/database; absent: embedded SQLite in the data directory.")
     var databaseURL: String?
 
+    @Option(help: "Host name under which each cache is also served as CACHE.HOST, as cachix clients expect.")
+    var cacheHost: String?
+
     @Option(help: "Log level: trace, debug, info, notice, warning, error.")
     var logLevel: Logger.Level?
 
@@ -43,6 +46,7 @@ struct ServeCommand: AsyncParsableCommand {
             if let listen { try settings.setListen(listen) }
             if let publicURL { settings.publicURL = publicURL }
             if let databaseURL { settings.databaseURL = databaseURL }
+            if let cacheHost { try settings.set("cache_host", cacheHost) }
         } catch {
             throw ValidationError(error.description)
         }
