@@ -44,6 +44,21 @@ import TestSupport
             headers: [prepared.header, "Content-Encoding: zstd"], bodyFile: prepared.body)
     }
 
+    /// An upload throttled by curl, so that it is still in flight when the test interrupts it.
+    func startSlowUpload(_ cache: String, _ path: String, _ prepared: (body: String, header: String), rate: String)
+        throws -> Process
+    {
+        let curl = Process()
+        curl.executableURL = URL(fileURLWithPath: "/usr/bin/curl")
+        curl.arguments = [
+            "-s", "-o", "/dev/null", "-X", "PUT", "--limit-rate", rate, "-H", "Authorization: Bearer \(admin.token ?? "")",
+            "-H", prepared.header, "-H", "Content-Encoding: zstd", "--data-binary", "@\(prepared.body)",
+            "\(server.url)/api/v1/caches/\(cache)/paths/\(Self.hashPart(path))",
+        ]
+        try curl.run()
+        return curl
+    }
+
     /// Every narinfo the cache shows has its NAR, and that NAR hashes to NarHash.
     func assertConsistent(_ cache: String, paths: [String]) throws {
         for path in paths {
@@ -108,14 +123,7 @@ import TestSupport
         let dep = closure[2]
         let prepared = try preparedUpload(dep)
         // A slow upload, killed while the server is still receiving it.
-        let curl = Process()
-        curl.executableURL = URL(fileURLWithPath: "/usr/bin/curl")
-        curl.arguments = [
-            "-s", "-o", "/dev/null", "-X", "PUT", "--limit-rate", "200K", "-H", "Authorization: Bearer \(admin.token ?? "")",
-            "-H", prepared.header, "-H", "Content-Encoding: zstd", "--data-binary", "@\(prepared.body)",
-            "\(server.url)/api/v1/caches/interrupted/paths/\(Self.hashPart(dep))",
-        ]
-        try curl.run()
+        let curl = try startSlowUpload("interrupted", dep, prepared, rate: "200K")
         usleep(700_000)
         kill(curl.processIdentifier, SIGKILL)
         curl.waitUntilExit()
@@ -138,14 +146,7 @@ import TestSupport
         let dep = closure[2]
         let prepared = try preparedUpload(dep)
         // The server dies (SIGKILL) while a slow upload of the large path is in flight.
-        let curl = Process()
-        curl.executableURL = URL(fileURLWithPath: "/usr/bin/curl")
-        curl.arguments = [
-            "-s", "-o", "/dev/null", "-X", "PUT", "--limit-rate", "100K", "-H", "Authorization: Bearer \(admin.token ?? "")",
-            "-H", prepared.header, "-H", "Content-Encoding: zstd", "--data-binary", "@\(prepared.body)",
-            "\(server.url)/api/v1/caches/crashy/paths/\(Self.hashPart(dep))",
-        ]
-        try curl.run()
+        let curl = try startSlowUpload("crashy", dep, prepared, rate: "100K")
         usleep(700_000)
         server.kill()
         curl.waitUntilExit()
