@@ -55,6 +55,50 @@ extension CapstanStore {
         }
     }
 
+    /// The agents of a workspace with these names (those that exist), keyed by name: one query per 500
+    /// names instead of one per name, for deploy.json files naming many agents.
+    public func agents(workspaceID: String, names: [String]) async throws -> [String: AgentRecord] {
+        var found: [String: AgentRecord] = [:]
+        for chunk in Self.chunks(of: names) {
+            let binds: [any Encodable & Sendable] = chunk
+            try await describingFailure("looking up \(chunk.count) agents by name in workspace \(workspaceID)") {
+                for row in try await sql.raw(
+                    """
+                    SELECT \(unsafeRaw: Self.agentColumns) FROM agents
+                    WHERE workspace_id = \(bind: workspaceID) AND name IN (\(binds: binds))
+                    """
+                ).all() {
+                    let agent = try AgentRecord(row: row)
+                    found[agent.name] = agent
+                }
+            }
+        }
+        return found
+    }
+
+    /// The agents with these IDs (those that exist), keyed by ID; one query per 500 IDs.
+    public func agents(ids: [String]) async throws -> [String: AgentRecord] {
+        var found: [String: AgentRecord] = [:]
+        for chunk in Self.chunks(of: ids) {
+            let binds: [any Encodable & Sendable] = chunk
+            try await describingFailure("looking up \(chunk.count) agents by ID") {
+                for row in try await sql.raw(
+                    "SELECT \(unsafeRaw: Self.agentColumns) FROM agents WHERE id IN (\(binds: binds))"
+                ).all() {
+                    let agent = try AgentRecord(row: row)
+                    found[agent.id] = agent
+                }
+            }
+        }
+        return found
+    }
+
+    /// Distinct keys in slices small enough for one statement's bind parameters on either backend.
+    static func chunks(of keys: [String], size: Int = 500) -> [[String]] {
+        let unique = Array(Set(keys)).sorted()
+        return stride(from: 0, to: unique.count, by: size).map { Array(unique[$0..<min($0 + size, unique.count)]) }
+    }
+
     /// Records what a connecting agent reports about itself. `system` and `version` are stored as given;
     /// a nil `currentStorePath` keeps the stored one, since an agent may not know its profile yet.
     /// Throws `StorageError.notFound` for an unknown agent.

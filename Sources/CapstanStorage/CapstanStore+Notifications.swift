@@ -34,6 +34,33 @@ extension CapstanStore {
         }
     }
 
+    /// Sends each payload as `notify(channel:payload:)` would, in order, with one statement per 500 payloads
+    /// instead of one per payload: a deploy to many agents publishes an event for each.
+    public func notify(channel: String, payloads: [String]) async throws {
+        try Self.checkChannelName(channel, operation: "notifying")
+        let limit = Self.maximumNotificationPayloadBytes
+        if let tooLong = payloads.first(where: { $0.utf8.count > limit }) {
+            throw StorageError.query(
+                operation: "notifying channel '\(channel)'",
+                reason: "a payload is \(tooLong.utf8.count) bytes; PostgreSQL allows at most \(limit)")
+        }
+        guard database.backend == .postgres else { return }
+        for start in stride(from: 0, to: payloads.count, by: 500) {
+            let chunk = payloads[start..<min(start + 500, payloads.count)]
+            var values: SQLQueryString = ""
+            for (offset, payload) in chunk.enumerated() {
+                if offset > 0 { values += ", " }
+                values += "(\(bind: payload))"
+            }
+            // A VALUES list is scanned in order, so the notifications go out in the payloads' order.
+            try await describingFailure("notifying channel '\(channel)' (\(chunk.count) payloads)") {
+                try await sql.raw(
+                    "SELECT pg_notify(\(bind: channel), v.payload) FROM (VALUES \(values)) AS v(payload)"
+                ).run()
+            }
+        }
+    }
+
     /// The payloads notified on `channel`, from when the listening connection is up until the consuming
     /// task is cancelled, the stream is dropped or the store shuts down.
     ///

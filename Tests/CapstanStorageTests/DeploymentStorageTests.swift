@@ -395,6 +395,61 @@ struct DeploymentStorageTests {
     }
 
     @Test(arguments: DatabaseBackend.allCases)
+    func manyAgentsAreLookedUpAndDeployedTogether(backend: DatabaseBackend) async throws {
+        try await StoreFixture.withStore(backend) { store in
+            let workspace = try await Sample.workspace(store)
+            let other = try await Sample.workspace(store)
+            // More than one statement's worth (200 per statement), so the chunks are exercised too.
+            var agents: [AgentRecord] = []
+            for i in 0..<450 {
+                let agent = Sample.agent(workspaceID: workspace.id, name: String(format: "node-%03d", i))
+                try await store.insertAgent(agent)
+                agents.append(agent)
+            }
+            let stranger = Sample.agent(workspaceID: other.id, name: "node-000")
+            try await store.insertAgent(stranger)
+
+            let byName = try await store.agents(workspaceID: workspace.id, names: ["node-001", "node-449", "missing"])
+            #expect(byName == ["node-001": agents[1], "node-449": agents[449]])
+            let byID = try await store.agents(ids: agents.map(\.id) + ["missing"])
+            #expect(byID.count == 450 && byID[agents[7].id] == agents[7])
+            #expect(try await store.newestPendingDeployments(agentIDs: agents.map(\.id)) == [:])
+
+            let first = try await store.createDeployments(
+                workspaceID: workspace.id, activationID: "act-1", createdBy: "ci",
+                requests: agents.reversed().map { DeploymentRequest(agentID: $0.id, storePath: "/nix/store/1-\($0.name)") },
+                at: Self.t0)
+            #expect(first.superseded == [])
+            #expect(first.created.map(\.agentID) == agents.reversed().map(\.id))
+            #expect(first.created.allSatisfy { $0.index == 1 && $0.status == .pending && $0.activationID == "act-1" })
+            // Agent 0 takes its deployment; the others' stay pending and are superseded next.
+            _ = try await store.transitionDeployment(
+                id: first.created.last!.id, from: [.pending], to: .inProgress, at: Self.t0)
+            let t1 = Self.t0.addingTimeInterval(10)
+            let second = try await store.createDeployments(
+                workspaceID: workspace.id, activationID: "act-2", createdBy: nil,
+                requests: agents.map { DeploymentRequest(agentID: $0.id, storePath: "/nix/store/2-\($0.name)") }, at: t1)
+            #expect(second.created.map(\.index) == Array(repeating: 2, count: 450))
+            #expect(second.superseded.map(\.agentID) == agents.dropFirst().map(\.id))
+            #expect(
+                second.superseded.allSatisfy {
+                    $0.status == .cancelled && $0.reason == "superseded by deployment #2"
+                        && $0.finishedAt == t1.roundedToStoredPrecision
+                })
+            for agent in agents.prefix(3) + agents.suffix(3) {
+                #expect(
+                    try await store.deployments(agentID: agent.id).map(\.status)
+                        == [agent.id == agents[0].id ? .inProgress : .cancelled, .pending])
+            }
+            let pending = try await store.newestPendingDeployments(agentIDs: agents.map(\.id) + [stranger.id])
+            #expect(pending.count == 450)
+            for agent in agents {
+                #expect(pending[agent.id] == second.created.first { $0.agentID == agent.id })
+            }
+        }
+    }
+
+    @Test(arguments: DatabaseBackend.allCases)
     func notificationsRefuseBadChannelsAndLargePayloads(backend: DatabaseBackend) async throws {
         try await StoreFixture.withStore(backend) { store in
             #expect(store.supportsNotifications == (backend == .postgres))
@@ -438,6 +493,34 @@ struct DeploymentStorageTests {
             #expect(received.all == [])
             // A stream asked for after shutdown ends at once.
             for try await _ in store.listen(channel: "deployments") {}
+        }
+    }
+
+    @Test func postgresNotificationsSentTogetherArriveInOrder() async throws {
+        try await StoreFixture.withReplicas(.postgres) { stores in
+            let (sender, listener) = (stores[0], stores[1])
+            let received = Received()
+            let consumer = Task {
+                for try await payload in listener.listen(channel: "capstan_batch") { received.append(payload) }
+            }
+            defer { consumer.cancel() }
+            var heard = false
+            for attempt in 0..<300 where !heard {
+                try await sender.notify(channel: "capstan_batch", payloads: ["ping-\(attempt)"])
+                try await Task.sleep(for: .milliseconds(100))
+                heard = !received.all.isEmpty
+            }
+            #expect(heard)
+            // 1,200 payloads: more than one statement's worth.
+            let batch = (0..<1200).map { "event-\($0)" }
+            try await sender.notify(channel: "capstan_batch", payloads: batch)
+            for _ in 0..<100 where received.all.filter({ $0.hasPrefix("event-") }).count < batch.count {
+                try await Task.sleep(for: .milliseconds(100))
+            }
+            #expect(received.all.filter { $0.hasPrefix("event-") } == batch)
+            await #expect(throws: StorageError.self) {
+                try await sender.notify(channel: "capstan_batch", payloads: ["ok", String(repeating: "x", count: 8_000)])
+            }
         }
     }
 

@@ -117,22 +117,48 @@ struct AgentDispatcher: Sendable {
     let logger: Logger
 
     func run() async {
-        for await event in events.subscribe() {
-            do {
-                switch event {
-                case .deploymentCreated(let agentID, let deploymentID):
-                    guard await hub.isConnected(agentID), let agent = try await deploy.store.agent(id: agentID),
-                        let order = try await deploy.pendingOrder(for: agent), order.id == deploymentID
-                    else { continue }
-                    await hub.send(.deploy(order), to: agentID)
-                case .deploymentCancelled(let agentID, let deploymentID):
-                    await hub.send(.cancel(id: deploymentID), to: agentID)
-                case .deploymentChanged, .logAppended:
-                    continue
-                }
-            } catch {
-                logger.error("could not dispatch a deploy event", metadata: ["event": "\(event)", "error": "\(error)"])
+        for await batch in events.batches() {
+            await dispatch(batch)
+        }
+    }
+
+    /// Runs of creations are looked up and sent together (a deploy to many agents publishes one per
+    /// agent); a cancellation is sent in its place in the order.
+    func dispatch(_ batch: [DeployEvent]) async {
+        var created: [(agentID: String, deploymentID: String)] = []
+        for event in batch {
+            switch event {
+            case .deploymentCreated(let agentID, let deploymentID):
+                created.append((agentID, deploymentID))
+            case .deploymentCancelled(let agentID, let deploymentID):
+                await sendCreated(created)
+                created.removeAll()
+                await hub.send(.cancel(id: deploymentID), to: agentID)
+            case .deploymentChanged, .logAppended:
+                continue
             }
+        }
+        await sendCreated(created)
+    }
+
+    /// Sends each created deployment whose agent is connected here and which is still that agent's
+    /// newest pending one (a later deployment or a cancellation may have overtaken it).
+    private func sendCreated(_ created: [(agentID: String, deploymentID: String)]) async {
+        guard !created.isEmpty else { return }
+        let connected = await hub.connected(among: created.map(\.agentID))
+        guard !connected.isEmpty else { return }
+        do {
+            let orders = try await deploy.pendingOrders(forAgentIDs: Array(connected))
+            var messages: [(agentID: String, message: ServerMessage)] = []
+            for (agentID, deploymentID) in created {
+                guard let order = orders[agentID], order.id == deploymentID else { continue }
+                messages.append((agentID, .deploy(order)))
+            }
+            await hub.send(messages)
+        } catch {
+            logger.error(
+                "could not dispatch deploy events",
+                metadata: ["deployments": "\(created.count)", "error": "\(error)"])
         }
     }
 }

@@ -62,6 +62,38 @@ public actor AgentHub {
 
     public var connectedAgentIDs: [String] { Array(sessions.keys) }
 
+    /// Those of these agents connected here.
+    public func connected(among agentIDs: [String]) -> Set<String> {
+        Set(agentIDs.filter { sessions[$0] != nil })
+    }
+
+    /// Sends each message to its agent if it is connected here, all at once: each write waits for
+    /// its own connection only. Returns how many were sent.
+    @discardableResult
+    public func send(_ messages: [(agentID: String, message: ServerMessage)]) async -> Int {
+        let targets = messages.compactMap { item in sessions[item.agentID].map { (session: $0, message: item.message) } }
+        guard targets.count > 1 else {
+            guard let target = targets.first else { return 0 }
+            return await send(target.message, to: target.session.agentID) ? 1 : 0
+        }
+        let logger = logger
+        return await withTaskGroup(of: Bool.self) { group in
+            for target in targets {
+                group.addTask {
+                    do {
+                        try await target.session.send(target.message)
+                        return true
+                    } catch {
+                        logger.warning(
+                            "could not send to agent", metadata: ["agent": "\(target.session.agentID)", "error": "\(error)"])
+                        return false
+                    }
+                }
+            }
+            return await group.reduce(0) { $0 + ($1 ? 1 : 0) }
+        }
+    }
+
     /// Sends to the agent if it is connected here; false otherwise.
     @discardableResult
     public func send(_ message: ServerMessage, to agentID: String) async -> Bool {

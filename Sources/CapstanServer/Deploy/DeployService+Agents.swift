@@ -48,6 +48,23 @@ extension DeployService {
             rollbackScript: Self.rollbackScript(pending.rollbackScript, system: agent.system))
     }
 
+    /// `pendingOrder(for:)` of many agents with two queries (per 500 agents), keyed by agent ID; agents
+    /// with nothing pending, or gone, are absent.
+    public func pendingOrders(forAgentIDs agentIDs: [String]) async throws -> [String: DeploymentOrder] {
+        guard !agentIDs.isEmpty else { return [:] }
+        let pending = try await store.newestPendingDeployments(agentIDs: agentIDs)
+        guard !pending.isEmpty else { return [:] }
+        let agents = try await store.agents(ids: Array(pending.keys))
+        var orders: [String: DeploymentOrder] = [:]
+        for (agentID, deployment) in pending {
+            guard let agent = agents[agentID] else { continue }
+            orders[agentID] = DeploymentOrder(
+                id: deployment.id, index: deployment.index, storePath: deployment.storePath,
+                rollbackScript: Self.rollbackScript(deployment.rollbackScript, system: agent.system))
+        }
+        return orders
+    }
+
     /// After a reconnect: deployments the agent had started but neither runs nor reported are failed,
     /// so none stays InProgress forever.
     public func reconcile(_ agent: AgentRecord, running: String?) async throws {

@@ -108,9 +108,10 @@ public struct DeployService: Sendable {
         var requests: [DeploymentRequest] = []
         var names: [String: String] = [:]
         let rollback = try spec.rollbackScript.map { String(decoding: try JSONEncoder.sorted.encode($0), as: UTF8.self) }
-        for (name, path) in spec.agents.sorted(by: { $0.key < $1.key }) {
-            if let agentFilter, !agentFilter.contains(name) { continue }
-            guard let agent = try await store.agent(workspaceID: principal.workspaceID, name: name) else {
+        let wanted = spec.agents.sorted(by: { $0.key < $1.key }).filter { agentFilter?.contains($0.key) ?? true }
+        let agents = try await store.agents(workspaceID: principal.workspaceID, names: wanted.map(\.key))
+        for (name, path) in wanted {
+            guard let agent = agents[name] else {
                 throw ServiceError.badRequest(
                     "deploy.json: agents.\(name): no agent named '\(name)' in this workspace; "
                         + "add it with `capstan agent create \(name)` (nothing was deployed)")
@@ -122,12 +123,11 @@ public struct DeployService: Sendable {
         let batch = try await store.createDeployments(
             workspaceID: principal.workspaceID, activationID: UUID().uuidString.lowercased(),
             createdBy: principal.label, requests: requests, at: Date())
-        for old in batch.superseded {
-            await events.publish(.deploymentCancelled(agentID: old.agentID, deploymentID: old.id))
-        }
+        await events.publish(
+            batch.superseded.map { .deploymentCancelled(agentID: $0.agentID, deploymentID: $0.id) }
+                + batch.created.map { .deploymentCreated(agentID: $0.agentID, deploymentID: $0.id) })
         var response: [String: ActivateResponse.Created] = [:]
         for deployment in batch.created {
-            await events.publish(.deploymentCreated(agentID: deployment.agentID, deploymentID: deployment.id))
             let name = names[deployment.agentID] ?? deployment.agentID
             response[name] = .init(id: deployment.id, index: deployment.index, url: url(of: deployment))
             logger.info(

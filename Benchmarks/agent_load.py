@@ -1,0 +1,183 @@
+#!/usr/bin/env python3
+"""Simulated agents for Benchmarks/agents.sh: N WebSocket agents speaking capstan's agent protocol.
+
+Creates the agents and an activate token through the admin API, connects every agent (hello ->
+welcome), then times activation rounds: from sending POST /api/v1/deploy/activate to each agent
+receiving its `deploy` message. After each round the agents report the deployment started and
+finished (as a real agent would), so the next round starts with nothing pending; `--no-ack` leaves
+the deployments pending instead, so the next round also supersedes (cancels) them.
+
+Also reads the server's RSS (VmRSS of --server-pid) before connecting and with every agent idle.
+Prints one JSON object on stdout. Needs `pip install websockets`.
+"""
+import argparse
+import asyncio
+import http.client
+import json
+import random
+import statistics
+import sys
+import time
+
+from websockets.asyncio.client import connect
+
+NIX32 = "0123456789abcdfghijklmnpqrsvwxyz"
+
+
+def rss_kib(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
+class API:
+    def __init__(self, host, port, token):
+        self.host, self.port, self.token = host, port, token
+
+    def post(self, path, body):
+        conn = http.client.HTTPConnection(self.host, self.port, timeout=120)
+        try:
+            data = json.dumps(body).encode()
+            conn.request("POST", path, body=data, headers={
+                "Authorization": f"Bearer {self.token}", "Content-Type": "application/json"})
+            response = conn.getresponse()
+            text = response.read()
+            if response.status >= 300:
+                raise RuntimeError(f"POST {path}: {response.status} {text[:300]!r}")
+            return json.loads(text)
+        finally:
+            conn.close()
+
+
+class Agent:
+    def __init__(self, name, token):
+        self.name, self.token = name, token
+        self.ws = None
+        self.expected = None  # deployment id of the current round
+        self.received_at = None
+        self.done = None
+
+    async def open(self, url):
+        self.ws = await connect(
+            url, additional_headers={"Authorization": f"Bearer {self.token}"},
+            compression=None, ping_interval=None, max_queue=16, open_timeout=60)
+        await self.ws.send(json.dumps({"type": "hello", "hello": {
+            "name": self.name, "version": "bench", "system": "x86_64-linux",
+            "currentStorePath": None, "runningDeployment": None}}))
+        welcome = json.loads(await self.ws.recv())
+        if welcome.get("type") != "welcome":
+            raise RuntimeError(f"{self.name}: expected welcome, got {welcome}")
+
+    async def listen(self):
+        async for raw in self.ws:
+            message = json.loads(raw)
+            if message.get("type") == "deploy":
+                now = time.perf_counter()
+                order = message["deployment"]
+                if self.done is not None and not self.done.done():
+                    self.received_at = now
+                    self.expected = order["id"]
+                    self.done.set_result(now)
+
+    async def ack(self):
+        await self.ws.send(json.dumps({"type": "started", "id": self.expected, "closureSize": None}))
+        await self.ws.send(json.dumps({"type": "finished", "outcome": {
+            "id": self.expected, "succeeded": True, "reason": None, "rolledBack": False,
+            "currentStorePath": None}}))
+
+
+def pct(values, p):
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, round(p / 100 * len(ordered) + 0.5) - 1))]
+
+
+async def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--port", type=int, required=True)
+    ap.add_argument("--admin-token", required=True)
+    ap.add_argument("--agents", type=int, required=True)
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--server-pid", type=int)
+    ap.add_argument("--idle-seconds", type=float, default=3)
+    ap.add_argument("--no-ack", action="store_true")
+    ap.add_argument("--timeout", type=float, default=60)
+    args = ap.parse_args()
+    host = "127.0.0.1"
+    admin = API(host, args.port, args.admin_token)
+    log = lambda *a: print(*a, file=sys.stderr, flush=True)
+
+    # Setup: agents (8 concurrent requests) and an activate token.
+    names = [f"bench-{i:05d}" for i in range(args.agents)]
+    t = time.perf_counter()
+    created = await asyncio.gather(*[
+        asyncio.to_thread(admin.post, "/api/v1/agents", {"name": n}) for n in names])
+    agents = [Agent(n, c["token"]) for n, c in zip(names, created)]
+    activate = API(host, args.port, admin.post("/api/v1/tokens", {"kind": "activate"})["token"])
+    log(f"created {len(agents)} agents in {time.perf_counter() - t:.1f}s")
+
+    result = {"agents": args.agents}
+    if args.server_pid:
+        await asyncio.sleep(1)
+        result["rss_kib_before_connect"] = rss_kib(args.server_pid)
+
+    # Connect everyone (bounded concurrency) and wait for every welcome.
+    t = time.perf_counter()
+    gate = asyncio.Semaphore(64)
+
+    async def open_one(agent):
+        async with gate:
+            await agent.open(f"ws://{host}:{args.port}/api/v1/agent/connect")
+
+    await asyncio.gather(*[open_one(a) for a in agents])
+    result["connect_s"] = round(time.perf_counter() - t, 3)
+    log(f"{len(agents)} agents welcomed in {result['connect_s']}s")
+    listeners = [asyncio.create_task(a.listen()) for a in agents]
+
+    if args.server_pid:
+        await asyncio.sleep(args.idle_seconds)
+        result["rss_kib_idle"] = rss_kib(args.server_pid)
+        result["rss_kib_per_agent"] = round(
+            (result["rss_kib_idle"] - result["rss_kib_before_connect"]) / args.agents, 1)
+
+    rounds = []
+    for r in range(args.rounds):
+        loop = asyncio.get_running_loop()
+        for a in agents:
+            a.done = loop.create_future()
+            a.received_at = None
+        rand = random.Random(r)
+        spec = {"agents": {a.name: "/nix/store/" + "".join(rand.choice(NIX32) for _ in range(32)) + "-bench-" + str(r)
+                           for a in agents}}
+        t0 = time.perf_counter()
+        response = await asyncio.to_thread(activate.post, "/api/v1/deploy/activate", spec)
+        t_response = time.perf_counter() - t0
+        pending = [a.done for a in agents]
+        finished, missing = await asyncio.wait(pending, timeout=args.timeout)
+        ids = {name: v["id"] for name, v in response["agents"].items()}
+        wrong = sum(1 for a in agents if a.expected is not None and a.received_at and ids.get(a.name) != a.expected)
+        lat = [(a.received_at - t0) * 1000 for a in agents if a.received_at is not None]
+        row = {
+            "round": r + 1, "activate_response_ms": round(t_response * 1000, 1),
+            "received": len(lat), "missing": len(missing), "wrong_id": wrong,
+            "p50_ms": round(pct(lat, 50), 1) if lat else None,
+            "p99_ms": round(pct(lat, 99), 1) if lat else None,
+            "max_ms": round(max(lat), 1) if lat else None,
+        }
+        rounds.append(row)
+        log(json.dumps(row))
+        if not args.no_ack:
+            await asyncio.gather(*[a.ack() for a in agents if a.received_at is not None])
+            await asyncio.sleep(1 + args.agents / 500)  # let the server record the outcomes
+        else:
+            await asyncio.sleep(0.5)
+    result["rounds"] = rounds
+    for task in listeners:
+        task.cancel()
+    await asyncio.gather(*[a.ws.close() for a in agents], return_exceptions=True)
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

@@ -1,0 +1,74 @@
+#!/usr/bin/env bash
+# Deployments to many agents: how long until every connected agent has its `deploy` message, and
+# how much server memory an idle agent connection costs.
+#
+# Usage: Benchmarks/agents.sh [N ...]            (default: 1 100 1000)
+#   BENCH_ROUNDS=3            activation rounds per N (agents ack in between, so nothing stays pending)
+#   BENCH_DATABASE=postgres   run on a throwaway PostgreSQL 15 cluster instead of SQLite
+#   BENCH_NO_BUILD=1          use the existing .build/release/capstan
+#   BENCH_LOG_LEVEL=info      the server's log level (default info, as in production)
+#   BENCH_EXTRA="--no-ack"    extra flags for Benchmarks/agent_load.py
+# Needs python3 with the `websockets` package (pip install websockets). Loopback only; every
+# server, database and agent started here is stopped on exit.
+set -euo pipefail
+
+repo=$(cd "$(dirname "$0")/.." && pwd)
+if (($#)); then counts=("$@"); else counts=(1 100 1000); fi
+rounds=${BENCH_ROUNDS:-3}
+work=$(mktemp -d /tmp/capstan-agents-bench.XXXXXX)
+chmod 755 "$work"
+server_pid=
+pg_dir=
+ulimit -n "$(ulimit -Hn)"
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+cleanup() {
+    [[ -n $server_pid ]] && kill "$server_pid" 2>/dev/null && wait "$server_pid" 2>/dev/null || true
+    if [[ -n $pg_dir ]]; then
+        runuser -u postgres -- /usr/lib/postgresql/15/bin/pg_ctl -D "$pg_dir" -m immediate stop >/dev/null 2>&1 || true
+    fi
+    rm -rf "$work"
+}
+trap cleanup EXIT
+
+if [[ -z ${BENCH_NO_BUILD:-} ]]; then
+    (cd "$repo" && swift build -c release --product capstan >&2)
+fi
+capstan=$repo/.build/release/capstan
+python3 -c 'import websockets' 2>/dev/null || { echo "pip install websockets" >&2; exit 1; }
+
+database_url=
+if [[ ${BENCH_DATABASE:-sqlite} == postgres ]]; then
+    pg_dir=$work/pg
+    pg_port=$(free_port)
+    mkdir -p "$pg_dir" && chown postgres "$pg_dir"
+    runuser -u postgres -- /usr/lib/postgresql/15/bin/initdb -D "$pg_dir" -A trust -U postgres >/dev/null
+    runuser -u postgres -- /usr/lib/postgresql/15/bin/pg_ctl -D "$pg_dir" -l "$pg_dir/log" -w \
+        -o "-h 127.0.0.1 -p $pg_port -k $pg_dir -c max_connections=200 -c fsync=on" start >/dev/null
+fi
+
+for n in "${counts[@]}"; do
+    data=$work/data-$n
+    port=$(free_port)
+    if [[ -n $pg_dir ]]; then
+        runuser -u postgres -- /usr/lib/postgresql/15/bin/createdb -h 127.0.0.1 -p "$pg_port" "bench$n"
+        database_url="postgres://postgres@127.0.0.1:$pg_port/bench$n?sslmode=disable"
+    fi
+    "$capstan" serve --data-dir "$data" --listen "127.0.0.1:$port" --log-level "${BENCH_LOG_LEVEL:-info}" \
+        ${database_url:+--database-url "$database_url"} > "$work/server-$n.out" 2> "$work/server-$n.log" &
+    server_pid=$!
+    for _ in $(seq 100); do
+        curl -fs "http://127.0.0.1:$port/ready" >/dev/null 2>&1 && break
+        sleep 0.1
+    done
+    echo "== $n agents (${BENCH_DATABASE:-sqlite}, server pid $server_pid, port $port)" >&2
+    # shellcheck disable=SC2086
+    timeout 600 python3 "$repo/Benchmarks/agent_load.py" --port "$port" --admin-token "$(cat "$data/admin-token")" \
+        --agents "$n" --rounds "$rounds" --server-pid "$server_pid" ${BENCH_EXTRA:-}
+    echo "   server log: $(wc -l < "$work/server-$n.log") lines;" \
+        "errors/warnings: $(grep -ciE 'error|warning' "$work/server-$n.log" || true)" >&2
+    kill "$server_pid"
+    wait "$server_pid" 2>/dev/null || true
+    server_pid=
+done
