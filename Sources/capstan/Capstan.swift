@@ -15,6 +15,8 @@ struct Capstan: AsyncParsableCommand {
             WorkspaceCommand.self,
             AgentCommand.self,
             DeployCommand.self,
+            AuditCommand.self,
+            WebhookCommand.self,
             NarCommand.self,
             HashCommand.self,
             KeyCommand.self,

@@ -17,6 +17,7 @@ public struct CacheService: Sendable {
     let publicURL: String
     let maxNarSize: UInt64
     let logger: Logger
+    let audit: AuditLog
 
     public init(store: CapstanStore, blobs: BlobStore, publicURL: String, maxNarSize: UInt64, logger: Logger) {
         self.store = store
@@ -24,6 +25,7 @@ public struct CacheService: Sendable {
         self.publicURL = publicURL
         self.maxNarSize = maxNarSize
         self.logger = logger
+        audit = AuditLog(store: store, logger: logger)
     }
 
     // MARK: Caches
@@ -55,6 +57,7 @@ public struct CacheService: Sendable {
             throw error
         }
         logger.info("cache created", metadata: ["cache": "\(request.name)", "public": "\(request.isPublic)"])
+        await audit.record(.cacheCreated, by: principal, target: request.name, detail: request.isPublic ? "public" : "private")
         return try await info(record)
     }
 
@@ -119,15 +122,24 @@ public struct CacheService: Sendable {
     }
 
     public func narInfo(in cache: CacheRecord, hashPart: String) async throws -> String? {
-        guard let path = try await store.path(cacheID: cache.id, hashPart: hashPart) else { return nil }
+        guard let path = try await store.path(cacheID: cache.id, hashPart: hashPart) else {
+            ServerMetrics.cacheRequest(kind: "narinfo", result: "miss")
+            return nil
+        }
+        ServerMetrics.cacheRequest(kind: "narinfo", result: "hit")
         return try Self.narInfo(for: path).rendered()
     }
 
     /// The blob file behind `nar/<fileName>` if this cache holds a path stored in it.
     public func narFile(in cache: CacheRecord, fileName: String) async throws -> String? {
-        guard try await store.path(cacheID: cache.id, fileName: fileName) != nil else { return nil }
+        guard try await store.path(cacheID: cache.id, fileName: fileName) != nil else {
+            ServerMetrics.cacheRequest(kind: "nar", result: "miss")
+            return nil
+        }
         let path = try blobs.path(for: fileName)
-        return FileManager.default.fileExists(atPath: path) ? path : nil
+        let found = FileManager.default.fileExists(atPath: path)
+        ServerMetrics.cacheRequest(kind: "nar", result: found ? "hit" : "miss")
+        return found ? path : nil
     }
 
     static func narInfo(for path: PathRecord) throws -> NarInfo {
@@ -145,6 +157,12 @@ public struct CacheService: Sendable {
     /// Streams one path's NAR (compressed in transit with `transit`) into the cache, checking
     /// the declared NarHash and NarSize before anything becomes visible.
     public func upload<Body: AsyncSequence>(
+        to cache: CacheRecord, info: PathUploadInfo, transit: CompressionMethod, body: Body
+    ) async throws -> PathUploadResult where Body.Element == ByteBuffer {
+        try await countingRejections { try await checkedUpload(to: cache, info: info, transit: transit, body: body) }
+    }
+
+    private func checkedUpload<Body: AsyncSequence>(
         to cache: CacheRecord, info: PathUploadInfo, transit: CompressionMethod, body: Body
     ) async throws -> PathUploadResult where Body.Element == ByteBuffer {
         let storePath: StorePath
@@ -199,6 +217,11 @@ public struct CacheService: Sendable {
     /// First half of Nix's own HTTP upload: the compressed NAR, kept aside until its narinfo arrives.
     public func stageNar<Body: AsyncSequence>(in cache: CacheRecord, fileName: String, body: Body) async throws
     where Body.Element == ByteBuffer {
+        try await countingRejections { try await checkedStageNar(in: cache, fileName: fileName, body: body) }
+    }
+
+    private func checkedStageNar<Body: AsyncSequence>(in cache: CacheRecord, fileName: String, body: Body) async throws
+    where Body.Element == ByteBuffer {
         try Self.validateNarFileName(fileName)
         let writer = try blobs.makeWriter()
         var size: UInt64 = 0
@@ -221,6 +244,24 @@ public struct CacheService: Sendable {
     /// Second half of Nix's HTTP upload: the narinfo names a staged NAR, which is checked
     /// against it (NarHash, NarSize, FileHash, FileSize) before the path becomes visible.
     public func putNarInfo(in cache: CacheRecord, hashPart: String, text: String) async throws {
+        try await countingRejections { try await checkedPutNarInfo(in: cache, hashPart: hashPart, text: text) }
+    }
+
+    /// Uploads refused for what they contain (not for who sent them) are counted for `/metrics`.
+    private func countingRejections<R>(_ operation: () async throws -> R) async throws -> R {
+        do {
+            return try await operation()
+        } catch let error as ServiceError {
+            switch error.kind {
+            case .badRequest: ServerMetrics.uploadRejected(reason: "invalid")
+            case .payloadTooLarge: ServerMetrics.uploadRejected(reason: "too_large")
+            default: break
+            }
+            throw error
+        }
+    }
+
+    private func checkedPutNarInfo(in cache: CacheRecord, hashPart: String, text: String) async throws {
         let info: NarInfo
         do {
             info = try NarInfo(parsing: text)
