@@ -57,8 +57,9 @@ final class WebhookReceiver: @unchecked Sendable {
     }
 
     deinit {
+        // SIGKILL: the test process blocks most signals, and its children inherit that mask.
         if process.isRunning {
-            process.terminate()
+            kill(process.processIdentifier, SIGKILL)
             process.waitUntilExit()
         }
     }

@@ -65,10 +65,13 @@ public final class Browser: @unchecked Sendable {
     }
 
     deinit {
+        // SIGKILL: the test process blocks most signals, and its children inherit that mask.
         if process.isRunning {
-            process.terminate()
+            kill(process.processIdentifier, SIGKILL)
             process.waitUntilExit()
         }
+        // Its helper processes (renderers, zygote) are found by the profile directory only this browser uses.
+        _ = try? ProcessRunner.run(["pkill", "-KILL", "-f", "user-data-dir=\(profile)"])
     }
 
     static let client = #"""
