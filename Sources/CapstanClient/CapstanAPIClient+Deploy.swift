@@ -8,6 +8,27 @@ extension CapstanAPIClient {
         try await send(.POST, "/api/v1/agents", body: request)
     }
 
+    /// The workspace's audit log, newest first.
+    public func audit(limit: Int = 100) async throws -> [AuditEvent] {
+        try await send(.GET, "/api/v1/audit?limit=\(limit)")
+    }
+
+    public func addWebhook(_ request: CreateWebhookRequest) async throws -> WebhookInfo {
+        try await send(.POST, "/api/v1/webhooks", body: request)
+    }
+
+    public func webhooks() async throws -> [WebhookInfo] {
+        try await send(.GET, "/api/v1/webhooks")
+    }
+
+    public func removeWebhook(id: String) async throws {
+        _ = try await executeRaw(makeRequest(.DELETE, "/api/v1/webhooks/\(id)"), timeout: .seconds(30))
+    }
+
+    public func webhookDeliveries(webhook: String? = nil, limit: Int = 100) async throws -> [WebhookDelivery] {
+        try await send(.GET, "/api/v1/webhooks/deliveries?limit=\(limit)" + (webhook.map { "&webhook=\($0)" } ?? ""))
+    }
+
     public func agents() async throws -> [AgentInfo] {
         try await send(.GET, "/api/v1/agents")
     }

@@ -8,6 +8,7 @@ import Hummingbird
 import HummingbirdWebSocket
 import ServiceLifecycle
 import Logging
+import Prometheus
 
 /// The assembled server: storage opened and migrated, services wired under their routes.
 public struct CapstanServer: Sendable {
@@ -16,12 +17,23 @@ public struct CapstanServer: Sendable {
     public let tokens: TokenService
     public let caches: CacheService
     public let deploy: DeployService
+    public let webhooks: WebhookService
     let hub: AgentHub
     let events: EventBus
     let logger: Logger
+    /// Where `/metrics` reads from: the registry `bootstrapMetrics()` installed, else an empty one.
+    let metricsRegistry: PrometheusCollectorRegistry
+
+    /// Installs the Prometheus backend of swift-metrics for this process. Call once, before `open`.
+    public static func bootstrapMetrics() -> PrometheusCollectorRegistry {
+        ServerMetrics.bootstrapPrometheus()
+    }
 
     /// Opens the database (applying migrations) and the blob store under the data directory.
-    public static func open(configuration: ServerConfiguration, logger: Logger) async throws -> CapstanServer {
+    public static func open(
+        configuration: ServerConfiguration, logger: Logger,
+        metricsRegistry: PrometheusCollectorRegistry = PrometheusCollectorRegistry()
+    ) async throws -> CapstanServer {
         try FileManager.default.createDirectory(
             atPath: configuration.dataDirectory, withIntermediateDirectories: true)
         let store = try await CapstanStore.open(
@@ -38,12 +50,13 @@ public struct CapstanServer: Sendable {
             maxNarSize: configuration.maxNarSize, cacheHost: configuration.cacheHost.flatMap(CacheHost.init), logger: logger)
         let hub = AgentHub(logger: logger)
         let events = EventBus(store: store, logger: logger)
+        let webhooks = WebhookService(store: store, logger: logger)
         let deploy = DeployService(
             store: store, tokens: tokens, caches: caches, hub: hub, events: events,
-            publicURL: configuration.effectivePublicURL, logger: logger)
+            publicURL: configuration.effectivePublicURL, logger: logger, webhooks: webhooks)
         return CapstanServer(
-            configuration: configuration, store: store, tokens: tokens, caches: caches, deploy: deploy, hub: hub,
-            events: events, logger: logger)
+            configuration: configuration, store: store, tokens: tokens, caches: caches, deploy: deploy, webhooks: webhooks, hub: hub,
+            events: events, logger: logger, metricsRegistry: metricsRegistry)
     }
 
     /// On first start: the default workspace and an admin token, printed once and kept in
@@ -69,6 +82,7 @@ public struct CapstanServer: Sendable {
         router.add(middleware: LogRequestsMiddleware(.debug))
         let auth = Authenticator(tokens: tokens)
         HealthRoutes(store: store).register(on: router)
+        MetricsRoutes(registry: metricsRegistry, store: store, hub: hub).register(on: router)
         BinaryCacheRoutes(caches: caches, auth: auth).register(on: router)
         let workspaces = WorkspaceService(
             store: store, tokens: tokens, operatorWorkspace: configuration.defaultWorkspace, logger: logger)
@@ -79,6 +93,13 @@ public struct CapstanServer: Sendable {
         if let cacheHost = caches.cacheHost {
             BinaryCacheRoutes(caches: caches, auth: auth).registerHostRouted(on: router, cacheHost: cacheHost)
         }
+        AuditRoutes(audit: AuditLog(store: store, logger: logger), auth: auth).register(on: router)
+        WebhookRoutes(webhooks: webhooks, auth: auth).register(on: router)
+        DashboardRoutes(
+            deploy: deploy, caches: caches, tokens: tokens, auth: auth, publicURL: configuration.effectivePublicURL,
+            // The templates are constants of this program, parsed by a unit test too: a failure is a bug.
+            library: try! DashboardTemplates.makeLibrary(), logger: logger
+        ).register(on: router)
         return router
     }
 

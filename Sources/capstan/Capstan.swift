@@ -18,6 +18,8 @@ struct Capstan: AsyncParsableCommand {
             EffectCommand.self,
             SecretCommand.self,
             WatchExecCommand.self,
+            AuditCommand.self,
+            WebhookCommand.self,
             NarCommand.self,
             HashCommand.self,
             KeyCommand.self,

@@ -10,9 +10,17 @@ public struct Authenticator: Sendable {
         self.tokens = tokens
     }
 
-    /// nil when the request carries no credentials; an error when it carries bad ones.
+    static let sessionCookie = "capstan_session"
+
+    /// nil when the request carries no credentials; an error when it carries bad ones. A dashboard
+    /// session cookie counts only for reads (GET, HEAD): the API's changes need a token, so a page
+    /// of another site can never make a signed-in browser change anything through the API.
     public func principal(for request: Request) async throws -> Principal? {
-        guard let header = request.headers[.authorization] else { return nil }
+        guard let header = request.headers[.authorization] else {
+            guard request.method == .get || request.method == .head, let secret = Self.sessionSecret(of: request)
+            else { return nil }
+            return try await tokens.principal(sessionSecret: secret)
+        }
         guard let secret = Self.secret(fromAuthorization: header) else {
             throw ServiceError.unauthorized("the Authorization header must be 'Bearer <token>' or basic auth with the token as password")
         }
@@ -52,5 +60,18 @@ public struct Authenticator: Sendable {
         guard let first = text.firstIndex(where: { !isBlank($0) }) else { return "" }
         let last = text.lastIndex(where: { !isBlank($0) })!
         return String(text[first...last])
+    }
+
+    /// The dashboard session secret from the request's cookies, if any.
+    static func sessionSecret(of request: Request) -> String? {
+        for header in request.headers[values: .cookie] {
+            for pair in header.split(separator: ";") {
+                let parts = pair.split(separator: "=", maxSplits: 1)
+                guard parts.count == 2, parts[0].trimmingCharacters(in: .whitespaces) == sessionCookie else { continue }
+                let value = parts[1].trimmingCharacters(in: .whitespaces)
+                return value.isEmpty ? nil : value
+            }
+        }
+        return nil
     }
 }

@@ -75,6 +75,7 @@ extension DeployService {
                 id: stale.id, from: [.inProgress], to: .failed, reason: reason, rolledBack: false, at: Date())
             {
                 logger.warning("deployment orphaned by its agent", metadata: ["deployment": "\(failed.id)"])
+                await finished(failed)
                 await events.publish(.deploymentChanged(agentID: agent.id, deploymentID: failed.id))
             }
         }
@@ -136,6 +137,7 @@ extension DeployService {
                 id: outcome.id, from: [.pending, .inProgress], to: outcome.succeeded ? .succeeded : .failed,
                 reason: outcome.succeeded ? nil : reason, rolledBack: outcome.rolledBack, at: Date())
         else { return }
+        await self.finished(finished)
         logger.info(
             "deployment finished",
             metadata: [

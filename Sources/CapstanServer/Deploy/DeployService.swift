@@ -17,10 +17,12 @@ public struct DeployService: Sendable {
     let events: EventBus
     let publicURL: String
     let logger: Logger
+    let audit: AuditLog
+    let webhooks: WebhookService
 
     public init(
         store: CapstanStore, tokens: TokenService, caches: CacheService, hub: AgentHub, events: EventBus,
-        publicURL: String, logger: Logger
+        publicURL: String, logger: Logger, webhooks: WebhookService? = nil
     ) {
         self.store = store
         self.tokens = tokens
@@ -29,6 +31,19 @@ public struct DeployService: Sendable {
         self.events = events
         self.publicURL = publicURL
         self.logger = logger
+        audit = AuditLog(store: store, logger: logger)
+        self.webhooks = webhooks ?? WebhookService(store: store, logger: logger)
+    }
+
+    /// A deployment reached a final status here (this replica made the change): counted, and told to
+    /// the workspace's webhooks.
+    func finished(_ record: DeploymentRecord) async {
+        ServerMetrics.deploymentFinished(record)
+        do {
+            await webhooks.deploymentFinished(try await info(record), workspaceID: record.workspaceID)
+        } catch {
+            logger.error("could not describe a finished deployment for webhooks", metadata: ["error": "\(error)"])
+        }
     }
 
     // MARK: Agents
@@ -62,6 +77,7 @@ public struct DeployService: Sendable {
             kind: .agent, workspaceID: principal.workspaceID, cacheID: nil, agentID: record.id,
             label: "agent \(request.name)")
         logger.info("agent created", metadata: ["agent": "\(request.name)"])
+        await audit.record(.agentCreated, by: principal, target: request.name)
         return CreatedAgent(agent: try await info(record), token: token.token)
     }
 
@@ -123,6 +139,7 @@ public struct DeployService: Sendable {
         let batch = try await store.createDeployments(
             workspaceID: principal.workspaceID, activationID: UUID().uuidString.lowercased(),
             createdBy: principal.label, requests: requests, at: Date())
+        for old in batch.superseded { await finished(old) }
         await events.publish(
             batch.superseded.map { .deploymentCancelled(agentID: $0.agentID, deploymentID: $0.id) }
                 + batch.created.map { .deploymentCreated(agentID: $0.agentID, deploymentID: $0.id) })
@@ -136,6 +153,9 @@ public struct DeployService: Sendable {
                     "agent": "\(name)", "deployment": "\(deployment.id)", "index": "\(deployment.index)",
                     "storePath": "\(deployment.storePath)", "by": "\(principal.label ?? principal.tokenID)",
                 ])
+        }
+        for (name, created) in response.sorted(by: { $0.key < $1.key }) {
+            await audit.record(.activate, by: principal, target: created.id, detail: "\(name) #\(created.index)")
         }
         return ActivateResponse(agents: response)
     }
@@ -192,6 +212,19 @@ public struct DeployService: Sendable {
             let map = try? JSONDecoder().decode([String: String].self, from: Data(stored.utf8))
         else { return nil }
         return map[system]
+    }
+
+    /// The lines logged so far (up to `limit`), for pages that show a log without following it.
+    public func logLines(id: String, limit: Int = 10_000, by principal: Principal) async throws -> [LogLine] {
+        try requireReader(principal)
+        _ = try await record(id: id, workspaceID: principal.workspaceID)
+        var lines: [LogLine] = []
+        while lines.count < limit {
+            let batch = try await store.logLines(deploymentID: id, after: lines.count, limit: min(1000, limit - lines.count))
+            lines += batch.map(\.line)
+            if batch.count < 1000 { break }
+        }
+        return lines
     }
 
     /// Everything logged so far, then new lines as they come, then the final deployment.
@@ -260,8 +293,10 @@ public struct DeployService: Sendable {
         else {
             throw ServiceError.conflict("deployment \(id) was taken by its agent in the meantime; it can no longer be cancelled")
         }
+        await finished(cancelled)
         await events.publish(.deploymentCancelled(agentID: cancelled.agentID, deploymentID: id))
         logger.info("deployment cancelled", metadata: ["deployment": "\(id)", "by": "\(principal.label ?? principal.tokenID)"])
+        await audit.record(.cancel, by: principal, target: id)
         return try await info(cancelled)
     }
 
@@ -272,7 +307,10 @@ public struct DeployService: Sendable {
         guard record.status.isFinal else {
             throw ServiceError.conflict("deployment \(id) is still \(record.status.rawValue); retry it once it has finished")
         }
-        return try await redeploy(record.agentID, storePath: record.storePath, rollbackScript: record.rollbackScript, by: principal)
+        let created = try await redeploy(
+            record.agentID, storePath: record.storePath, rollbackScript: record.rollbackScript, by: principal)
+        await audit.record(.retry, by: principal, target: created.id, detail: "retry of \(id)")
+        return created
     }
 
     /// Deploys the agent's previous successful configuration again.
@@ -292,7 +330,11 @@ public struct DeployService: Sendable {
             throw ServiceError.conflict(
                 "agent '\(agentName)' has no earlier successful deployment than #\(current.index) to roll back to")
         }
-        return try await redeploy(agent.id, storePath: previous.storePath, rollbackScript: previous.rollbackScript, by: principal)
+        let created = try await redeploy(
+            agent.id, storePath: previous.storePath, rollbackScript: previous.rollbackScript, by: principal)
+        await audit.record(
+            .rollback, by: principal, target: agentName, detail: "deployment \(created.id) back to #\(previous.index)")
+        return created
     }
 
     private func redeploy(_ agentID: String, storePath: String, rollbackScript: String?, by principal: Principal)
@@ -303,6 +345,7 @@ public struct DeployService: Sendable {
             requests: [DeploymentRequest(agentID: agentID, storePath: storePath, rollbackScript: rollbackScript)],
             at: Date())
         for old in batch.superseded {
+            await finished(old)
             await events.publish(.deploymentCancelled(agentID: old.agentID, deploymentID: old.id))
         }
         guard let created = batch.created.first else {

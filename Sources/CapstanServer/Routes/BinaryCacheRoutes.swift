@@ -74,6 +74,7 @@ struct BinaryCacheRoutes: Sendable {
         }
         var headers: HTTPFields = [.contentType: "text/x-nix-narinfo"]
         headers[.contentLength] = String(buffer.readableBytes)
+        if includeBody { ServerMetrics.bytesServed(kind: "narinfo", buffer.readableBytes) }
         return Response(status: .ok, headers: headers, body: includeBody ? .init(byteBuffer: buffer) : .init())
     }
 
@@ -99,6 +100,7 @@ struct BinaryCacheRoutes: Sendable {
         }
         headers[.contentLength] = String(size == 0 ? 0 : range.count)
         guard includeBody, size > 0 else { return Response(status: status, headers: headers) }
+        ServerMetrics.bytesServed(kind: "nar", range.count)
         let body = try await fileIO.loadFile(path: path, range: range, context: context, chunkLength: 1 << 20)
         return Response(status: status, headers: headers, body: body)
     }

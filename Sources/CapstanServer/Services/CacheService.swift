@@ -20,6 +20,7 @@ public struct CacheService: Sendable {
     public let cacheHost: CacheHost?
     let logger: Logger
     let memo = ReadMemo()
+    let audit: AuditLog
 
     public init(
         store: CapstanStore, blobs: BlobStore, publicURL: String, maxNarSize: UInt64, cacheHost: CacheHost? = nil,
@@ -31,6 +32,7 @@ public struct CacheService: Sendable {
         self.maxNarSize = maxNarSize
         self.cacheHost = cacheHost
         self.logger = logger
+        audit = AuditLog(store: store, logger: logger)
     }
 
     // MARK: Caches
@@ -63,6 +65,7 @@ public struct CacheService: Sendable {
             throw error
         }
         logger.info("cache created", metadata: ["cache": "\(request.name)", "public": "\(request.isPublic)"])
+        await audit.record(.cacheCreated, by: principal, target: request.name, detail: request.isPublic ? "public" : "private")
         return try await info(record)
     }
 
@@ -145,8 +148,15 @@ public struct CacheService: Sendable {
 
     /// The narinfo as served: rendered once, then kept in memory (a stored path never changes).
     func narInfoText(in cache: CacheRecord, hashPart: String) async throws -> ByteBuffer? {
-        if let text = memo.narInfo(cacheID: cache.id, hashPart: hashPart) { return text }
-        guard let path = try await store.path(cacheID: cache.id, hashPart: hashPart) else { return nil }
+        if let text = memo.narInfo(cacheID: cache.id, hashPart: hashPart) {
+            ServerMetrics.cacheRequest(kind: "narinfo", result: "hit")
+            return text
+        }
+        guard let path = try await store.path(cacheID: cache.id, hashPart: hashPart) else {
+            ServerMetrics.cacheRequest(kind: "narinfo", result: "miss")
+            return nil
+        }
+        ServerMetrics.cacheRequest(kind: "narinfo", result: "hit")
         let text = ByteBuffer(string: try Self.narInfo(for: path).rendered())
         memo.remember(narInfo: text, cacheID: cache.id, hashPart: hashPart)
         return text
@@ -154,9 +164,14 @@ public struct CacheService: Sendable {
 
     /// The blob file behind `nar/<fileName>` if this cache holds a path stored in it.
     public func narFile(in cache: CacheRecord, fileName: String) async throws -> String? {
-        guard try await store.path(cacheID: cache.id, fileName: fileName) != nil else { return nil }
+        guard try await store.path(cacheID: cache.id, fileName: fileName) != nil else {
+            ServerMetrics.cacheRequest(kind: "nar", result: "miss")
+            return nil
+        }
         let path = try blobs.path(for: fileName)
-        return FileManager.default.fileExists(atPath: path) ? path : nil
+        let found = FileManager.default.fileExists(atPath: path)
+        ServerMetrics.cacheRequest(kind: "nar", result: found ? "hit" : "miss")
+        return found ? path : nil
     }
 
     static func narInfo(for path: PathRecord) throws -> NarInfo {
@@ -174,6 +189,12 @@ public struct CacheService: Sendable {
     /// Streams one path's NAR (compressed in transit with `transit`) into the cache, checking
     /// the declared NarHash and NarSize before anything becomes visible.
     public func upload<Body: AsyncSequence>(
+        to cache: CacheRecord, info: PathUploadInfo, transit: CompressionMethod, body: Body
+    ) async throws -> PathUploadResult where Body.Element == ByteBuffer {
+        try await countingRejections { try await checkedUpload(to: cache, info: info, transit: transit, body: body) }
+    }
+
+    private func checkedUpload<Body: AsyncSequence>(
         to cache: CacheRecord, info: PathUploadInfo, transit: CompressionMethod, body: Body
     ) async throws -> PathUploadResult where Body.Element == ByteBuffer {
         let storePath: StorePath
@@ -228,6 +249,11 @@ public struct CacheService: Sendable {
     /// First half of Nix's own HTTP upload: the compressed NAR, kept aside until its narinfo arrives.
     public func stageNar<Body: AsyncSequence>(in cache: CacheRecord, fileName: String, body: Body) async throws
     where Body.Element == ByteBuffer {
+        try await countingRejections { try await checkedStageNar(in: cache, fileName: fileName, body: body) }
+    }
+
+    private func checkedStageNar<Body: AsyncSequence>(in cache: CacheRecord, fileName: String, body: Body) async throws
+    where Body.Element == ByteBuffer {
         try Self.validateNarFileName(fileName)
         let writer = try blobs.makeWriter()
         var size: UInt64 = 0
@@ -250,6 +276,24 @@ public struct CacheService: Sendable {
     /// Second half of Nix's HTTP upload: the narinfo names a staged NAR, which is checked
     /// against it (NarHash, NarSize, FileHash, FileSize) before the path becomes visible.
     public func putNarInfo(in cache: CacheRecord, hashPart: String, text: String) async throws {
+        try await countingRejections { try await checkedPutNarInfo(in: cache, hashPart: hashPart, text: text) }
+    }
+
+    /// Uploads refused for what they contain (not for who sent them) are counted for `/metrics`.
+    private func countingRejections<R>(_ operation: () async throws -> R) async throws -> R {
+        do {
+            return try await operation()
+        } catch let error as ServiceError {
+            switch error.kind {
+            case .badRequest: ServerMetrics.uploadRejected(reason: "invalid")
+            case .payloadTooLarge: ServerMetrics.uploadRejected(reason: "too_large")
+            default: break
+            }
+            throw error
+        }
+    }
+
+    private func checkedPutNarInfo(in cache: CacheRecord, hashPart: String, text: String) async throws {
         let info: NarInfo
         do {
             info = try NarInfo(parsing: text)

@@ -8,10 +8,12 @@ public struct TokenService: Sendable {
     let store: CapstanStore
     let logger: Logger
     let principals = PrincipalMemo()
+    let audit: AuditLog
 
     public init(store: CapstanStore, logger: Logger) {
         self.store = store
         self.logger = logger
+        audit = AuditLog(store: store, logger: logger)
     }
 
     /// Resolves a presented secret to its principal; unknown and revoked tokens are refused.
@@ -52,9 +54,14 @@ public struct TokenService: Sendable {
         case .agent:
             throw ServiceError.badRequest("agent tokens are created with the agent: use `capstan agent create NAME`")
         }
-        return try await issue(
+        let created = try await issue(
             kind: request.kind, workspaceID: principal.workspaceID, cacheID: cacheID, agentID: nil,
             label: request.label)
+        await audit.record(
+            .tokenCreated, by: principal, target: created.info.id,
+            detail: "\(request.kind.rawValue) token" + (request.label.map { " '\($0)'" } ?? "")
+                + (request.cache.map { " for cache \($0)" } ?? ""))
+        return created
     }
 
     /// Stores a new token and returns its secret, the only time it is visible.
@@ -88,6 +95,7 @@ public struct TokenService: Sendable {
         }
         principals.forget(tokenID: id)
         logger.info("token revoked", metadata: ["token": "\(id)", "by": "\(principal.tokenID)"])
+        await audit.record(.tokenRevoked, by: principal, target: id)
     }
 
     private func info(_ record: TokenRecord) async throws -> TokenInfo {

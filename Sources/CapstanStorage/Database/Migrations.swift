@@ -3,7 +3,7 @@
 /// Column types are chosen to mean the same on both backends: TEXT, BIGINT (timestamps are
 /// milliseconds since 1970), INTEGER and BOOLEAN (stored as 0/1 by SQLite).
 enum Migrations {
-    static let all: [Migration] = [initialSchema, deployments]
+    static let all: [Migration] = [initialSchema, deployments, operators]
 
     static let initialSchema = Migration(version: 1, name: "workspaces, tokens, caches, paths") { _ in
         [
@@ -129,6 +129,59 @@ enum Migrations {
                 PRIMARY KEY (deployment_id, seq)
             )
             """,
+        ]
+    }
+
+    /// What operators see and are told: the audit log, webhooks and their deliveries, dashboard sessions.
+    static let operators = Migration(version: 3, name: "audit events, webhooks, dashboard sessions") { _ in
+        [
+            """
+            CREATE TABLE audit_events (
+                id TEXT PRIMARY KEY,
+                workspace_id TEXT NOT NULL REFERENCES workspaces(id) ON DELETE CASCADE,
+                time BIGINT NOT NULL,
+                actor TEXT NULL,
+                actor_token_id TEXT NULL,
+                action TEXT NOT NULL,
+                target TEXT NULL,
+                detail TEXT NULL
+            )
+            """,
+            "CREATE INDEX audit_events_workspace_time ON audit_events (workspace_id, time)",
+            """
+            CREATE TABLE webhooks (
+                id TEXT PRIMARY KEY,
+                workspace_id TEXT NOT NULL REFERENCES workspaces(id) ON DELETE CASCADE,
+                url TEXT NOT NULL,
+                secret TEXT NULL,
+                created_at BIGINT NOT NULL,
+                created_by TEXT NULL
+            )
+            """,
+            "CREATE INDEX webhooks_workspace ON webhooks (workspace_id)",
+            """
+            CREATE TABLE webhook_deliveries (
+                id TEXT PRIMARY KEY,
+                webhook_id TEXT NOT NULL REFERENCES webhooks(id) ON DELETE CASCADE,
+                deployment_id TEXT NOT NULL,
+                event TEXT NOT NULL,
+                attempt INTEGER NOT NULL,
+                time BIGINT NOT NULL,
+                status_code INTEGER NULL,
+                error TEXT NULL,
+                delivered BOOLEAN NOT NULL
+            )
+            """,
+            "CREATE INDEX webhook_deliveries_webhook_time ON webhook_deliveries (webhook_id, time)",
+            """
+            CREATE TABLE dashboard_sessions (
+                secret_hash TEXT PRIMARY KEY,
+                token_id TEXT NOT NULL REFERENCES tokens(id) ON DELETE CASCADE,
+                created_at BIGINT NOT NULL,
+                expires_at BIGINT NOT NULL
+            )
+            """,
+            "CREATE INDEX dashboard_sessions_token ON dashboard_sessions (token_id)",
         ]
     }
 }

@@ -57,7 +57,8 @@ struct ServeCommand: AsyncParsableCommand {
             return handler
         }
         let logger = Logger(label: "capstan.server")
-        let server = try await CapstanServer.open(configuration: settings, logger: logger)
+        let server = try await CapstanServer.open(
+            configuration: settings, logger: logger, metricsRegistry: CapstanServer.bootstrapMetrics())
         if let token = try await server.bootstrap() {
             // Written unbuffered so it shows even when stdout is a file or a pipe.
             FileHandle.standardOutput.write(

@@ -1,0 +1,83 @@
+import CapstanModel
+import CapstanStorage
+import Foundation
+import TestSupport
+import Testing
+
+@Suite("Audit events on SQLite and PostgreSQL")
+struct AuditStorageTests {
+    @Test(arguments: DatabaseBackend.allCases)
+    func eventsAreListedNewestFirstPerWorkspace(backend: DatabaseBackend) async throws {
+        try await StoreFixture.withStore(backend) { store in
+            let alpha = try await store.createWorkspace(name: "alpha")
+            let beta = try await store.createWorkspace(name: "beta")
+            let start = Date(timeIntervalSince1970: 1_700_000_000)
+            for (offset, action) in ["token.create", "deployment.activate", "deployment.cancel"].enumerated() {
+                try await store.insertAuditEvent(
+                    AuditEventRecord(
+                        workspaceID: alpha.id, time: start.addingTimeInterval(Double(offset)), actor: "ci <main>",
+                        actorTokenID: "t1", action: action, target: "target-\(offset)", detail: nil))
+            }
+            try await store.insertAuditEvent(
+                AuditEventRecord(
+                    workspaceID: beta.id, time: start, actor: nil, actorTokenID: nil, action: "cache.create",
+                    target: "other", detail: "public"))
+            let events = try await store.auditEvents(workspaceID: alpha.id)
+            #expect(events.map(\.action) == ["deployment.cancel", "deployment.activate", "token.create"])
+            #expect(events.first?.actor == "ci <main>")
+            #expect(events.first?.time == start.addingTimeInterval(2))
+            #expect(try await store.auditEvents(workspaceID: alpha.id, limit: 1).count == 1)
+            let other = try await store.auditEvents(workspaceID: beta.id)
+            #expect(other.map(\.target) == ["other"])
+            #expect(other.first?.actor == nil && other.first?.detail == "public")
+        }
+    }
+}
+
+@Suite("Webhooks and dashboard sessions on SQLite and PostgreSQL")
+struct WebhookStorageTests {
+    @Test(arguments: DatabaseBackend.allCases)
+    func webhooksKeepTheirDeliveriesUntilRemoved(backend: DatabaseBackend) async throws {
+        try await StoreFixture.withStore(backend) { store in
+            let alpha = try await store.createWorkspace(name: "alpha")
+            let beta = try await store.createWorkspace(name: "beta")
+            let hook = WebhookRecord(
+                id: "h1", workspaceID: alpha.id, url: "http://127.0.0.1:9/hook", secret: "s", createdAt: Date(),
+                createdBy: "admin")
+            try await store.insertWebhook(hook)
+            #expect(try await store.webhooks(workspaceID: alpha.id).map(\.id) == ["h1"])
+            #expect(try await store.webhooks(workspaceID: beta.id).isEmpty)
+            let start = Date(timeIntervalSince1970: 1_700_000_000)
+            for attempt in 1...2 {
+                try await store.insertWebhookDelivery(
+                    WebhookDeliveryRecord(
+                        webhookID: "h1", deploymentID: "d1", event: "deployment.finished", attempt: attempt,
+                        time: start.addingTimeInterval(Double(attempt)), statusCode: attempt == 1 ? 500 : 200,
+                        error: attempt == 1 ? "HTTP 500" : nil, delivered: attempt == 2))
+            }
+            let deliveries = try await store.webhookDeliveries(workspaceID: alpha.id)
+            #expect(deliveries.map(\.attempt) == [2, 1])
+            #expect(deliveries.map(\.delivered) == [true, false])
+            #expect(try await store.webhookDeliveries(workspaceID: beta.id).isEmpty)
+            #expect(try await store.deleteWebhook(id: "h1", workspaceID: beta.id) == false)
+            #expect(try await store.deleteWebhook(id: "h1", workspaceID: alpha.id))
+            #expect(try await store.webhookDeliveries(workspaceID: alpha.id).isEmpty)
+        }
+    }
+
+    @Test(arguments: DatabaseBackend.allCases)
+    func dashboardSessionsAreFoundByTheirHashAndEnd(backend: DatabaseBackend) async throws {
+        try await StoreFixture.withStore(backend) { store in
+            let alpha = try await store.createWorkspace(name: "alpha")
+            let token = TokenRecord(id: "t1", workspaceID: alpha.id, kind: .admin, createdAt: Date())
+            try await store.insertToken(token, secretHash: "token-hash")
+            let now = Date(timeIntervalSince1970: 1_700_000_000)
+            let session = DashboardSessionRecord(tokenID: "t1", createdAt: now, expiresAt: now.addingTimeInterval(3600))
+            try await store.insertDashboardSession(secretHash: "session-hash", session)
+            #expect(try await store.dashboardSession(secretHash: "session-hash") == session)
+            #expect(try await store.token(id: "t1")?.kind == .admin)
+            try await store.deleteDashboardSession(secretHash: "session-hash")
+            #expect(try await store.dashboardSession(secretHash: "session-hash") == nil)
+        }
+    }
+}
