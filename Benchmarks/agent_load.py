@@ -36,6 +36,18 @@ class API:
     def __init__(self, host, port, token):
         self.host, self.port, self.token = host, port, token
 
+    def get(self, path):
+        conn = http.client.HTTPConnection(self.host, self.port, timeout=120)
+        try:
+            conn.request("GET", path, headers={"Authorization": f"Bearer {self.token}"})
+            response = conn.getresponse()
+            text = response.read()
+            if response.status >= 300:
+                raise RuntimeError(f"GET {path}: {response.status} {text[:300]!r}")
+            return json.loads(text)
+        finally:
+            conn.close()
+
     def post(self, path, body):
         conn = http.client.HTTPConnection(self.host, self.port, timeout=120)
         try:
@@ -100,7 +112,8 @@ async def main():
     ap.add_argument("--agents", type=int, required=True)
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--server-pid", type=int)
-    ap.add_argument("--idle-seconds", type=float, default=3)
+    # The server reconciles an agent's deployments 10 s after it connects; measure after that.
+    ap.add_argument("--idle-seconds", type=float, default=12)
     ap.add_argument("--no-ack", action="store_true")
     ap.add_argument("--timeout", type=float, default=60)
     args = ap.parse_args()
@@ -135,8 +148,8 @@ async def main():
     log(f"{len(agents)} agents welcomed in {result['connect_s']}s")
     listeners = [asyncio.create_task(a.listen()) for a in agents]
 
+    await asyncio.sleep(args.idle_seconds)
     if args.server_pid:
-        await asyncio.sleep(args.idle_seconds)
         result["rss_kib_idle"] = rss_kib(args.server_pid)
         result["rss_kib_per_agent"] = round(
             (result["rss_kib_idle"] - result["rss_kib_before_connect"]) / args.agents, 1)
@@ -169,7 +182,14 @@ async def main():
         log(json.dumps(row))
         if not args.no_ack:
             await asyncio.gather(*[a.ack() for a in agents if a.received_at is not None])
-            await asyncio.sleep(1 + args.agents / 500)  # let the server record the outcomes
+            # Let the server record every outcome before the next round.
+            for _ in range(600):
+                busy = 0
+                for status in ("Pending", "InProgress"):
+                    busy += len(await asyncio.to_thread(admin.get, f"/api/v1/deployments?status={status}&limit=1"))
+                if not busy:
+                    break
+                await asyncio.sleep(0.1)
         else:
             await asyncio.sleep(0.5)
     result["rounds"] = rounds

@@ -6,6 +6,7 @@
 #   BENCH_ROUNDS=3            activation rounds per N (agents ack in between, so nothing stays pending)
 #   BENCH_DATABASE=postgres   run on a throwaway PostgreSQL 15 cluster instead of SQLite
 #   BENCH_NO_BUILD=1          use the existing .build/release/capstan
+#   CAPSTAN_BIN=/path         benchmark this capstan binary instead (implies BENCH_NO_BUILD)
 #   BENCH_LOG_LEVEL=info      the server's log level (default info, as in production)
 #   BENCH_EXTRA="--no-ack"    extra flags for Benchmarks/agent_load.py
 # Needs python3 with the `websockets` package (pip install websockets). Loopback only; every
@@ -32,10 +33,10 @@ cleanup() {
 }
 trap cleanup EXIT
 
-if [[ -z ${BENCH_NO_BUILD:-} ]]; then
+if [[ -z ${BENCH_NO_BUILD:-}${CAPSTAN_BIN:-} ]]; then
     (cd "$repo" && swift build -c release --product capstan >&2)
 fi
-capstan=$repo/.build/release/capstan
+capstan=${CAPSTAN_BIN:-$repo/.build/release/capstan}
 python3 -c 'import websockets' 2>/dev/null || { echo "pip install websockets" >&2; exit 1; }
 
 database_url=
@@ -68,6 +69,7 @@ for n in "${counts[@]}"; do
         --agents "$n" --rounds "$rounds" --server-pid "$server_pid" ${BENCH_EXTRA:-}
     echo "   server log: $(wc -l < "$work/server-$n.log") lines;" \
         "errors/warnings: $(grep -ciE 'error|warning' "$work/server-$n.log" || true)" >&2
+    grep -iE 'error|warning' "$work/server-$n.log" | head -5 | cut -c1-400 >&2 || true
     kill "$server_pid"
     wait "$server_pid" 2>/dev/null || true
     server_pid=
