@@ -28,11 +28,11 @@ struct DashboardTests {
         #expect(failedRun.status == 1)
         let failedID = try #require(DeployFixture.deploymentIDs(failedRun.stdoutString)["web"])
 
-        // slow: a switch that logs markup, then a line a second for half a minute.
+        // slow: a switch that logs markup, then a line a second for a minute and a half.
         try fixture.addAgent("slow")
         var slowOptions = ToyConfiguration.Options()
         slowOptions.switchPrelude =
-            "echo '<script>alert(1)</script>'; for n in \((1...30).map(String.init).joined(separator: " ")); do echo tick; sleep 1; done"
+            "echo '<script>alert(1)</script>'; for n in \((1...90).map(String.init).joined(separator: " ")); do echo tick; sleep 1; done"
         let slowPath = try fixture.configuration("slow", marker: fixture.marker("slow"), options: slowOptions)
         let slowRun = try fixture.activate(try fixture.deployJSON(["slow": slowPath]), ["--async"])
         let slowID = try #require(DeployFixture.deploymentIDs(slowRun.stdoutString)["slow"], "\(slowRun.stdoutString)")
@@ -54,9 +54,22 @@ struct DashboardTests {
         #expect(eventually(timeout: 20) { browser.path == "/agents" }, "\(browser.path) \(browser.text)")
         #expect(try browser.string("document.cookie") == "", "the session cookie must be HttpOnly")
 
+        var text = ""
+        // The running deployment's log grows while the page is open; markup in it stays text.
+        try browser.open("\(url)/deployments/\(slowID)")
+        #expect(eventually(timeout: 30) { browser.text.contains("<script>alert(1)</script>") }, "\(browser.text)")
+        let before = try browser.evaluate("document.getElementsByClassName('line').length") as? Int ?? 0
+        #expect(eventually(timeout: 30) {
+            (try? browser.evaluate("document.getElementsByClassName('line').length") as? Int ?? 0) ?? 0 >= before + 3
+        }, "the log did not grow past \(before) lines")
+        #expect(try browser.evaluate("document.querySelectorAll('#log script, #log *:not(span)').length") as? Int == 0)
+        #expect(!browser.text.contains("nil"), "an absent value shows as nil: \(browser.text)")
+        try browser.screenshot(to: "\(shots)/deployment.png")
+
         // Agents.
+        try browser.open("\(url)/agents")
         #expect(eventually(timeout: 20) { browser.text.contains("online") })
-        var text = browser.text
+        text = browser.text
         for fact in ["web", "slow", "idle", "online", "offline", v2, "Failed", "<b>ops</b>"] where !text.contains(fact) {
             Issue.record("the agents page does not show \(fact): \(text)")
         }
@@ -69,6 +82,7 @@ struct DashboardTests {
         #expect(try browser.string("document.querySelector('tr.deployment').dataset.id") == failedID)
         try browser.open("\(url)/deployments")
         #expect(try browser.evaluate("document.querySelectorAll('tr.deployment').length") as? Int == 5)
+        #expect(!browser.text.contains("nil"), "an absent value shows as nil: \(browser.text)")
         try browser.screenshot(to: "\(shots)/deployments.png")
 
         // The failed deployment and its timeline.
@@ -78,17 +92,6 @@ struct DashboardTests {
         for id in ["created", "started", "finished", "closure-size"] {
             #expect(try browser.string("document.getElementById('\(id)').textContent") != "—", "\(id) is empty")
         }
-
-        // The running deployment's log grows while the page is open; markup in it stays text.
-        try browser.open("\(url)/deployments/\(slowID)")
-        #expect(eventually(timeout: 30) { browser.text.contains("<script>alert(1)</script>") }, "\(browser.text)")
-        let before = try browser.evaluate("document.getElementsByClassName('line').length") as? Int ?? 0
-        #expect(eventually(timeout: 30) {
-            (try? browser.evaluate("document.getElementsByClassName('line').length") as? Int ?? 0) ?? 0 >= before + 3
-        }, "the log did not grow past \(before) lines")
-        #expect(try browser.evaluate("document.querySelectorAll('#log script, #log *:not(span)').length") as? Int == 0)
-        #expect(try browser.string("document.getElementById('status').textContent") == "InProgress")
-        try browser.screenshot(to: "\(shots)/deployment.png")
 
         // Cancelling the pending deployment, after confirming.
         try browser.open("\(url)/deployments/\(pendingID)")

@@ -322,13 +322,16 @@ struct DashboardRoutes: Sendable {
         return unit == 0 ? "\(bytes) B" : String(format: "%.1f", value) + " " + units[unit]
     }
 
+    /// Absent values are left out: Mustache would print an optional as "nil" and treat it as present.
+    static func present(_ values: [String: Any?]) -> [String: Any] { values.compactMapValues { $0 } }
+
     private func agentView(_ agent: AgentInfo) -> [String: Any] {
-        [
+        Self.present([
             "name": agent.name, "online": agent.online, "lastSeen": Self.time(agent.lastSeen),
             "system": agent.system ?? "—", "version": agent.version ?? "—",
-            "currentStorePath": agent.currentStorePath ?? "—", "latestID": agent.currentDeployment as Any,
-            "latestStatus": agent.currentStatus?.rawValue as Any,
-        ]
+            "currentStorePath": agent.currentStorePath ?? "—", "latestID": agent.currentDeployment,
+            "latestStatus": agent.currentStatus?.rawValue,
+        ])
     }
 
     private func deploymentView(_ info: DeploymentInfo) -> [String: Any] {
@@ -338,13 +341,13 @@ struct DashboardRoutes: Sendable {
             duration = seconds < 60 ? "\(seconds) s" : "\(seconds / 60) min \(seconds % 60) s"
             if info.finishedOn == nil { duration += " so far" }
         }
-        return [
+        return Self.present([
             "id": info.id, "agent": info.agent, "index": info.index, "storePath": info.storePath,
-            "status": info.status.rawValue, "reason": info.reason as Any, "rolledBack": info.rolledBack,
+            "status": info.status.rawValue, "reason": info.reason, "rolledBack": info.rolledBack,
             "created": Self.time(info.createdOn), "started": Self.time(info.startedOn),
             "finished": Self.time(info.finishedOn), "duration": duration, "closureSize": Self.size(info.closureSize),
-            "createdBy": info.createdBy as Any,
-        ]
+            "createdBy": info.createdBy,
+        ])
     }
 
     private func cacheView(_ cache: CacheInfo) -> [String: Any] {
