@@ -1,6 +1,6 @@
 import Foundation
-import Testing
 import TestSupport
+import Testing
 
 /// The dashboard in a real headless Chromium, against a real server whose agents really deploy.
 /// Screenshots go to $CAPSTAN_SCREENSHOTS when set (docs/images is made that way), else a temp dir.
@@ -28,11 +28,11 @@ struct DashboardTests {
         #expect(failedRun.status == 1)
         let failedID = try #require(DeployFixture.deploymentIDs(failedRun.stdoutString)["web"])
 
-        // slow: a switch that logs markup, then a line a second for half a minute.
+        // slow: a switch that logs markup, then a line a second for a minute and a half.
         try fixture.addAgent("slow")
         var slowOptions = ToyConfiguration.Options()
         slowOptions.switchPrelude =
-            "echo '<script>alert(1)</script>'; for n in \((1...30).map(String.init).joined(separator: " ")); do echo tick; sleep 1; done"
+            "echo '<script>alert(1)</script>'; for n in \((1...90).map(String.init).joined(separator: " ")); do echo tick; sleep 1; done"
         let slowPath = try fixture.configuration("slow", marker: fixture.marker("slow"), options: slowOptions)
         let slowRun = try fixture.activate(try fixture.deployJSON(["slow": slowPath]), ["--async"])
         let slowID = try #require(DeployFixture.deploymentIDs(slowRun.stdoutString)["slow"], "\(slowRun.stdoutString)")
@@ -50,14 +50,31 @@ struct DashboardTests {
         try browser.open("\(url)/agents")
         #expect(browser.path == "/sign-in")
         _ = try browser.evaluate(
-            "document.getElementById('token').value = \(Self.jsString(operatorToken)); document.getElementById('sign-in').click(); true")
+            "document.getElementById('token').value = \(Self.jsString(operatorToken)); document.getElementById('sign-in').click(); true"
+        )
         #expect(eventually(timeout: 20) { browser.path == "/agents" }, "\(browser.path) \(browser.text)")
         #expect(try browser.string("document.cookie") == "", "the session cookie must be HttpOnly")
 
+        var text = ""
+        // The running deployment's log grows while the page is open; markup in it stays text.
+        try browser.open("\(url)/deployments/\(slowID)")
+        #expect(eventually(timeout: 30) { browser.text.contains("<script>alert(1)</script>") }, "\(browser.text)")
+        let before = try browser.evaluate("document.getElementsByClassName('line').length") as? Int ?? 0
+        #expect(
+            eventually(timeout: 30) {
+                (try? browser.evaluate("document.getElementsByClassName('line').length") as? Int ?? 0) ?? 0 >= before
+                    + 3
+            }, "the log did not grow past \(before) lines")
+        #expect(try browser.evaluate("document.querySelectorAll('#log script, #log *:not(span)').length") as? Int == 0)
+        #expect(!browser.text.contains("nil"), "an absent value shows as nil: \(browser.text)")
+        try browser.screenshot(to: "\(shots)/deployment.png")
+
         // Agents.
+        try browser.open("\(url)/agents")
         #expect(eventually(timeout: 20) { browser.text.contains("online") })
-        var text = browser.text
-        for fact in ["web", "slow", "idle", "online", "offline", v2, "Failed", "<b>ops</b>"] where !text.contains(fact) {
+        text = browser.text
+        for fact in ["web", "slow", "idle", "online", "offline", v2, "Failed", "<b>ops</b>"] where !text.contains(fact)
+        {
             Issue.record("the agents page does not show \(fact): \(text)")
         }
         #expect(try browser.evaluate("document.querySelectorAll('header b').length") as? Int == 0)
@@ -69,6 +86,7 @@ struct DashboardTests {
         #expect(try browser.string("document.querySelector('tr.deployment').dataset.id") == failedID)
         try browser.open("\(url)/deployments")
         #expect(try browser.evaluate("document.querySelectorAll('tr.deployment').length") as? Int == 5)
+        #expect(!browser.text.contains("nil"), "an absent value shows as nil: \(browser.text)")
         try browser.screenshot(to: "\(shots)/deployments.png")
 
         // The failed deployment and its timeline.
@@ -79,29 +97,24 @@ struct DashboardTests {
             #expect(try browser.string("document.getElementById('\(id)').textContent") != "—", "\(id) is empty")
         }
 
-        // The running deployment's log grows while the page is open; markup in it stays text.
-        try browser.open("\(url)/deployments/\(slowID)")
-        #expect(eventually(timeout: 30) { browser.text.contains("<script>alert(1)</script>") }, "\(browser.text)")
-        let before = try browser.evaluate("document.getElementsByClassName('line').length") as? Int ?? 0
-        #expect(eventually(timeout: 30) {
-            (try? browser.evaluate("document.getElementsByClassName('line').length") as? Int ?? 0) ?? 0 >= before + 3
-        }, "the log did not grow past \(before) lines")
-        #expect(try browser.evaluate("document.querySelectorAll('#log script, #log *:not(span)').length") as? Int == 0)
-        #expect(try browser.string("document.getElementById('status').textContent") == "InProgress")
-        try browser.screenshot(to: "\(shots)/deployment.png")
-
         // Cancelling the pending deployment, after confirming.
         try browser.open("\(url)/deployments/\(pendingID)")
         _ = try browser.evaluate("document.getElementById('cancel').click(); true")
         #expect(eventually(timeout: 20) { browser.path == "/deployments/\(pendingID)/cancel" })
         _ = try browser.evaluate("document.getElementById('confirm').click(); true")
-        #expect(eventually(timeout: 20) { browser.path == "/deployments/\(pendingID)" && browser.text.contains("Cancelled") })
+        #expect(
+            eventually(timeout: 20) {
+                browser.path == "/deployments/\(pendingID)" && browser.text.contains("Cancelled")
+            })
         #expect(try fixture.deployment(pendingID)["status"] as? String == "Cancelled")
 
         // Rolling web back to its previous good configuration.
         try browser.open("\(url)/agents/web/rollback")
         _ = try browser.evaluate("document.getElementById('confirm').click(); true")
-        #expect(eventually(timeout: 20) { browser.path.hasPrefix("/deployments/") && browser.path != "/agents/web/rollback" })
+        #expect(
+            eventually(timeout: 20) {
+                browser.path.hasPrefix("/deployments/") && browser.path != "/agents/web/rollback"
+            })
         let rollbackID = String(browser.path.dropFirst("/deployments/".count))
         #expect(eventually(timeout: 60) { (try? fixture.deployment(rollbackID)["status"] as? String) == "Succeeded" })
         #expect(web.currentProfileTarget == v1)
@@ -109,20 +122,24 @@ struct DashboardTests {
         // Caches, with how to use them.
         try browser.open("\(url)/caches")
         text = browser.text
-        #expect(text.contains("fleet") && text.contains(fixture.cacheKey) && text.contains("capstan use fleet"), "\(text)")
+        #expect(
+            text.contains("fleet") && text.contains(fixture.cacheKey) && text.contains("capstan use fleet"), "\(text)")
         try browser.screenshot(to: "\(shots)/caches.png")
 
         // Onboarding: an agent token and an activate token, each shown once.
         try browser.open("\(url)/agents/new")
-        _ = try browser.evaluate("document.getElementById('name').value = 'fresh'; document.querySelector('main form').submit(); true")
+        _ = try browser.evaluate(
+            "document.getElementById('name').value = 'fresh'; document.querySelector('main form').submit(); true")
         #expect(eventually(timeout: 20) { browser.text.contains("capstan deploy agent fresh") }, "\(browser.text)")
         #expect(try browser.string("document.getElementById('agent-token').textContent").hasPrefix("capag_"))
         try browser.screenshot(to: "\(shots)/add-agent.png")
         try browser.open("\(url)/onboarding")
-        _ = try browser.evaluate("document.getElementById('label').value = 'ci'; document.querySelector('main form').submit(); true")
-        #expect(eventually(timeout: 20) {
-            browser.text.contains("capstan secret add default-cachix-activate --string cachixActivateToken capac_")
-        }, "\(browser.text)")
+        _ = try browser.evaluate(
+            "document.getElementById('label').value = 'ci'; document.querySelector('main form').submit(); true")
+        #expect(
+            eventually(timeout: 20) {
+                browser.text.contains("capstan secret add default-cachix-activate --string cachixActivateToken capac_")
+            }, "\(browser.text)")
         #expect(browser.text.contains("\"cachixActivateToken\": \"capac_"))
 
         // Every action above is in the audit log under the operator's label.

@@ -1,6 +1,6 @@
 import Foundation
-import Testing
 import TestSupport
+import Testing
 
 /// What operators watch: `/metrics` and the audit log, with real deployments on real agents.
 @Suite(.serialized) struct OperatorsTests {
@@ -25,7 +25,8 @@ import TestSupport
         #expect(before[#"capstan_deployments{status="Succeeded"}"#] == 0)
 
         let machine = try fixture.addAgent("metered")
-        #expect(eventually { (try? Self.scrape(fixture.server.url)["capstan_agents_connected"]) == 1 }, "\(machine.log)")
+        #expect(
+            eventually { (try? Self.scrape(fixture.server.url)["capstan_agents_connected"]) == 1 }, "\(machine.log)")
         let path = try fixture.configuration("metered", marker: fixture.marker("metered"))
         let result = try fixture.activate(try fixture.deployJSON(["metered": path]))
         #expect(result.status == 0, "\(result.stdoutString)\(result.stderrString)")
@@ -53,7 +54,8 @@ import TestSupport
     @Test func auditLogSaysWhoDidWhat() throws {
         let fixture = try DeployFixture()
         try fixture.addAgent("audited")
-        let ci = try fixture.admin.run(["token", "create", "--kind", "activate", "--label", "ci <main>", "--json"]).stdout
+        let ci = try fixture.admin.run(["token", "create", "--kind", "activate", "--label", "ci <main>", "--json"])
+            .stdout
         let ciObject = try JSONSerialization.jsonObject(with: ci) as? [String: Any]
         let ciToken = try #require(ciObject?["token"] as? String)
         let ciInfo = try #require(ciObject?["info"] as? [String: Any])

@@ -1,6 +1,6 @@
 import Foundation
-import Testing
 import TestSupport
+import Testing
 
 /// A webhook receiver of the test's own: Python's http.server on a free loopback port. It answers
 /// 500 to the first `failFirst` requests, then 204, and appends what it got (with whether the
@@ -15,27 +15,27 @@ final class WebhookReceiver: @unchecked Sendable {
         recordPath = temp.sub("webhook-\(port).jsonl")
         let script = temp.sub("webhook-\(port).py")
         try """
-            import hashlib, hmac, http.server, json, sys
-            secret, fail_first, record = sys.argv[2].encode(), int(sys.argv[3]), sys.argv[4]
-            seen = 0
-            class Handler(http.server.BaseHTTPRequestHandler):
-                def do_POST(self):
-                    global seen
-                    seen += 1
-                    body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
-                    expected = "sha256=" + hmac.new(secret, body, hashlib.sha256).hexdigest()
-                    given = self.headers.get("X-Capstan-Signature", "")
-                    status = 500 if seen <= fail_first else 204
-                    with open(record, "a") as f:
-                        f.write(json.dumps({"n": seen, "status": status, "valid": hmac.compare_digest(expected, given),
-                                            "signature": given, "body": json.loads(body)}) + "\\n")
-                    self.send_response(status)
-                    self.send_header("Content-Length", "0")
-                    self.end_headers()
-                def log_message(self, *args):
-                    pass
-            http.server.HTTPServer(("127.0.0.1", int(sys.argv[1])), Handler).serve_forever()
-            """.write(toFile: script, atomically: true, encoding: .utf8)
+        import hashlib, hmac, http.server, json, sys
+        secret, fail_first, record = sys.argv[2].encode(), int(sys.argv[3]), sys.argv[4]
+        seen = 0
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self):
+                global seen
+                seen += 1
+                body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+                expected = "sha256=" + hmac.new(secret, body, hashlib.sha256).hexdigest()
+                given = self.headers.get("X-Capstan-Signature", "")
+                status = 500 if seen <= fail_first else 204
+                with open(record, "a") as f:
+                    f.write(json.dumps({"n": seen, "status": status, "valid": hmac.compare_digest(expected, given),
+                                        "signature": given, "body": json.loads(body)}) + "\\n")
+                self.send_response(status)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+            def log_message(self, *args):
+                pass
+        http.server.HTTPServer(("127.0.0.1", int(sys.argv[1])), Handler).serve_forever()
+        """.write(toFile: script, atomically: true, encoding: .utf8)
         process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
         process.arguments = [script, String(port), secret, String(failFirst), recordPath]

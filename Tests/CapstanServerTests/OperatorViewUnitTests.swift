@@ -13,9 +13,12 @@ struct OperatorViewUnitTests {
     @Test func pagesEscapeWhatTheyShow() throws {
         let library = try DashboardTemplates.makeLibrary()
         let hostile = #"<script>alert("x")</script>"#
-        let html = library.render(
-            ["id": "d1", "agent": hostile, "index": 1, "status": "Failed", "reason": hostile, "lines": [hostile],
-             "lineCount": 1, "createdBy": hostile], withTemplate: "deployment") ?? ""
+        let html =
+            library.render(
+                [
+                    "id": "d1", "agent": hostile, "index": 1, "status": "Failed", "reason": hostile, "lines": [hostile],
+                    "lineCount": 1, "createdBy": hostile,
+                ], withTemplate: "deployment") ?? ""
         #expect(!html.contains("<script>alert"))
         #expect(html.contains("&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;"))
     }

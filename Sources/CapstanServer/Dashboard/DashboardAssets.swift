@@ -52,6 +52,7 @@ enum DashboardAssets {
           if (!log || !log.dataset.follow) return;
           let skip = parseInt(log.dataset.lines || "0", 10);
           const status = document.getElementById("status");
+          log.scrollTop = log.scrollHeight;
           function append(text) {
             const span = document.createElement("span");
             span.className = "line";

@@ -31,7 +31,8 @@ struct DashboardRoutes: Sendable {
         router.get("agents") { request, _ in
             try await signedIn(request) { principal in
                 let agents = try await deploy.agents(by: principal).map(agentView)
-                return page("agents", title: "Agents", ["agents": agents, "hasAgents": !agents.isEmpty], actor: principal)
+                return page(
+                    "agents", title: "Agents", ["agents": agents, "hasAgents": !agents.isEmpty], actor: principal)
             }
         }
         router.get("agents/new") { request, _ in
@@ -88,7 +89,9 @@ struct DashboardRoutes: Sendable {
                 return page("deployment", title: "Deployment #\(info.index) of \(info.agent)", view, actor: principal)
             }
         }
-        for (action, verb, button) in [("cancel", "Cancel", "Yes, cancel it"), ("retry", "Retry", "Yes, deploy it again")] {
+        for (action, verb, button) in [
+            ("cancel", "Cancel", "Yes, cancel it"), ("retry", "Retry", "Yes, deploy it again"),
+        ] {
             router.get("deployments/:id/\(action)") { request, context in
                 try await signedIn(request) { principal in
                     let id = try context.parameters.require("id")
@@ -135,7 +138,8 @@ struct DashboardRoutes: Sendable {
                         CreateTokenRequest(kind: .activate, label: label.isEmpty ? nil : label), by: principal)
                     return page(
                         "activate-token", title: "Activate token",
-                        ["label": label, "token": created.token, "serverURL": publicURL], actor: principal, noStore: true)
+                        ["label": label, "token": created.token, "serverURL": publicURL], actor: principal,
+                        noStore: true)
                 } catch let error as ServiceError {
                     return page(
                         "onboarding", title: "Get started", ["error": error.message], actor: principal,
@@ -171,7 +175,8 @@ struct DashboardRoutes: Sendable {
         guard Self.sameOrigin(request) else { return forbiddenCrossSite() }
         let form = try await Self.form(request, context)
         do {
-            let (cookie, _) = try await tokens.signIn(secret: (form["token"] ?? "").trimmingCharacters(in: .whitespaces))
+            let (cookie, _) = try await tokens.signIn(
+                secret: (form["token"] ?? "").trimmingCharacters(in: .whitespaces))
             var response = Self.redirect("/agents")
             response.headers[.setCookie] =
                 "\(Authenticator.sessionCookie)=\(cookie); Path=/; HttpOnly; SameSite=Strict; Max-Age=\(Int(TokenService.sessionLifetime))"
@@ -210,7 +215,8 @@ struct DashboardRoutes: Sendable {
     /// A form POST of a signed-in browser. Besides the SameSite=Strict cookie, the Origin header
     /// must name this server, so another site cannot submit forms on a person's behalf.
     private func signedInForm(
-        _ request: Request, _ context: CapstanRequestContext, _ body: (Principal, [String: String]) async throws -> Response
+        _ request: Request, _ context: CapstanRequestContext,
+        _ body: (Principal, [String: String]) async throws -> Response
     ) async throws -> Response {
         guard Self.sameOrigin(request) else { return forbiddenCrossSite() }
         let form = try await Self.form(request, context)
@@ -269,7 +275,9 @@ struct DashboardRoutes: Sendable {
     }
 
     private func asset(_ name: String) throws -> Response {
-        guard let file = DashboardAssets.files[name] else { throw ServiceError.notFound("no such file: /static/\(name)") }
+        guard let file = DashboardAssets.files[name] else {
+            throw ServiceError.notFound("no such file: /static/\(name)")
+        }
         var headers = Self.securityHeaders
         headers[.contentType] = file.contentType
         headers[.cacheControl] = "no-cache"
@@ -322,13 +330,16 @@ struct DashboardRoutes: Sendable {
         return unit == 0 ? "\(bytes) B" : String(format: "%.1f", value) + " " + units[unit]
     }
 
+    /// Absent values are left out: Mustache would print an optional as "nil" and treat it as present.
+    static func present(_ values: [String: Any?]) -> [String: Any] { values.compactMapValues { $0 } }
+
     private func agentView(_ agent: AgentInfo) -> [String: Any] {
-        [
+        Self.present([
             "name": agent.name, "online": agent.online, "lastSeen": Self.time(agent.lastSeen),
             "system": agent.system ?? "—", "version": agent.version ?? "—",
-            "currentStorePath": agent.currentStorePath ?? "—", "latestID": agent.currentDeployment as Any,
-            "latestStatus": agent.currentStatus?.rawValue as Any,
-        ]
+            "currentStorePath": agent.currentStorePath ?? "—", "latestID": agent.currentDeployment,
+            "latestStatus": agent.currentStatus?.rawValue,
+        ])
     }
 
     private func deploymentView(_ info: DeploymentInfo) -> [String: Any] {
@@ -338,13 +349,13 @@ struct DashboardRoutes: Sendable {
             duration = seconds < 60 ? "\(seconds) s" : "\(seconds / 60) min \(seconds % 60) s"
             if info.finishedOn == nil { duration += " so far" }
         }
-        return [
+        return Self.present([
             "id": info.id, "agent": info.agent, "index": info.index, "storePath": info.storePath,
-            "status": info.status.rawValue, "reason": info.reason as Any, "rolledBack": info.rolledBack,
+            "status": info.status.rawValue, "reason": info.reason, "rolledBack": info.rolledBack,
             "created": Self.time(info.createdOn), "started": Self.time(info.startedOn),
             "finished": Self.time(info.finishedOn), "duration": duration, "closureSize": Self.size(info.closureSize),
-            "createdBy": info.createdBy as Any,
-        ]
+            "createdBy": info.createdBy,
+        ])
     }
 
     private func cacheView(_ cache: CacheInfo) -> [String: Any] {

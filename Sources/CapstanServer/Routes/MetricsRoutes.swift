@@ -12,7 +12,8 @@ struct MetricsRoutes: Sendable {
     func register(on router: Router<CapstanRequestContext>) {
         router.get("metrics") { _, _ in
             ServerMetrics.refreshGauges(
-                agentsConnected: await hub.connectedCount, deploymentCounts: try await store.deploymentCounts(workspaceID: nil))
+                agentsConnected: await hub.connectedCount,
+                deploymentCounts: try await store.deploymentCounts(workspaceID: nil))
             var buffer: [UInt8] = []
             buffer.reserveCapacity(4096)
             registry.emit(into: &buffer)

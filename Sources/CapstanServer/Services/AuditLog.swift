@@ -30,7 +30,8 @@ public struct AuditLog: Sendable {
 
     public func record(_ action: AuditAction, by principal: Principal, target: String?, detail: String? = nil) async {
         let event = AuditEventRecord(
-            workspaceID: principal.workspaceID, time: Date(), actor: principal.label ?? "\(principal.kind.rawValue) token",
+            workspaceID: principal.workspaceID, time: Date(),
+            actor: principal.label ?? "\(principal.kind.rawValue) token",
             actorTokenID: principal.tokenID, action: action.rawValue, target: target, detail: detail)
         do {
             try await store.insertAuditEvent(event)
@@ -44,7 +45,8 @@ public struct AuditLog: Sendable {
     /// The workspace's newest events first; admins only.
     public func events(limit: Int, by principal: Principal) async throws -> [AuditEvent] {
         guard principal.isAdmin else {
-            throw ServiceError.forbidden("reading the audit log needs an admin token; this one is a \(principal.kind.rawValue) token")
+            throw ServiceError.forbidden(
+                "reading the audit log needs an admin token; this one is a \(principal.kind.rawValue) token")
         }
         return try await store.auditEvents(workspaceID: principal.workspaceID, limit: max(1, min(limit, 1000))).map {
             AuditEvent(

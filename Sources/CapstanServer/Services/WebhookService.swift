@@ -34,7 +34,8 @@ public struct WebhookService: Sendable {
             throw ServiceError.badRequest("webhook URL '\(request.url)' must be an absolute http:// or https:// URL")
         }
         if let secret = request.secret, secret.isEmpty {
-            throw ServiceError.badRequest("a webhook secret must not be empty; leave --secret out for unsigned deliveries")
+            throw ServiceError.badRequest(
+                "a webhook secret must not be empty; leave --secret out for unsigned deliveries")
         }
         let record = WebhookRecord(
             id: UUID().uuidString.lowercased(), workspaceID: principal.workspaceID, url: request.url,
@@ -105,7 +106,8 @@ public struct WebhookService: Sendable {
                 request.headers.add(name: "User-Agent", value: "capstan-webhook")
                 request.headers.add(name: "X-Capstan-Event", value: Self.finishedEvent)
                 if let secret = hook.secret {
-                    request.headers.add(name: WebhookPayload.signatureHeader, value: Self.signature(of: body, secret: secret))
+                    request.headers.add(
+                        name: WebhookPayload.signatureHeader, value: Self.signature(of: body, secret: secret))
                 }
                 request.body = .bytes(ByteBuffer(bytes: body))
                 let response = try await HTTPClient.shared.execute(request, timeout: .seconds(10))
@@ -123,7 +125,8 @@ public struct WebhookService: Sendable {
                         webhookID: hook.id, deploymentID: deploymentID, event: Self.finishedEvent, attempt: attempt,
                         time: Date(), statusCode: statusCode, error: failure, delivered: delivered))
             } catch {
-                logger.error("could not record a webhook delivery", metadata: ["webhook": "\(hook.id)", "error": "\(error)"])
+                logger.error(
+                    "could not record a webhook delivery", metadata: ["webhook": "\(hook.id)", "error": "\(error)"])
             }
             if delivered { return }
             logger.warning(

@@ -14,7 +14,9 @@ struct AuditCommand: AsyncParsableCommand {
     @Flag(help: "Print JSON.") var json = false
 
     func validate() throws {
-        guard (1...1000).contains(limit) else { throw ValidationError("--limit must be between 1 and 1000, got \(limit)") }
+        guard (1...1000).contains(limit) else {
+            throw ValidationError("--limit must be between 1 and 1000, got \(limit)")
+        }
     }
 
     func run() async throws {
@@ -23,7 +25,8 @@ struct AuditCommand: AsyncParsableCommand {
         let format = ISO8601DateFormatter()
         for event in events {
             let fields = [
-                format.string(from: event.time), event.actor ?? "-", event.action, event.target ?? "-", event.detail ?? "",
+                format.string(from: event.time), event.actor ?? "-", event.action, event.target ?? "-",
+                event.detail ?? "",
             ]
             print(fields.joined(separator: "\t"))
         }
