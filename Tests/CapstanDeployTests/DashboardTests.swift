@@ -147,6 +147,11 @@ struct DashboardTests {
         #expect(audit.contains("<b>ops</b>\tdeployment.cancel\t\(pendingID)"), "\(audit)")
         #expect(audit.contains("<b>ops</b>\tagent.rollback\tweb"))
         #expect(audit.contains("<b>ops</b>\tagent.create\tfresh"))
+        // And in the dashboard, the label shown as text.
+        try browser.open("\(url)/audit")
+        #expect(eventually(timeout: 20) { browser.text.contains("deployment.cancel") }, "\(browser.text)")
+        #expect(browser.text.contains("<b>ops</b>"))
+        #expect(try browser.string("document.querySelectorAll('table.audit b').length.toString()") == "0")
 
         // Headers, and forms sent from another site.
         let head = try ProcessRunner.run(["curl", "-s", "-D", "-", "-o", "/dev/null", "\(url)/sign-in"]).stdoutString

@@ -127,6 +127,20 @@ struct DashboardRoutes: Sendable {
                 return page("caches", title: "Caches", ["caches": list], actor: principal)
             }
         }
+        router.get("audit") { request, _ in
+            try await signedIn(request) { principal in
+                let formatter = ISO8601DateFormatter()
+                let events = try await AuditLog(store: deploy.store, logger: logger).events(limit: 200, by: principal)
+                    .map { event -> [String: Any] in
+                        var view: [String: Any] = ["time": formatter.string(from: event.time), "action": event.action]
+                        view["actor"] = event.actor ?? event.actorTokenID ?? "—"
+                        if let target = event.target { view["target"] = target }
+                        if let detail = event.detail { view["detail"] = detail }
+                        return view
+                    }
+                return page("audit", title: "Audit log", ["events": events, "hasEvents": !events.isEmpty], actor: principal)
+            }
+        }
         router.get("onboarding") { request, _ in
             try await signedIn(request) { principal in page("onboarding", title: "Get started", [:], actor: principal) }
         }

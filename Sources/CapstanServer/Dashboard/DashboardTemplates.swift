@@ -12,8 +12,23 @@ enum DashboardTemplates {
     static let all: [String: String] = [
         "layout": layout, "sign-in": signIn, "agents": agents, "agent-new": agentNew, "agent-created": agentCreated,
         "deployments": deployments, "deployment": deployment, "confirm": confirm, "caches": caches,
-        "onboarding": onboarding, "activate-token": activateToken, "error": error,
+        "onboarding": onboarding, "activate-token": activateToken, "error": error, "audit": audit,
     ]
+
+    static let audit = #"""
+        <h1>Audit log</h1>
+        {{^events}}<p class="empty">Nothing recorded yet.</p>{{/events}}
+        {{#hasEvents}}
+        <table class="audit">
+        <thead><tr><th>When</th><th>Who</th><th>What</th><th>On</th><th>Detail</th></tr></thead>
+        <tbody>
+        {{#events}}
+        <tr data-action="{{action}}"><td>{{time}}</td><td>{{actor}}</td><td>{{action}}</td><td><code>{{target}}</code></td><td>{{detail}}</td></tr>
+        {{/events}}
+        </tbody>
+        </table>
+        {{/hasEvents}}
+        """#
 
     static let layout = #"""
         <!doctype html>
@@ -28,7 +43,7 @@ enum DashboardTemplates {
         <header>
         <a class="brand" href="/agents">Capstan</a>
         {{#actor}}
-        <nav><a href="/agents">Agents</a><a href="/deployments">Deployments</a><a href="/caches">Caches</a><a href="/onboarding">Get started</a></nav>
+        <nav><a href="/agents">Agents</a><a href="/deployments">Deployments</a><a href="/caches">Caches</a><a href="/audit">Audit</a><a href="/onboarding">Get started</a></nav>
         <form method="post" action="/sign-out" class="sign-out"><span class="who">{{actor}}</span> <button type="submit">Sign out</button></form>
         {{/actor}}
         </header>

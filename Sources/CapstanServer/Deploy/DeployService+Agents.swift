@@ -7,6 +7,9 @@ import Foundation
 extension DeployService {
     static let finalSuccessLine = "Successfully activated the deployment."
     static let finalFailureLine = "Failed to activate the deployment."
+    /// What the server presumes when a reconnected agent no longer mentions a deployment; the
+    /// agent's own report, should it still come, replaces the presumption.
+    static let orphanReason = "the agent restarted and no longer runs this deployment (its process was killed)"
 
     /// Checks an agent's hello against its token and records what it says about itself.
     public func agentConnected(_ principal: Principal, hello: AgentHello) async throws -> AgentRecord {
@@ -69,7 +72,7 @@ extension DeployService {
     /// so none stays InProgress forever.
     public func reconcile(_ agent: AgentRecord, running: String?) async throws {
         for stale in try await store.deployments(agentID: agent.id, status: .inProgress) where stale.id != running {
-            let reason = "the agent restarted and no longer runs this deployment (its process was killed)"
+            let reason = Self.orphanReason
             try await appendLines(stale.id, [Self.finalFailureLine + " " + reason])
             if let failed = try await store.transitionDeployment(
                 id: stale.id, from: [.inProgress], to: .failed, reason: reason, rolledBack: false, at: Date())
@@ -116,7 +119,8 @@ extension DeployService {
         if let path = outcome.currentStorePath {
             try await store.setAgentCurrentStorePath(id: agent.id, storePath: path)
         }
-        guard !record.status.isFinal else {
+        let presumedOrphan = record.status == .failed && record.reason == Self.orphanReason
+        guard !record.status.isFinal || presumedOrphan else {
             logger.debug("outcome already recorded", metadata: ["deployment": "\(outcome.id)"])
             return
         }
@@ -134,8 +138,12 @@ extension DeployService {
         try await appendLines(outcome.id, [finalLine])
         guard
             let finished = try await store.transitionDeployment(
-                id: outcome.id, from: [.pending, .inProgress], to: outcome.succeeded ? .succeeded : .failed,
-                reason: outcome.succeeded ? nil : reason, rolledBack: outcome.rolledBack, at: Date())
+                id: outcome.id, from: presumedOrphan ? [.failed] : [.pending, .inProgress],
+                to: outcome.succeeded ? .succeeded : .failed,
+                // The store keeps a reason it is not given; replace the presumption explicitly.
+                reason: outcome.succeeded
+                    ? (presumedOrphan ? "reported by the agent after it reconnected" : nil) : reason,
+                rolledBack: outcome.rolledBack, at: Date())
         else { return }
         await self.finished(finished)
         logger.info(
