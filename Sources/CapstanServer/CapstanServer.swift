@@ -93,7 +93,7 @@ public struct CapstanServer: Sendable {
         if let cacheHost = caches.cacheHost {
             BinaryCacheRoutes(caches: caches, auth: auth).registerHostRouted(on: router, cacheHost: cacheHost)
         }
-        AuditRoutes(audit: AuditLog(store: store, logger: logger), auth: auth).register(on: router)
+        AuditRoutes(audit: deploy.audit, auth: auth).register(on: router)
         WebhookRoutes(webhooks: webhooks, auth: auth).register(on: router)
         DashboardRoutes(
             deploy: deploy, caches: caches, tokens: tokens, auth: auth, publicURL: configuration.effectivePublicURL,

@@ -130,7 +130,7 @@ struct DashboardRoutes: Sendable {
         router.get("audit") { request, _ in
             try await signedIn(request) { principal in
                 let formatter = ISO8601DateFormatter()
-                let events = try await AuditLog(store: deploy.store, logger: logger).events(limit: 200, by: principal)
+                let events = try await deploy.audit.events(limit: 200, by: principal)
                     .map { event -> [String: Any] in
                         var view: [String: Any] = ["time": formatter.string(from: event.time), "action": event.action]
                         view["actor"] = event.actor ?? event.actorTokenID ?? "—"

@@ -100,11 +100,7 @@ struct AgentChannel: Sendable {
         case .finished(let outcome):
             try await deploy.agentFinished(agent, outcome: outcome)
             // The next deployment may already be waiting.
-            if let agentNow = try await deploy.store.agent(id: agent.id),
-                let order = try await deploy.pendingOrder(for: agentNow)
-            {
-                try await send(.deploy(order))
-            }
+            try await deploy.dispatchPending(to: agent)
         }
     }
 }
