@@ -15,11 +15,15 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
         .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
         .package(url: "https://github.com/hummingbird-project/hummingbird-websocket.git", from: "2.8.1"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird-auth.git", from: "2.5.0"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
         .package(url: "https://github.com/vapor/sql-kit.git", from: "3.36.0"),
         .package(url: "https://github.com/vapor/sqlite-kit.git", from: "4.5.2"),
         .package(url: "https://github.com/vapor/postgres-kit.git", from: "2.17.0"),
+        .package(url: "https://github.com/vapor/postgres-nio.git", from: "1.33.2"),
+        .package(url: "https://github.com/vapor/sqlite-nio.git", from: "1.13.2"),
+        .package(url: "https://github.com/apple/swift-http-types.git", from: "1.8.0"),
         .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
         .package(url: "https://github.com/hummingbird-project/swift-mustache.git", from: "2.1.1"),
@@ -51,31 +55,51 @@ let package = Package(
             name: "CapstanStorage",
             dependencies: [
                 "CapstanModel",
-                "NixCore",
                 .product(name: "SQLKit", package: "sql-kit"),
                 .product(name: "SQLiteKit", package: "sqlite-kit"),
+                .product(name: "SQLiteNIO", package: "sqlite-nio"),
                 .product(name: "PostgresKit", package: "postgres-kit"),
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
+        // Every rule of the domain; no HTTP framework here.
         .target(
-            name: "CapstanServer",
+            name: "CapstanServices",
             dependencies: [
                 "CapstanModel",
                 "CapstanStorage",
                 "Compression",
                 "NixCore",
-                .product(name: "Hummingbird", package: "hummingbird"),
-                .product(name: "HummingbirdWebSocket", package: "hummingbird-websocket"),
-                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "CoreMetrics", package: "swift-metrics"),
+            ]
+        ),
+        // HTTP only: authentication middleware, routes, the agent sockets, the dashboard.
+        .target(
+            name: "CapstanServer",
+            dependencies: [
+                "CapstanModel",
+                "CapstanServices",
+                "CapstanStorage",
+                "Compression",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdAuth", package: "hummingbird-auth"),
+                .product(name: "HummingbirdWebSocket", package: "hummingbird-websocket"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "Mustache", package: "swift-mustache"),
-            ]
+            ],
+            resources: [.copy("Dashboard/Resources")]
         ),
         .target(
             name: "CapstanClient",
@@ -85,7 +109,7 @@ let package = Package(
                 "NixCore",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),
-                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
             ]
         ),
         .target(
@@ -95,24 +119,21 @@ let package = Package(
                 "CapstanClient",
                 "NixCore",
                 .product(name: "HummingbirdWSClient", package: "hummingbird-websocket"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
         .target(
             name: "CapstanEffects",
             dependencies: [
-                "CapstanModel",
-                "NixCore",
-                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Logging", package: "swift-log")
             ]
         ),
         .executableTarget(
             name: "capstan",
             dependencies: [
                 "NixCore",
-                "Compression",
                 "CapstanModel",
-                "CapstanStorage",
                 "CapstanServer",
                 "CapstanClient",
                 "CapstanAgent",
@@ -124,8 +145,18 @@ let package = Package(
         .testTarget(name: "NixCoreTests", dependencies: ["NixCore", "TestSupport"]),
         .testTarget(name: "CompressionTests", dependencies: ["Compression", "NixCore", "TestSupport"]),
         .testTarget(name: "CapstanCLITests", dependencies: ["NixCore", "TestSupport", "capstan"]),
-        .testTarget(name: "CapstanStorageTests", dependencies: ["CapstanStorage", "TestSupport"]),
-        .testTarget(name: "CapstanServerTests", dependencies: ["CapstanServer", "CapstanClient", "TestSupport"]),
+        .testTarget(
+            name: "CapstanStorageTests",
+            dependencies: ["CapstanStorage", "TestSupport", .product(name: "NIOCore", package: "swift-nio")]),
+        .testTarget(
+            name: "CapstanServerTests",
+            dependencies: ["CapstanServer", "CapstanServices", "CapstanClient", "TestSupport"]),
+        .testTarget(
+            name: "CapstanServicesTests",
+            dependencies: [
+                "CapstanServices", "CapstanStorage", "CapstanModel", "NixCore", "TestSupport",
+                .product(name: "NIOCore", package: "swift-nio"), .product(name: "Logging", package: "swift-log"),
+            ]),
         .testTarget(name: "CapstanAgentTests", dependencies: ["CapstanAgent", "CapstanModel", "TestSupport"]),
         .testTarget(name: "CapstanDeployTests", dependencies: ["CapstanModel", "NixCore", "TestSupport"]),
         .testTarget(name: "CapstanEffectsTests", dependencies: ["CapstanEffects", "CapstanModel", "TestSupport"]),

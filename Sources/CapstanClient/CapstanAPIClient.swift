@@ -61,7 +61,8 @@ public struct CapstanAPIClient: Sendable {
     ) async throws -> PathUploadResult {
         let hashPart = info.storePath.split(separator: "/").last.map { String($0.prefix(32)) } ?? ""
         var request = makeRequest(.PUT, "/api/v1/caches/\(cache)/paths/\(hashPart)")
-        request.headers.add(name: PathUploadInfo.headerName, value: try JSONEncoder().encode(info).base64EncodedString())
+        request.headers.add(
+            name: PathUploadInfo.headerName, value: try JSONEncoder().encode(info).base64EncodedString())
         request.headers.add(name: "Content-Encoding", value: contentEncoding)
         request.headers.add(name: "Content-Type", value: "application/x-nix-nar")
         request.body = body
@@ -133,27 +134,11 @@ public struct CapstanAPIClient: Sendable {
         let body = try await response.body.collect(upTo: 64 << 20)
         let data = Data(body.readableBytesView)
         guard (200..<300).contains(Int(response.status.code)) else {
-            let message = (try? JSONDecoder().decode(APIErrorBody.self, from: data).error)
+            let message =
+                (try? JSONDecoder().decode(APIErrorBody.self, from: data).error)
                 ?? String(decoding: data.prefix(500), as: UTF8.self)
             throw ClientError(status: Int(response.status.code), message: message, url: request.url)
         }
         return data
-    }
-}
-
-extension JSONEncoder {
-    public static var capstan: JSONEncoder {
-        let encoder = JSONEncoder()
-        encoder.dateEncodingStrategy = .iso8601
-        encoder.outputFormatting = [.sortedKeys]
-        return encoder
-    }
-}
-
-extension JSONDecoder {
-    public static var capstan: JSONDecoder {
-        let decoder = JSONDecoder()
-        decoder.dateDecodingStrategy = .iso8601
-        return decoder
     }
 }

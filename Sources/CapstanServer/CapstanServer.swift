@@ -1,14 +1,18 @@
 import CapstanModel
+import CapstanServices
 import CapstanStorage
 import Foundation
-#if canImport(Glibc)
-import Glibc
-#endif
 import Hummingbird
+import HummingbirdAuth
 import HummingbirdWebSocket
-import ServiceLifecycle
 import Logging
+import Mustache
 import Prometheus
+import ServiceLifecycle
+
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 /// The assembled server: storage opened and migrated, services wired under their routes.
 public struct CapstanServer: Sendable {
@@ -18,8 +22,11 @@ public struct CapstanServer: Sendable {
     public let caches: CacheService
     public let deploy: DeployService
     public let webhooks: WebhookService
+    public let dispatcher: AgentDispatcher
     let hub: AgentHub
     let events: EventBus
+    let dashboardLibrary: MustacheLibrary
+    let dashboardAssets: DashboardAssets
     let logger: Logger
     /// Where `/metrics` reads from: the registry `bootstrapMetrics()` installed, else an empty one.
     let metricsRegistry: PrometheusCollectorRegistry
@@ -36,8 +43,13 @@ public struct CapstanServer: Sendable {
     ) async throws -> CapstanServer {
         try FileManager.default.createDirectory(
             atPath: configuration.dataDirectory, withIntermediateDirectories: true)
+        // Replicas sharing a data directory keep their writes in flight apart.
+        let blobs = try FileBlobStore(
+            root: (configuration.dataDirectory as NSString).appendingPathComponent("blobs"),
+            owner: "\(FileBlobStore.defaultOwner)-\(configuration.listenPort)")
         let store = try await CapstanStore.open(
-            databaseURL: configuration.databaseURL, dataDirectory: configuration.dataDirectory, logger: logger)
+            databaseURL: configuration.databaseURL, dataDirectory: configuration.dataDirectory, blobs: blobs,
+            logger: logger)
         do {
             try await store.migrate()
         } catch {
@@ -47,16 +59,29 @@ public struct CapstanServer: Sendable {
         let tokens = TokenService(store: store, logger: logger)
         let caches = CacheService(
             store: store, blobs: store.blobs, publicURL: configuration.effectivePublicURL,
-            maxNarSize: configuration.maxNarSize, cacheHost: configuration.cacheHost.flatMap(CacheHost.init), logger: logger)
+            maxNarSize: configuration.maxNarSize, cacheHost: configuration.cacheHost.flatMap(CacheHost.init),
+            logger: logger)
         let hub = AgentHub(logger: logger)
         let events = EventBus(store: store, logger: logger)
         let webhooks = WebhookService(store: store, logger: logger)
         let deploy = DeployService(
-            store: store, tokens: tokens, caches: caches, hub: hub, events: events,
+            store: store, tokens: tokens, caches: caches, outbox: hub, events: events,
             publicURL: configuration.effectivePublicURL, logger: logger, webhooks: webhooks)
+        let dispatcher = AgentDispatcher(deploy: deploy, outbox: hub, events: events, logger: logger)
+        let library: MustacheLibrary
+        let assets: DashboardAssets
+        do {
+            library = try DashboardTemplates.makeLibrary()
+            assets = try DashboardAssets.load()
+        } catch {
+            try? await store.shutdown()
+            throw error
+        }
         return CapstanServer(
-            configuration: configuration, store: store, tokens: tokens, caches: caches, deploy: deploy, webhooks: webhooks, hub: hub,
-            events: events, logger: logger, metricsRegistry: metricsRegistry)
+            configuration: configuration, store: store, tokens: tokens, caches: caches, deploy: deploy,
+            webhooks: webhooks,
+            dispatcher: dispatcher, hub: hub, events: events, dashboardLibrary: library, dashboardAssets: assets,
+            logger: logger, metricsRegistry: metricsRegistry)
     }
 
     /// On first start: the default workspace and an admin token, printed once and kept in
@@ -68,7 +93,9 @@ public struct CapstanServer: Sendable {
             kind: .admin, workspaceID: workspace.id, cacheID: nil, agentID: nil, label: "initial admin token")
         let path = (configuration.dataDirectory as NSString).appendingPathComponent("admin-token")
         let fd = Glibc.open(path, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
-        guard fd >= 0 else { throw ServiceError(.unavailable, "cannot write \(path): \(String(cString: strerror(errno)))") }
+        guard fd >= 0 else {
+            throw ServiceError(.unavailable, "cannot write \(path): \(String(cString: strerror(errno)))")
+        }
         defer { close(fd) }
         let line = created.token + "\n"
         _ = line.withCString { write(fd, $0, strlen($0)) }
@@ -80,41 +107,43 @@ public struct CapstanServer: Sendable {
     public func makeRouter() -> Router<CapstanRequestContext> {
         let router = Router(context: CapstanRequestContext.self)
         router.add(middleware: LogRequestsMiddleware(.debug))
-        let auth = Authenticator(tokens: tokens)
+        router.add(middleware: TokenAuthenticator<CapstanRequestContext>(tokens: tokens))
         HealthRoutes(store: store).register(on: router)
         MetricsRoutes(registry: metricsRegistry, store: store, hub: hub).register(on: router)
-        BinaryCacheRoutes(caches: caches, auth: auth).register(on: router)
+        BinaryCacheRoutes(caches: caches).register(on: router)
         let workspaces = WorkspaceService(
             store: store, tokens: tokens, operatorWorkspace: configuration.defaultWorkspace, logger: logger)
-        APIRoutes(caches: caches, tokens: tokens, auth: auth, workspaces: workspaces).register(on: router)
-        DeployRoutes(deploy: deploy, auth: auth).register(on: router)
-        CachixDeployRoutes(deploy: deploy, hub: hub, auth: auth).register(on: router)
-        CachixCacheRoutes(caches: caches, auth: auth, publicURL: configuration.effectivePublicURL).register(on: router)
+        APIRoutes(caches: caches, tokens: tokens, workspaces: workspaces).register(on: router)
+        DeployRoutes(deploy: deploy).register(on: router)
+        CachixDeployRoutes(deploy: deploy, session: agentSession).register(on: router)
+        CachixCacheRoutes(caches: caches, publicURL: configuration.effectivePublicURL).register(on: router)
         if let cacheHost = caches.cacheHost {
-            BinaryCacheRoutes(caches: caches, auth: auth).registerHostRouted(on: router, cacheHost: cacheHost)
+            BinaryCacheRoutes(caches: caches).registerHostRouted(on: router, cacheHost: cacheHost)
         }
-        AuditRoutes(audit: deploy.audit, auth: auth).register(on: router)
-        WebhookRoutes(webhooks: webhooks, auth: auth).register(on: router)
+        AuditRoutes(audit: deploy.audit).register(on: router)
+        WebhookRoutes(webhooks: webhooks).register(on: router)
         DashboardRoutes(
-            deploy: deploy, caches: caches, tokens: tokens, auth: auth, publicURL: configuration.effectivePublicURL,
-            // The templates are constants of this program, parsed by a unit test too: a failure is a bug.
-            library: try! DashboardTemplates.makeLibrary(), logger: logger
+            deploy: deploy, caches: caches, tokens: tokens, assets: dashboardAssets,
+            publicURL: configuration.effectivePublicURL, library: dashboardLibrary, logger: logger
         ).register(on: router)
         return router
     }
 
-    public func makeWebSocketRouter() -> Router<BasicWebSocketRequestContext> {
-        let router = Router(context: BasicWebSocketRequestContext.self)
-        let channel = AgentChannel(deploy: deploy, hub: hub, reconcileDelay: configuration.agentReconcileDelay)
-        let auth = Authenticator(tokens: tokens)
-        DeployRoutes(deploy: deploy, auth: auth).registerAgentChannel(on: router, channel: channel)
-        CachixDeployRoutes(deploy: deploy, hub: hub, auth: auth).registerWebSockets(on: router)
+    public func makeWebSocketRouter() -> Router<AgentSocketContext> {
+        let router = Router(context: AgentSocketContext.self)
+        router.add(middleware: TokenAuthenticator<AgentSocketContext>(tokens: tokens))
+        DeployRoutes(deploy: deploy).registerAgentChannel(on: router, session: agentSession)
+        CachixDeployRoutes(deploy: deploy, session: agentSession).registerWebSockets(on: router)
         return router
+    }
+
+    var agentSession: AgentSession {
+        AgentSession(
+            deploy: deploy, dispatcher: dispatcher, hub: hub, reconcileDelay: configuration.agentReconcileDelay)
     }
 
     /// Serves until SIGTERM or SIGINT, then closes the database.
     public func run() async throws {
-        let dispatcher = AgentDispatcher(deploy: deploy, hub: hub, events: events, logger: logger)
         let app = Application(
             router: makeRouter(),
             server: .http1WebSocketUpgrade(

@@ -67,7 +67,7 @@ extension CapstanStore {
                                                  finished_at, created_by, activation_id)
                         VALUES (\(bind: UUID().uuidString.lowercased()), \(bind: workspaceID),
                                 \(bind: request.agentID), \(bind: index), \(bind: request.storePath),
-                                \(bind: request.rollbackScript), \(bind: DeploymentStatus.pending.rawValue),
+                                \(bind: RollbackScripts.encode(request.rollbackScript)), \(bind: DeploymentStatus.pending.rawValue),
                                 NULL, \(bind: false), NULL, \(bind: millis), NULL, NULL, \(bind: createdBy),
                                 \(bind: activationID))
                         RETURNING \(unsafeRaw: Self.deploymentColumns)
@@ -102,12 +102,14 @@ extension CapstanStore {
                 SELECT agent_id, MAX(idx) AS idx FROM deployments WHERE agent_id IN (\(binds: ids)) GROUP BY agent_id
                 """
             ).all() {
-                newIndex[try row.decode(column: "agent_id", as: String.self)] = try row.decode(column: "idx", as: Int.self)
+                newIndex[try row.decode(column: "agent_id", as: String.self)] = try row.decode(
+                    column: "idx", as: Int.self)
             }
             for request in chunk { newIndex[request.agentID] = (newIndex[request.agentID] ?? 0) + 1 }
             var reasons: SQLQueryString = "CASE agent_id"
             for request in chunk {
-                reasons += " WHEN \(bind: request.agentID) THEN \(bind: "superseded by deployment #\(newIndex[request.agentID]!)")"
+                reasons +=
+                    " WHEN \(bind: request.agentID) THEN \(bind: "superseded by deployment #\(newIndex[request.agentID]!)")"
             }
             reasons += " END"
             let position = Dictionary(uniqueKeysWithValues: chunk.enumerated().map { ($1.agentID, $0) })
@@ -128,7 +130,7 @@ extension CapstanStore {
                 if id != newIDs[0] { values += ", " }
                 values += """
                     (\(bind: id), \(bind: workspaceID), \(bind: request.agentID), \(bind: newIndex[request.agentID]!),
-                     \(bind: request.storePath), \(bind: request.rollbackScript), \(bind: DeploymentStatus.pending.rawValue),
+                     \(bind: request.storePath), \(bind: RollbackScripts.encode(request.rollbackScript)), \(bind: DeploymentStatus.pending.rawValue),
                      NULL, \(bind: false), NULL, \(bind: millis), NULL, NULL, \(bind: createdBy), \(bind: activationID))
                     """
             }
@@ -329,7 +331,7 @@ extension DeploymentRecord {
             agentID: try row.decode(column: "agent_id", as: String.self),
             index: try row.decode(column: "idx", as: Int.self),
             storePath: try row.decode(column: "store_path", as: String.self),
-            rollbackScript: try row.decode(column: "rollback_script", as: String?.self),
+            rollbackScript: try RollbackScripts.decode(try row.decode(column: "rollback_script", as: String?.self)),
             status: status,
             reason: try row.decode(column: "reason", as: String?.self),
             rolledBack: try row.decode(column: "rolled_back", as: Bool.self),

@@ -8,13 +8,13 @@ import SQLKit
 /// transaction, safe to call concurrently.
 public final class CapstanStore: Sendable {
     public let database: CapstanDatabase
-    /// NAR files under `<dataDirectory>/blobs`.
-    public let blobs: BlobStore
+    /// NARs and uploads in flight: files under `<dataDirectory>/blobs` unless another store is given.
+    public let blobs: any BlobStore
     let logger: Logger
     /// The `listen(channel:)` streams this store serves, ended by `shutdown()`.
     let listeners = ListenerRegistry()
 
-    init(database: CapstanDatabase, blobs: BlobStore, logger: Logger) {
+    init(database: CapstanDatabase, blobs: any BlobStore, logger: Logger) {
         self.database = database
         self.blobs = blobs
         self.logger = logger
@@ -22,8 +22,10 @@ public final class CapstanStore: Sendable {
 
     /// Opens the database named by `databaseURL` (see `CapstanDatabase.open`) and the blob store
     /// under `dataDirectory`. Call `migrate()` before the first query.
-    public static func open(databaseURL: String?, dataDirectory: String, logger: Logger) async throws -> CapstanStore {
-        let blobs = try BlobStore(root: (dataDirectory as NSString).appendingPathComponent("blobs"))
+    public static func open(
+        databaseURL: String?, dataDirectory: String, blobs: (any BlobStore)? = nil, logger: Logger
+    ) async throws -> CapstanStore {
+        let blobs = try blobs ?? FileBlobStore(root: (dataDirectory as NSString).appendingPathComponent("blobs"))
         let database = try await CapstanDatabase.open(url: databaseURL, dataDirectory: dataDirectory, logger: logger)
         return CapstanStore(database: database, blobs: blobs, logger: logger)
     }

@@ -23,6 +23,17 @@ public enum CompressionMethod: String, Sendable, CaseIterable, Codable {
         self = method
     }
 
+    /// The one parser of compression names wherever they come from: narinfo's `Compression:`
+    /// (`none`, `zstd`, `xz`, `bzip2`, empty for none), HTTP's `Content-Encoding` (`identity`) and the
+    /// cachix API (`zst`, in any case).
+    public init(parsing name: String) throws {
+        switch name.lowercased() {
+        case "identity": self = .none
+        case "zst": self = .zstd
+        case let lowered: try self.init(narInfoName: lowered)
+        }
+    }
+
     /// The value of a narinfo's `Compression:` field.
     public var narInfoName: String { rawValue }
 

@@ -1,17 +1,18 @@
-import CapstanServer
+import CapstanServices
 import Testing
 
 /// Which cache a Host header names when caches are served on sub-domains of their own.
 struct CacheHostTests {
-    @Test(arguments: [
-        ("main.cache.example.org", "main"),
-        ("MAIN.Cache.Example.org:8443", "main"),
-        ("fleet.localhost:9000", "fleet"),
-        ("cache.example.org", nil),
-        ("a.b.cache.example.org", nil),
-        ("main.other.org", nil),
-        ("maincache.example.org", nil),
-    ] as [(String, String?)])
+    @Test(
+        arguments: [
+            ("main.cache.example.org", "main"),
+            ("MAIN.Cache.Example.org:8443", "main"),
+            ("fleet.localhost:9000", "fleet"),
+            ("cache.example.org", nil),
+            ("a.b.cache.example.org", nil),
+            ("main.other.org", nil),
+            ("maincache.example.org", nil),
+        ] as [(String, String?)])
     func hostHeaderNamesCache(header: String, expected: String?) throws {
         let host = try #require(CacheHost("cache.example.org"))
         let local = try #require(CacheHost("localhost:9000"))

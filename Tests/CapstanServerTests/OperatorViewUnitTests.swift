@@ -2,12 +2,13 @@ import Foundation
 import Testing
 
 @testable import CapstanServer
+@testable import CapstanServices
 
 /// The parts of the operators' view that need no running server.
 struct OperatorViewUnitTests {
     @Test func everyTemplateParses() throws {
         let library = try DashboardTemplates.makeLibrary()
-        for name in DashboardTemplates.all.keys { #expect(library.getTemplate(named: name) != nil, "\(name)") }
+        for name in DashboardTemplates.names { #expect(library.getTemplate(named: name) != nil, "\(name)") }
     }
 
     @Test func pagesEscapeWhatTheyShow() throws {
@@ -35,6 +36,6 @@ struct OperatorViewUnitTests {
         ("https://capstan.example.org", "capstan.example.org", true),
     ])
     func formsMustComeFromThisServer(origin: String, host: String, allowed: Bool) {
-        #expect(DashboardRoutes.originMatches(origin, host: host) == allowed)
+        #expect(Credentials.originMatches(origin, host: host) == allowed)
     }
 }

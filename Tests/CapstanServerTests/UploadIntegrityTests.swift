@@ -1,7 +1,7 @@
 import Foundation
 import NixCore
-import Testing
 import TestSupport
+import Testing
 
 /// What the server accepts is exactly what Nix would: wrong hashes, truncated uploads and
 /// crashes never leave a visible path without its checked NAR.
@@ -19,7 +19,9 @@ import TestSupport
     static func hashPart(_ path: String) -> String { String(path.dropFirst("/nix/store/".count).prefix(32)) }
 
     /// A zstd-compressed NAR of `path` and the header declaring it, for uploads by hand.
-    func preparedUpload(_ path: String, narHash: String? = nil, narSize: Int? = nil) throws -> (body: String, header: String) {
+    func preparedUpload(_ path: String, narHash: String? = nil, narSize: Int? = nil) throws -> (
+        body: String, header: String
+    ) {
         let nar = temp.sub("\(UUID().uuidString).nar")
         let dumped = try ProcessRunner.nix(["nix-store", "--dump", path]).stdout
         try dumped.write(to: URL(fileURLWithPath: nar))
@@ -51,7 +53,8 @@ import TestSupport
         let curl = Process()
         curl.executableURL = URL(fileURLWithPath: "/usr/bin/curl")
         curl.arguments = [
-            "-s", "-o", "/dev/null", "-X", "PUT", "--limit-rate", rate, "-H", "Authorization: Bearer \(admin.token ?? "")",
+            "-s", "-o", "/dev/null", "-X", "PUT", "--limit-rate", rate, "-H",
+            "Authorization: Bearer \(admin.token ?? "")",
             "-H", prepared.header, "-H", "Content-Encoding: zstd", "--data-binary", "@\(prepared.body)",
             "\(server.url)/api/v1/caches/\(cache)/paths/\(Self.hashPart(path))",
         ]
@@ -62,7 +65,8 @@ import TestSupport
     /// Every narinfo the cache shows has its NAR, and that NAR hashes to NarHash.
     func assertConsistent(_ cache: String, paths: [String]) throws {
         for path in paths {
-            let answer = try HTTP.request("GET", "\(server.url)/cache/\(cache)/\(Self.hashPart(path)).narinfo", token: admin.token)
+            let answer = try HTTP.request(
+                "GET", "\(server.url)/cache/\(cache)/\(Self.hashPart(path)).narinfo", token: admin.token)
             if answer.status == 404 { continue }
             #expect(answer.status == 200)
             let info = try NarInfo(parsing: answer.text)
@@ -102,6 +106,16 @@ import TestSupport
         try assertConsistent("strict", paths: [dep])
     }
 
+    /// Files of writes in flight, under every replica's temp directory.
+    func temporaryBlobFiles() throws -> [String] {
+        let temporary = server.dataDirectory + "/blobs/tmp"
+        return try FileManager.default.subpathsOfDirectory(atPath: temporary).filter { path in
+            var isDirectory: ObjCBool = false
+            return FileManager.default.fileExists(atPath: temporary + "/" + path, isDirectory: &isDirectory)
+                && !isDirectory.boolValue
+        }
+    }
+
     @Test func truncatedUploadLeavesNothingVisible() throws {
         _ = try admin.createCache("cut")
         let closure = try NixFixtures.buildClosure(in: temp.path, payloadBytes: 4_000_000)
@@ -113,7 +127,7 @@ import TestSupport
         let answer = try upload("cut", dep, (truncated, prepared.header))
         #expect(answer.status == 400)
         #expect(try HTTP.request("GET", "\(server.url)/cache/cut/\(Self.hashPart(dep)).narinfo").status == 404)
-        let tmpEntries = try FileManager.default.contentsOfDirectory(atPath: server.dataDirectory + "/blobs/tmp")
+        let tmpEntries = try temporaryBlobFiles()
         #expect(tmpEntries.isEmpty, "temporary blobs left behind: \(tmpEntries)")
     }
 
@@ -152,7 +166,7 @@ import TestSupport
         curl.waitUntilExit()
         try server.start()
         #expect(try HTTP.request("GET", "\(server.url)/cache/crashy/\(Self.hashPart(dep)).narinfo").status == 404)
-        let leftovers = try FileManager.default.contentsOfDirectory(atPath: server.dataDirectory + "/blobs/tmp")
+        let leftovers = try temporaryBlobFiles()
         #expect(leftovers.isEmpty, "restart did not clear interrupted uploads: \(leftovers)")
         try assertConsistent("crashy", paths: closure)
         try admin.run(["push", "crashy", closure[0]])

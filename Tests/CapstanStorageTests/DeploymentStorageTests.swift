@@ -86,7 +86,9 @@ struct DeploymentStorageTests {
                 workspaceID: workspace.id, activationID: "act-1", createdBy: "ci",
                 requests: [
                     DeploymentRequest(agentID: b.id, storePath: "/nix/store/b1-system"),
-                    DeploymentRequest(agentID: a.id, storePath: "/nix/store/a1-system", rollbackScript: "/bin/check"),
+                    DeploymentRequest(
+                        agentID: a.id, storePath: "/nix/store/a1-system",
+                        rollbackScript: ["x86_64-linux": "/nix/store/c1-check"]),
                 ], at: Self.t0)
             #expect(first.superseded == [])
             #expect(first.created.map(\.agentID) == [b.id, a.id])
@@ -97,7 +99,8 @@ struct DeploymentStorageTests {
                 a1
                     == DeploymentRecord(
                         id: a1.id, workspaceID: workspace.id, agentID: a.id, index: 1,
-                        storePath: "/nix/store/a1-system", rollbackScript: "/bin/check", status: .pending,
+                        storePath: "/nix/store/a1-system", rollbackScript: ["x86_64-linux": "/nix/store/c1-check"],
+                        status: .pending,
                         createdAt: Self.t0.roundedToStoredPrecision, createdBy: "ci", activationID: "act-1"))
             #expect(try await store.deployment(id: a1.id) == a1)
 
@@ -417,7 +420,9 @@ struct DeploymentStorageTests {
 
             let first = try await store.createDeployments(
                 workspaceID: workspace.id, activationID: "act-1", createdBy: "ci",
-                requests: agents.reversed().map { DeploymentRequest(agentID: $0.id, storePath: "/nix/store/1-\($0.name)") },
+                requests: agents.reversed().map {
+                    DeploymentRequest(agentID: $0.id, storePath: "/nix/store/1-\($0.name)")
+                },
                 at: Self.t0)
             #expect(first.superseded == [])
             #expect(first.created.map(\.agentID) == agents.reversed().map(\.id))
@@ -428,7 +433,8 @@ struct DeploymentStorageTests {
             let t1 = Self.t0.addingTimeInterval(10)
             let second = try await store.createDeployments(
                 workspaceID: workspace.id, activationID: "act-2", createdBy: nil,
-                requests: agents.map { DeploymentRequest(agentID: $0.id, storePath: "/nix/store/2-\($0.name)") }, at: t1)
+                requests: agents.map { DeploymentRequest(agentID: $0.id, storePath: "/nix/store/2-\($0.name)") }, at: t1
+            )
             #expect(second.created.map(\.index) == Array(repeating: 2, count: 450))
             #expect(second.superseded.map(\.agentID) == agents.dropFirst().map(\.id))
             #expect(
@@ -519,7 +525,8 @@ struct DeploymentStorageTests {
             }
             #expect(received.all.filter { $0.hasPrefix("event-") } == batch)
             await #expect(throws: StorageError.self) {
-                try await sender.notify(channel: "capstan_batch", payloads: ["ok", String(repeating: "x", count: 8_000)])
+                try await sender.notify(
+                    channel: "capstan_batch", payloads: ["ok", String(repeating: "x", count: 8_000)])
             }
         }
     }

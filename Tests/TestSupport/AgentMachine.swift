@@ -13,7 +13,9 @@ public final class AgentMachine: @unchecked Sendable {
     private let extraArguments: [String]
     public private(set) var process: Process?
 
-    public init(name: String, token: String, serverURL: String, in directory: TemporaryDirectory, arguments: [String] = []) throws {
+    public init(
+        name: String, token: String, serverURL: String, in directory: TemporaryDirectory, arguments: [String] = []
+    ) throws {
         self.name = name
         self.token = token
         self.serverURL = serverURL
@@ -33,18 +35,26 @@ public final class AgentMachine: @unchecked Sendable {
     /// The store path the machine's profile points at, nil before its first deployment.
     public var currentProfileTarget: String? {
         let hostProfile = nixRoot + "/var/nix/profiles/system"
-        guard let generation = try? FileManager.default.destinationOfSymbolicLink(atPath: hostProfile) else { return nil }
-        let generationPath = generation.hasPrefix("/") ? nixRoot + generation.dropFirst(4) : nixRoot + "/var/nix/profiles/" + generation
+        guard let generation = try? FileManager.default.destinationOfSymbolicLink(atPath: hostProfile) else {
+            return nil
+        }
+        let generationPath =
+            generation.hasPrefix("/") ? nixRoot + generation.dropFirst(4) : nixRoot + "/var/nix/profiles/" + generation
         return try? FileManager.default.destinationOfSymbolicLink(atPath: generationPath)
     }
 
     public func start() throws {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/unshare")
-        let agent = ([TestEnvironment.capstanBinary, "deploy", "agent", name, "--url", serverURL,
-            "--profiles-dir", "/nix/var/nix/profiles", "--state-dir", stateDirectory] + extraArguments)
+        let agent =
+            ([
+                TestEnvironment.capstanBinary, "deploy", "agent", name, "--url", serverURL,
+                "--profiles-dir", "/nix/var/nix/profiles", "--state-dir", stateDirectory,
+            ] + extraArguments)
             .map { "'\($0)'" }.joined(separator: " ")
-        process.arguments = ["-m", "--propagation", "private", "sh", "-c", "mount --bind '\(nixRoot)' /nix && exec \(agent)"]
+        process.arguments = [
+            "-m", "--propagation", "private", "sh", "-c", "mount --bind '\(nixRoot)' /nix && exec \(agent)",
+        ]
         var env = TestEnvironment.nixEnvironment
         env["CAPSTAN_AGENT_TOKEN"] = token
         // A machine of its own has its own home and Nix cache (Nix's narinfo cache is one SQLite file).

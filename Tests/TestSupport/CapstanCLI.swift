@@ -15,7 +15,8 @@ public struct CapstanCLI: Sendable {
         var env = TestEnvironment.nixEnvironment
         env["CAPSTAN_URL"] = url
         if let token { env["CAPSTAN_TOKEN"] = token } else { env.removeValue(forKey: "CAPSTAN_TOKEN") }
-        return try ProcessRunner.run([TestEnvironment.capstanBinary] + arguments, environment: env, input: input, check: check)
+        return try ProcessRunner.run(
+            [TestEnvironment.capstanBinary] + arguments, environment: env, input: input, check: check)
     }
 
     public func with(token: String?) -> CapstanCLI { CapstanCLI(url: url, token: token) }

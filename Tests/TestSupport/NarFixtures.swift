@@ -16,7 +16,9 @@ public enum NarCorpus {
     /// Creates the corpus as `root` (which must not exist yet).
     public static func create(at root: String) throws {
         let fm = FileManager.default
-        func dir(_ path: String) throws { try fm.createDirectory(atPath: "\(root)/\(path)", withIntermediateDirectories: true) }
+        func dir(_ path: String) throws {
+            try fm.createDirectory(atPath: "\(root)/\(path)", withIntermediateDirectories: true)
+        }
         func file(_ path: String, _ data: Data, executable: Bool = false) throws {
             guard fm.createFile(atPath: "\(root)/\(path)", contents: data) else {
                 throw CocoaError(.fileWriteUnknown, userInfo: [NSFilePathErrorKey: "\(root)/\(path)"])
@@ -40,7 +42,9 @@ public enum NarCorpus {
         try link("links/absolute", "/etc/hostname")
         try link("links/dangling", "does/not/exist")
         try dir("names")
-        for (index, name) in awkwardNames.enumerated() { try file("names/\(name)", Data(repeating: UInt8(index), count: index)) }
+        for (index, name) in awkwardNames.enumerated() {
+            try file("names/\(name)", Data(repeating: UInt8(index), count: index))
+        }
         try dir("names/sub dir")
         try file("names/sub dir/x", Data("x".utf8), executable: true)
         let deep = (0..<deepLevels).map { "d\($0 % 10)" }.joined(separator: "/")
@@ -63,7 +67,9 @@ public enum NarCorpus {
                 state ^= state >> 27
                 var word = (state &* 2_685_821_657_736_338_717).littleEndian
                 let n = min(8, count - offset)
-                withUnsafeBytes(of: &word) { raw.baseAddress!.advanced(by: offset).copyMemory(from: $0.baseAddress!, byteCount: n) }
+                withUnsafeBytes(of: &word) {
+                    raw.baseAddress!.advanced(by: offset).copyMemory(from: $0.baseAddress!, byteCount: n)
+                }
                 offset += n
             }
         }

@@ -80,7 +80,9 @@ public enum NixFixtures {
             .trimmingCharacters(in: .whitespacesAndNewlines)
         let all = try closure(of: top)
         // Fixed order, whatever order nix-store -qR prints: top, mid, dep.
-        return ["-capstan-top", "-capstan-mid", "-capstan-dep"].compactMap { suffix in all.first { $0.hasSuffix(suffix) } }
+        return ["-capstan-top", "-capstan-mid", "-capstan-dep"].compactMap { suffix in
+            all.first { $0.hasSuffix(suffix) }
+        }
     }
 
     /// The closure of a path, the path itself first.

@@ -18,7 +18,8 @@ public enum TestEnvironment {
     /// Environment for running `nix` in a container: no sandbox, the new CLI enabled.
     public static var nixEnvironment: [String: String] {
         var env = ProcessInfo.processInfo.environment
-        env["NIX_CONFIG"] = "experimental-features = nix-command\nsandbox = false\nbuild-users-group =\nsubstituters =\n"
+        env["NIX_CONFIG"] =
+            "experimental-features = nix-command\nsandbox = false\nbuild-users-group =\nsubstituters =\n"
         return env
     }
 }

@@ -1,4 +1,5 @@
 import CapstanModel
+import CapstanServices
 import Compression
 import Foundation
 import Hummingbird
@@ -8,17 +9,14 @@ import NIOCore
 /// multipart NAR upload, whose part URLs point back at this server.
 struct CachixCacheRoutes: Sendable {
     let caches: CacheService
-    let auth: Authenticator
     let publicURL: String
 
     func register(on router: Router<CapstanRequestContext>) {
         let group = router.group("api/v1/cache/:cache")
         group.get { request, context in
-            let principal = try await auth.principal(for: request)
+            let principal = context.identity
             let cache = try await caches.readableCache(named: context.parameters.require("cache"), by: principal)
-            let permission =
-                principal?.isAdmin == true && principal?.workspaceID == cache.workspaceID
-                ? "Admin" : (principal?.canWrite(cache) == true ? "Write" : "Read")
+            let permission = AccessPolicy.permission(on: cache, by: principal).rawValue
             return try json(
                 CachixWire.BinaryCache(
                     name: cache.name, uri: caches.hostedURL(cache), isPublic: cache.isPublic,
@@ -29,32 +27,28 @@ struct CachixCacheRoutes: Sendable {
             let file = try context.parameters.require("file")
             guard file.hasSuffix(".narinfo") else { throw ServiceError.notFound("no such file: \(file)") }
             let cache = try await caches.readableCache(
-                named: context.parameters.require("cache"), by: auth.principal(for: request))
+                named: context.parameters.require("cache"), by: context.identity)
             let present = try await caches.narInfo(in: cache, hashPart: String(file.dropLast(8))) != nil
             return Response(status: present ? .ok : .notFound)
         }
         group.post("narinfo") { request, context in
             let cache = try await caches.writableCache(
-                named: context.parameters.require("cache"), by: auth.principal(for: request))
+                named: context.parameters.require("cache"), by: context.identity)
             let hashes = try await request.decode(as: [String].self, context: context)
             return try json(try await caches.missing(in: cache, hashes: hashes))
         }
         group.post("multipart-nar") { request, context in
             let cache = try await caches.writableCache(
-                named: context.parameters.require("cache"), by: auth.principal(for: request))
-            let compression: CompressionMethod
-            switch request.uri.queryParameters["compression"] ?? "zst" {
-            case "zst", "zstd": compression = .zstd
-            case "xz": compression = .xz
-            case let other: throw ServiceError.badRequest("compression '\(other)' is not supported; use zst or xz")
-            }
-            let upload = try caches.startMultipartUpload(in: cache, compression: compression)
+                named: context.parameters.require("cache"), by: context.identity)
+            let compression = try CacheService.compression(
+                named: String(request.uri.queryParameters["compression"] ?? "zst"), field: "compression")
+            let upload = try await caches.startMultipartUpload(in: cache, compression: compression)
             return try json(CachixWire.MultipartStarted(narId: upload.narID, uploadId: upload.uploadID))
         }
         group.post("multipart-nar/:nar") { request, context in
             let cache = try await caches.writableCache(
-                named: context.parameters.require("cache"), by: auth.principal(for: request))
-            let upload = try caches.multipartUpload(
+                named: context.parameters.require("cache"), by: context.identity)
+            let upload = try await caches.multipartUpload(
                 narID: context.parameters.require("nar"), uploadID: uploadID(request), cache: cache)
             guard let number = request.uri.queryParameters["partNumber"].flatMap({ Int($0) }) else {
                 throw ServiceError.badRequest("partNumber is missing or not a number")
@@ -67,19 +61,20 @@ struct CachixCacheRoutes: Sendable {
             return try json(CachixWire.PartURL(uploadUrl: url))
         }
         group.put("multipart-nar/:nar/parts/:part") { request, context in
-            let upload = try caches.multipartUpload(
+            let upload = try await caches.multipartUpload(
                 narID: context.parameters.require("nar"), uploadID: uploadID(request), cache: nil)
             guard let number = Int(try context.parameters.require("part")) else {
                 throw ServiceError.badRequest("the part number must be a number")
             }
             let contentMD5 = CachixDeployRoutes.header("Content-MD5", request)
-            let eTag = try await caches.storePart(of: upload, number: number, contentMD5: contentMD5, body: request.body)
+            let eTag = try await caches.storePart(
+                of: upload, number: number, contentMD5: contentMD5, body: request.body)
             return Response(status: .ok, headers: [.eTag: "\"\(eTag)\""])
         }
         group.post("multipart-nar/:nar/complete") { request, context in
             let cache = try await caches.writableCache(
-                named: context.parameters.require("cache"), by: auth.principal(for: request))
-            let upload = try caches.multipartUpload(
+                named: context.parameters.require("cache"), by: context.identity)
+            let upload = try await caches.multipartUpload(
                 narID: context.parameters.require("nar"), uploadID: uploadID(request), cache: cache)
             let body = try await request.decode(as: CachixWire.MultipartComplete.self, context: context)
             let create = body.narInfoCreate
@@ -89,21 +84,24 @@ struct CachixCacheRoutes: Sendable {
                 info: MultipartPathInfo(
                     storePath: "\(CacheService.storeDir)/\(create.cStoreHash)-\(create.cStoreSuffix)",
                     narHash: create.cNarHash, narSize: create.cNarSize, fileHash: create.cFileHash,
-                    fileSize: create.cFileSize, references: create.cReferences, deriver: deriver, signature: create.cSig))
+                    fileSize: create.cFileSize, references: create.cReferences, deriver: deriver, signature: create.cSig
+                ))
             return try json(result)
         }
         group.post("multipart-nar/:nar/abort") { request, context in
             let cache = try await caches.writableCache(
-                named: context.parameters.require("cache"), by: auth.principal(for: request))
-            let upload = try caches.multipartUpload(
+                named: context.parameters.require("cache"), by: context.identity)
+            let upload = try await caches.multipartUpload(
                 narID: context.parameters.require("nar"), uploadID: uploadID(request), cache: cache)
-            caches.abortMultipartUpload(upload)
+            await caches.abortMultipartUpload(upload)
             return try json([String: String]())
         }
     }
 
     private func uploadID(_ request: Request) throws -> String {
-        guard let id = request.uri.queryParameters["uploadId"] else { throw ServiceError.badRequest("uploadId is missing") }
+        guard let id = request.uri.queryParameters["uploadId"] else {
+            throw ServiceError.badRequest("uploadId is missing")
+        }
         return String(id)
     }
 

@@ -1,4 +1,5 @@
 import CapstanModel
+import CapstanServices
 import CapstanStorage
 import Foundation
 import Hummingbird
@@ -10,12 +11,11 @@ import NIOCore
 /// the agent's control socket, its per-deployment socket and the log sockets over WebSocket.
 struct CachixDeployRoutes: Sendable {
     let deploy: DeployService
-    let hub: AgentHub
-    let auth: Authenticator
+    let session: AgentSession
 
     func register(on router: Router<CapstanRequestContext>) {
         router.post("api/v2/deploy/activate") { request, context in
-            let principal = try await auth.requirePrincipal(for: request)
+            let principal = try context.requirePrincipal()
             let body = try await request.body.collect(upTo: context.maxUploadSize)
             let spec: DeploySpec
             do {
@@ -29,7 +29,7 @@ struct CachixDeployRoutes: Sendable {
         }
         router.get("api/v1/deploy/deployment/:id") { request, context in
             let info = try await deploy.deployment(
-                id: context.parameters.require("id"), by: auth.requirePrincipal(for: request))
+                id: context.parameters.require("id"), by: context.requirePrincipal())
             return try json(
                 CachixWire.Deployment(
                     id: info.id, index: info.index, createdOn: CachixWire.time(info.createdOn),
@@ -38,37 +38,39 @@ struct CachixDeployRoutes: Sendable {
         }
     }
 
-    func registerWebSockets(on router: Router<BasicWebSocketRequestContext>) {
+    func registerWebSockets(on router: Router<AgentSocketContext>) {
         router.ws(
             "ws",
-            shouldUpgrade: { request, _ in
-                (try? await auth.requirePrincipal(for: request)) == nil ? .dontUpgrade : .upgrade([:])
+            shouldUpgrade: { request, context in
+                context.identity == nil ? .dontUpgrade : .upgrade([:])
             },
             onUpgrade: { inbound, outbound, context in
-                guard let principal = try? await auth.requirePrincipal(for: context.request) else { return }
+                guard let principal = context.requestContext.identity else { return }
                 let hello = AgentHello(
-                    name: Self.header("name", context.request) ?? "", version: Self.header("version", context.request) ?? "",
+                    name: Self.header("name", context.request) ?? "",
+                    version: Self.header("version", context.request) ?? "",
                     system: Self.header("system", context.request) ?? "", currentStorePath: nil, runningDeployment: nil)
-                try await CachixAgentChannel(deploy: deploy, hub: hub).run(
-                    principal: principal, hello: hello, inbound: inbound, outbound: outbound, logger: context.logger)
+                try await session.run(
+                    principal: principal, hello: hello, codec: CachixAgentCodec(), inbound: inbound, outbound: outbound,
+                    logger: context.logger)
             })
         router.ws(
             "ws-deployment",
-            shouldUpgrade: { request, _ in
-                guard let principal = try? await auth.requirePrincipal(for: request),
+            shouldUpgrade: { request, context in
+                guard let principal = context.identity,
                     (try? await deploy.agent(authenticatedAs: principal)) != nil
                 else { return .dontUpgrade }
                 return .upgrade([:])
             },
             onUpgrade: { inbound, outbound, context in
-                let principal = try await auth.requirePrincipal(for: context.request)
+                let principal = try context.requestContext.requirePrincipal()
                 let agent = try await deploy.agent(authenticatedAs: principal)
                 try await deploymentEvents(agent: agent, inbound: inbound, logger: context.logger)
             })
         router.ws(
             "api/v1/deploy/log/:id",
             shouldUpgrade: { request, context in
-                guard let id = context.parameters.get("id"), let principal = try? await auth.requirePrincipal(for: request)
+                guard let id = context.parameters.get("id"), let principal = context.identity
                 else { return .dontUpgrade }
                 if request.uri.queryParameters["view"] == "true" {
                     return (try? await deploy.deployment(id: id, by: principal)) == nil ? .dontUpgrade : .upgrade([:])
@@ -81,7 +83,7 @@ struct CachixDeployRoutes: Sendable {
             },
             onUpgrade: { inbound, outbound, context in
                 let id = try context.requestContext.parameters.require("id")
-                let principal = try await auth.requirePrincipal(for: context.request)
+                let principal = try context.requestContext.requirePrincipal()
                 if context.request.uri.queryParameters["view"] == "true" {
                     try await viewLog(id: id, principal: principal, inbound: inbound, outbound: outbound)
                 } else {
@@ -97,7 +99,8 @@ struct CachixDeployRoutes: Sendable {
         let decoder = JSONDecoder()
         for try await message in inbound.messages(maxSize: 1 << 20) {
             guard case .text(let text) = message,
-                let envelope = try? decoder.decode(CachixWire.Envelope<CachixWire.AgentCommand>.self, from: Data(text.utf8))
+                let envelope = try? decoder.decode(
+                    CachixWire.Envelope<CachixWire.AgentCommand>.self, from: Data(text.utf8))
             else {
                 logger.warning("ignoring an unreadable deployment event", metadata: ["agent": "\(agent.name)"])
                 continue
@@ -110,6 +113,8 @@ struct CachixDeployRoutes: Sendable {
                     }
                 case .deploymentFinished(let id, let hasSucceeded):
                     try await deploy.agentFinished(agent, deploymentID: id, succeeded: hasSucceeded)
+                    // The next deployment may already be waiting.
+                    await session.dispatcher.handOver(to: agent.id)
                 case .other(let tag):
                     logger.debug("ignoring deployment event", metadata: ["tag": "\(tag)"])
                 }
@@ -119,7 +124,8 @@ struct CachixDeployRoutes: Sendable {
         }
     }
 
-    private func writeLog(id: String, agent: AgentRecord, inbound: WebSocketInboundStream, logger: Logger) async throws {
+    private func writeLog(id: String, agent: AgentRecord, inbound: WebSocketInboundStream, logger: Logger) async throws
+    {
         let decoder = JSONDecoder()
         for try await message in inbound.messages(maxSize: 1 << 20) {
             guard case .text(let text) = message else { continue }
@@ -128,7 +134,8 @@ struct CachixDeployRoutes: Sendable {
                 continue
             }
             try await deploy.agentLogged(
-                agent, deploymentID: id, lines: [LogLine(time: CachixWire.date(frame.time) ?? Date(), line: frame.line)])
+                agent, deploymentID: id, lines: [LogLine(time: CachixWire.date(frame.time) ?? Date(), line: frame.line)]
+            )
         }
     }
 
@@ -142,7 +149,9 @@ struct CachixDeployRoutes: Sendable {
                 for try await item in items {
                     guard let line = item.line else { continue }
                     try await outbound.write(
-                        .text(try CachixWire.text(CachixWire.LogFrame(line: line.line, time: CachixWire.time(line.time)))))
+                        .text(
+                            try CachixWire.text(CachixWire.LogFrame(line: line.line, time: CachixWire.time(line.time))))
+                    )
                 }
                 try await outbound.close(.normalClosure, reason: nil)
             }

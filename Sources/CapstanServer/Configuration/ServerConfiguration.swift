@@ -1,3 +1,4 @@
+import CapstanServices
 import Foundation
 
 /// Everything `capstan serve` needs to start. Values come, in increasing precedence, from the
@@ -66,7 +67,8 @@ public struct ServerConfiguration: Sendable, Equatable {
             let host = value.trimmingCharacters(in: .whitespaces).lowercased()
             guard host.isEmpty || CacheHost(host) != nil else {
                 throw ConfigurationError(
-                    key: key, value: value, reason: "expected a host name, optionally with :PORT, e.g. cache.example.org")
+                    key: key, value: value,
+                    reason: "expected a host name, optionally with :PORT, e.g. cache.example.org")
             }
             cacheHost = host.isEmpty ? nil : host
         default:
@@ -95,7 +97,8 @@ public struct ServerConfiguration: Sendable, Equatable {
         do {
             text = try String(contentsOfFile: path, encoding: .utf8)
         } catch {
-            throw ConfigurationError(key: "config", value: path, reason: "cannot read the file: \(error.localizedDescription)")
+            throw ConfigurationError(
+                key: "config", value: path, reason: "cannot read the file: \(error.localizedDescription)")
         }
         for (number, rawLine) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
             let line = rawLine.trimmingCharacters(in: .whitespaces)

@@ -1,4 +1,5 @@
 import CapstanModel
+import CapstanServices
 import Foundation
 import Hummingbird
 import Logging
@@ -11,7 +12,7 @@ struct DashboardRoutes: Sendable {
     let deploy: DeployService
     let caches: CacheService
     let tokens: TokenService
-    let auth: Authenticator
+    let assets: DashboardAssets
     let publicURL: String
     let library: MustacheLibrary
     let logger: Logger
@@ -22,21 +23,22 @@ struct DashboardRoutes: Sendable {
         + "form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
 
     func register(on router: Router<CapstanRequestContext>) {
+        let router = router.group().add(middleware: SessionAuthenticator<CapstanRequestContext>(tokens: tokens))
         router.get("/") { _, _ in Self.redirect("/agents") }
         router.get("static/:file") { _, context in try asset(context.parameters.require("file")) }
         router.get("sign-in") { _, _ in page("sign-in", title: "Sign in", [:], actor: nil) }
         router.post("sign-in") { request, context in try await signIn(request, context) }
-        router.post("sign-out") { request, _ in try await signOut(request) }
+        router.post("sign-out") { request, context in try await signOut(request) }
 
-        router.get("agents") { request, _ in
-            try await signedIn(request) { principal in
+        router.get("agents") { request, context in
+            try await signedIn(context) { principal in
                 let agents = try await deploy.agents(by: principal).map(agentView)
                 return page(
                     "agents", title: "Agents", ["agents": agents, "hasAgents": !agents.isEmpty], actor: principal)
             }
         }
-        router.get("agents/new") { request, _ in
-            try await signedIn(request) { principal in page("agent-new", title: "Add an agent", [:], actor: principal) }
+        router.get("agents/new") { request, context in
+            try await signedIn(context) { principal in page("agent-new", title: "Add an agent", [:], actor: principal) }
         }
         router.post("agents/new") { request, context in
             try await signedInForm(request, context) { principal, form in
@@ -55,7 +57,7 @@ struct DashboardRoutes: Sendable {
             }
         }
         router.get("agents/:name/rollback") { request, context in
-            try await signedIn(request) { principal in
+            try await signedIn(context) { principal in
                 let name = try context.parameters.require("name")
                 return page(
                     "confirm", title: "Roll back \(name)",
@@ -74,9 +76,9 @@ struct DashboardRoutes: Sendable {
             }
         }
 
-        router.get("deployments") { request, _ in try await deploymentList(request) }
+        router.get("deployments") { request, context in try await deploymentList(request, context) }
         router.get("deployments/:id") { request, context in
-            try await signedIn(request) { principal in
+            try await signedIn(context) { principal in
                 let id = try context.parameters.require("id")
                 let info = try await deploy.deployment(id: id, by: principal)
                 let lines = try await deploy.logLines(id: id, by: principal).map(\.line)
@@ -93,7 +95,7 @@ struct DashboardRoutes: Sendable {
             ("cancel", "Cancel", "Yes, cancel it"), ("retry", "Retry", "Yes, deploy it again"),
         ] {
             router.get("deployments/:id/\(action)") { request, context in
-                try await signedIn(request) { principal in
+                try await signedIn(context) { principal in
                     let id = try context.parameters.require("id")
                     let info = try await deploy.deployment(id: id, by: principal)
                     return page(
@@ -121,14 +123,14 @@ struct DashboardRoutes: Sendable {
             }
         }
 
-        router.get("caches") { request, _ in
-            try await signedIn(request) { principal in
+        router.get("caches") { request, context in
+            try await signedIn(context) { principal in
                 let list = try await caches.list(by: principal).map(cacheView)
                 return page("caches", title: "Caches", ["caches": list], actor: principal)
             }
         }
-        router.get("audit") { request, _ in
-            try await signedIn(request) { principal in
+        router.get("audit") { request, context in
+            try await signedIn(context) { principal in
                 let formatter = ISO8601DateFormatter()
                 let events = try await deploy.audit.events(limit: 200, by: principal)
                     .map { event -> [String: Any] in
@@ -138,11 +140,12 @@ struct DashboardRoutes: Sendable {
                         if let detail = event.detail { view["detail"] = detail }
                         return view
                     }
-                return page("audit", title: "Audit log", ["events": events, "hasEvents": !events.isEmpty], actor: principal)
+                return page(
+                    "audit", title: "Audit log", ["events": events, "hasEvents": !events.isEmpty], actor: principal)
             }
         }
-        router.get("onboarding") { request, _ in
-            try await signedIn(request) { principal in page("onboarding", title: "Get started", [:], actor: principal) }
+        router.get("onboarding") { request, context in
+            try await signedIn(context) { principal in page("onboarding", title: "Get started", [:], actor: principal) }
         }
         router.post("onboarding/activate-token") { request, context in
             try await signedInForm(request, context) { principal, form in
@@ -165,8 +168,8 @@ struct DashboardRoutes: Sendable {
 
     // MARK: Pages
 
-    private func deploymentList(_ request: Request) async throws -> Response {
-        try await signedIn(request) { principal in
+    private func deploymentList(_ request: Request, _ context: CapstanRequestContext) async throws -> Response {
+        try await signedIn(context) { principal in
             let query = request.uri.queryParameters
             let agentName = query["agent"].map(String.init).flatMap { $0.isEmpty ? nil : $0 }
             let status = query["status"].flatMap { DeploymentStatus(rawValue: String($0)) }
@@ -186,14 +189,14 @@ struct DashboardRoutes: Sendable {
     }
 
     private func signIn(_ request: Request, _ context: CapstanRequestContext) async throws -> Response {
-        guard Self.sameOrigin(request) else { return forbiddenCrossSite() }
+        guard Credentials.isSameOrigin(request) else { return forbiddenCrossSite() }
         let form = try await Self.form(request, context)
         do {
             let (cookie, _) = try await tokens.signIn(
                 secret: (form["token"] ?? "").trimmingCharacters(in: .whitespaces))
             var response = Self.redirect("/agents")
             response.headers[.setCookie] =
-                "\(Authenticator.sessionCookie)=\(cookie); Path=/; HttpOnly; SameSite=Strict; Max-Age=\(Int(TokenService.sessionLifetime))"
+                "\(Credentials.sessionCookie)=\(cookie); Path=/; HttpOnly; SameSite=Strict; Max-Age=\(Int(TokenService.sessionLifetime))"
                 + (publicURL.hasPrefix("https://") ? "; Secure" : "")
             return response
         } catch let error as ServiceError {
@@ -202,10 +205,10 @@ struct DashboardRoutes: Sendable {
     }
 
     private func signOut(_ request: Request) async throws -> Response {
-        guard Self.sameOrigin(request) else { return forbiddenCrossSite() }
-        if let secret = Authenticator.sessionSecret(of: request) { try await tokens.signOut(sessionSecret: secret) }
+        guard Credentials.isSameOrigin(request) else { return forbiddenCrossSite() }
+        if let secret = Credentials.sessionSecret(of: request) { try await tokens.signOut(sessionSecret: secret) }
         var response = Self.redirect("/sign-in")
-        response.headers[.setCookie] = "\(Authenticator.sessionCookie)=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0"
+        response.headers[.setCookie] = "\(Credentials.sessionCookie)=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0"
         return response
     }
 
@@ -213,10 +216,10 @@ struct DashboardRoutes: Sendable {
 
     /// Runs `body` for a signed-in browser; others are sent to the sign-in page. Service errors become
     /// an error page with the service's message.
-    private func signedIn(_ request: Request, _ body: (Principal) async throws -> Response) async throws -> Response {
-        guard let secret = Authenticator.sessionSecret(of: request),
-            let principal = try await tokens.principal(sessionSecret: secret)
-        else { return Self.redirect("/sign-in") }
+    private func signedIn(_ context: CapstanRequestContext, _ body: (Principal) async throws -> Response) async throws
+        -> Response
+    {
+        guard let principal = context.identity else { return Self.redirect("/sign-in") }
         do {
             return try await body(principal)
         } catch let error as ServiceError {
@@ -232,22 +235,9 @@ struct DashboardRoutes: Sendable {
         _ request: Request, _ context: CapstanRequestContext,
         _ body: (Principal, [String: String]) async throws -> Response
     ) async throws -> Response {
-        guard Self.sameOrigin(request) else { return forbiddenCrossSite() }
+        guard Credentials.isSameOrigin(request) else { return forbiddenCrossSite() }
         let form = try await Self.form(request, context)
-        return try await signedIn(request) { principal in try await body(principal, form) }
-    }
-
-    static func sameOrigin(_ request: Request) -> Bool {
-        guard let origin = request.headers[.origin] else { return true }
-        guard let host = request.head.authority else { return false }
-        return originMatches(origin, host: host)
-    }
-
-    /// Whether an Origin header names the host (and port) the request was sent to.
-    static func originMatches(_ origin: String, host: String) -> Bool {
-        guard let url = URL(string: origin), let originHost = url.host else { return false }
-        let originAuthority = url.port.map { "\(originHost):\($0)" } ?? originHost
-        return originAuthority.lowercased() == host.lowercased()
+        return try await signedIn(context) { principal in try await body(principal, form) }
     }
 
     private func forbiddenCrossSite() -> Response {
@@ -289,7 +279,7 @@ struct DashboardRoutes: Sendable {
     }
 
     private func asset(_ name: String) throws -> Response {
-        guard let file = DashboardAssets.files[name] else {
+        guard let file = assets.files[name] else {
             throw ServiceError.notFound("no such file: /static/\(name)")
         }
         var headers = Self.securityHeaders

@@ -1,112 +1,38 @@
 import Foundation
+import NIOCore
 
-#if canImport(Glibc)
-    import Glibc
-#elseif canImport(Darwin)
-    import Darwin
-#endif
+/// Where blobs live, by what they are for. Every backend lays them out under the same relative
+/// paths (`nar/<name>`, `staging/<cache>/<file>`, `multipart/<upload>/…`), as files or as object keys.
+public enum BlobKey: Hashable, Sendable, CustomStringConvertible {
+    /// A stored NAR, content-addressed: `<FileHash in nix32>.nar<.zst|.xz>`.
+    case nar(String)
+    /// A NAR uploaded by `nix copy`, kept aside until its narinfo arrives and it has been checked.
+    case staged(cacheID: String, fileName: String)
+    /// One part of a multipart (cachix) upload.
+    case part(uploadID: String, number: Int)
+    /// What a multipart upload is (its cache, its NAR, its compression).
+    case upload(uploadID: String)
 
-/// Content-addressed files (NARs) under one directory, written through a temp file and renamed,
-/// so a reader sees either no blob or a complete one.
-///
-/// Layout under `root`: `nar/<name>` holds committed blobs, `tmp/` holds writes in flight (emptied
-/// at start: after a crash only temp files can be incomplete), `staging/<cacheID>/<fileName>` holds
-/// uploads of a two-step push until the server has checked them.
-public struct BlobStore: Sendable {
-    public let root: String
-    public let blobDirectory: String
-    public let temporaryDirectory: String
-    public let stagingDirectory: String
-
-    /// Creates the directories and removes what an interrupted write left in `tmp/`.
-    public init(root: String) throws(BlobStoreError) {
-        self.root = root
-        self.blobDirectory = root + "/nar"
-        self.temporaryDirectory = root + "/tmp"
-        self.stagingDirectory = root + "/staging"
-        for directory in [root, blobDirectory, temporaryDirectory, stagingDirectory] {
-            try Self.makeDirectory(directory)
+    /// The key as a relative path; every component checked so that none can leave its directory.
+    public func relativePath() throws(BlobStoreError) -> String {
+        switch self {
+        case .nar(let name):
+            try Self.validate(name)
+            return "nar/" + name
+        case .staged(let cacheID, let fileName):
+            try Self.validate(cacheID)
+            try Self.validate(fileName)
+            return "staging/\(cacheID)/\(fileName)"
+        case .part(let uploadID, let number):
+            try Self.validate(uploadID)
+            return "multipart/\(uploadID)/part-\(number)"
+        case .upload(let uploadID):
+            try Self.validate(uploadID)
+            return "multipart/\(uploadID)/upload.json"
         }
-        try removeTemporaryLeftovers()
     }
 
-    /// Starts a new blob; bytes go to a private temp file until `commit(as:)`.
-    public func makeWriter() throws(BlobStoreError) -> BlobWriter {
-        let path = temporaryDirectory + "/" + UUID().uuidString.lowercased() + ".part"
-        return try BlobWriter(temporaryPath: path, store: self)
-    }
-
-    /// Where the committed blob `name` lives (whether or not it exists yet).
-    public func path(for name: String) throws(BlobStoreError) -> String {
-        try Self.validate(name)
-        return blobDirectory + "/" + name
-    }
-
-    public func exists(_ name: String) throws(BlobStoreError) -> Bool {
-        let path = try path(for: name)
-        var info = stat()
-        return stat(path, &info) == 0 && (info.st_mode & mode_t(S_IFMT)) == mode_t(S_IFREG)
-    }
-
-    /// The size in bytes of a committed blob, nil when there is none.
-    public func size(_ name: String) throws(BlobStoreError) -> Int64? {
-        let path = try path(for: name)
-        var info = stat()
-        guard stat(path, &info) == 0 else {
-            if errno == ENOENT { return nil }
-            throw .system(operation: "stat", path: path, errno: errno)
-        }
-        return Int64(info.st_size)
-    }
-
-    /// Removes a committed blob; false when it was not there.
-    @discardableResult
-    public func remove(_ name: String) throws(BlobStoreError) -> Bool {
-        let path = try path(for: name)
-        guard unlink(path) == 0 else {
-            if errno == ENOENT { return false }
-            throw .system(operation: "unlink", path: path, errno: errno)
-        }
-        return true
-    }
-
-    // MARK: Staging for two-step uploads
-
-    /// The file a two-step upload of `fileName` into cache `cacheID` is written to; creates its directory.
-    public func stagingPath(cacheID: String, fileName: String) throws(BlobStoreError) -> String {
-        try Self.validate(cacheID)
-        try Self.validate(fileName)
-        let directory = stagingDirectory + "/" + cacheID
-        try Self.makeDirectory(directory)
-        return directory + "/" + fileName
-    }
-
-    /// Moves a staged upload into the blob directory under `name`, durably; returns the blob's path.
-    @discardableResult
-    public func commitStaged(cacheID: String, fileName: String, as name: String) throws(BlobStoreError) -> String {
-        let source = try stagingPath(cacheID: cacheID, fileName: fileName)
-        let destination = try path(for: name)
-        let descriptor = open(source, O_RDONLY | O_CLOEXEC)
-        guard descriptor >= 0 else { throw .system(operation: "open", path: source, errno: errno) }
-        defer { close(descriptor) }
-        guard fsync(descriptor) == 0 else { throw .system(operation: "fsync", path: source, errno: errno) }
-        try Self.rename(source, to: destination)
-        try Self.syncDirectory(blobDirectory)
-        return destination
-    }
-
-    /// Drops a staged upload; false when there was none.
-    @discardableResult
-    public func removeStaged(cacheID: String, fileName: String) throws(BlobStoreError) -> Bool {
-        let path = try stagingPath(cacheID: cacheID, fileName: fileName)
-        guard unlink(path) == 0 else {
-            if errno == ENOENT { return false }
-            throw .system(operation: "unlink", path: path, errno: errno)
-        }
-        return true
-    }
-
-    // MARK: Helpers shared with BlobWriter
+    public var description: String { (try? relativePath()) ?? "invalid blob key" }
 
     /// One path component: not empty, no '/', no NUL, not '.' or '..'.
     static func validate(_ name: String) throws(BlobStoreError) {
@@ -116,46 +42,92 @@ public struct BlobStore: Sendable {
         if name.utf8.contains(0) { throw .invalidName(name, reason: "it contains a NUL byte") }
         if name.utf8.count > 255 { throw .invalidName(name, reason: "it is longer than 255 bytes") }
     }
+}
 
-    static func rename(_ source: String, to destination: String) throws(BlobStoreError) {
-        guard systemRename(source, destination) == 0 else {
-            throw .system(operation: "rename to \(destination)", path: source, errno: errno)
+/// A group of keys to list.
+public enum BlobPrefix: Sendable, Equatable {
+    case nars
+    /// Every staged NAR, of every cache.
+    case staged
+    /// Every multipart upload's description.
+    case uploads
+    /// The parts of one multipart upload.
+    case parts(uploadID: String)
+}
+
+/// A listed blob.
+public struct BlobEntry: Sendable, Equatable {
+    public var key: BlobKey
+    public var size: Int64
+    /// When it was last written.
+    public var modified: Date
+
+    public init(key: BlobKey, size: Int64, modified: Date) {
+        self.key = key
+        self.size = size
+        self.modified = modified
+    }
+}
+
+/// A blob's bytes, read as the consumer asks for them (back-pressure: nothing is read ahead).
+public typealias BlobBytes = AsyncThrowingStream<ByteBuffer, any Error>
+
+/// The seam between Capstan's rules and where bytes are kept. No service sees a file path:
+/// they write through a `BlobWriter` that commits atomically under a key, and read, list and
+/// delete by key. The filesystem store is the default; an object store is another implementation.
+public protocol BlobStore: Sendable {
+    /// Starts a new blob; its bytes are invisible until the writer commits them under a key.
+    func makeWriter() async throws -> any BlobWriter
+    /// The size in bytes of a committed blob, nil when there is none.
+    func size(of key: BlobKey) async throws -> Int64?
+    /// The blob's bytes (those in `range` when given), nil when there is no such blob.
+    func read(_ key: BlobKey, range: Range<Int64>?) async throws -> BlobBytes?
+    /// Removes a blob; false when it was not there.
+    @discardableResult
+    func delete(_ key: BlobKey) async throws -> Bool
+    /// The blobs under a prefix.
+    func list(_ prefix: BlobPrefix) async throws -> [BlobEntry]
+    /// A local file holding exactly the blob's bytes, for zero-copy serving; nil where blobs are
+    /// not files (an object store) or the blob is missing.
+    func localFile(of key: BlobKey) -> String?
+}
+
+extension BlobStore {
+    public func read(_ key: BlobKey) async throws -> BlobBytes? { try await read(key, range: nil) }
+
+    public func localFile(of key: BlobKey) -> String? { nil }
+
+    /// A small blob (a description, not a NAR) read whole; nil when it is missing or larger than `limit`.
+    public func contents(of key: BlobKey, limit: Int = 1 << 20) async throws -> [UInt8]? {
+        guard let bytes = try await read(key) else { return nil }
+        var result: [UInt8] = []
+        for try await buffer in bytes {
+            guard result.count + buffer.readableBytes <= limit else { return nil }
+            result += buffer.readableBytesView
         }
+        return result
     }
 
-    /// Makes a rename inside `directory` survive a power loss.
-    static func syncDirectory(_ directory: String) throws(BlobStoreError) {
-        let descriptor = open(directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
-        guard descriptor >= 0 else { throw .system(operation: "open", path: directory, errno: errno) }
-        defer { close(descriptor) }
-        guard fsync(descriptor) == 0 else { throw .system(operation: "fsync", path: directory, errno: errno) }
-    }
-
-    private static func makeDirectory(_ path: String) throws(BlobStoreError) {
-        if mkdir(path, 0o755) == 0 || errno == EEXIST { return }
-        throw .system(operation: "mkdir", path: path, errno: errno)
-    }
-
-    private func removeTemporaryLeftovers() throws(BlobStoreError) {
-        let names: [String]
+    /// Writes a small blob whole and commits it under `key`.
+    public func put(_ bytes: [UInt8], as key: BlobKey) async throws {
+        let writer = try await makeWriter()
         do {
-            names = try FileManager.default.contentsOfDirectory(atPath: temporaryDirectory)
+            try await writer.write(ByteBuffer(bytes: bytes))
+            try await writer.commit(as: key)
         } catch {
-            throw .system(operation: "list", path: temporaryDirectory, errno: EIO)
-        }
-        for name in names {
-            let path = temporaryDirectory + "/" + name
-            if unlink(path) != 0 && errno != ENOENT {
-                throw .system(operation: "unlink", path: path, errno: errno)
-            }
+            await writer.discard()
+            throw error
         }
     }
 }
 
-private func systemRename(_ source: String, _ destination: String) -> Int32 {
-    #if canImport(Glibc)
-        Glibc.rename(source, destination)
-    #else
-        Darwin.rename(source, destination)
-    #endif
+/// One blob being written, by one task. Nothing of it is visible until `commit(as:)`, which makes
+/// it appear whole under its key (replacing what was there: names are content addresses or
+/// belong to one upload). A writer neither committed nor discarded leaves nothing behind.
+public protocol BlobWriter: AnyObject {
+    var bytesWritten: Int64 { get }
+    func write(_ buffer: ByteBuffer) async throws
+    func commit(as key: BlobKey) async throws
+    /// Abandons the blob. Safe to call more than once, and after a failed commit.
+    func discard() async
 }

@@ -9,7 +9,8 @@ public struct DeploymentRecord: Sendable, Equatable, Hashable {
     /// 1, 2, 3… per agent, in the order the deployments were created.
     public var index: Int
     public var storePath: String
-    public var rollbackScript: String?
+    /// deploy.json's `rollbackScript`: a store path per Nix system.
+    public var rollbackScript: [String: String]?
     public var status: DeploymentStatus
     /// Why it failed or was cancelled.
     public var reason: String?
@@ -26,7 +27,8 @@ public struct DeploymentRecord: Sendable, Equatable, Hashable {
 
     public init(
         id: String, workspaceID: String, agentID: String, index: Int, storePath: String,
-        rollbackScript: String? = nil, status: DeploymentStatus, reason: String? = nil, rolledBack: Bool = false,
+        rollbackScript: [String: String]? = nil, status: DeploymentStatus, reason: String? = nil,
+        rolledBack: Bool = false,
         closureSize: Int64? = nil, createdAt: Date, startedAt: Date? = nil, finishedAt: Date? = nil,
         createdBy: String? = nil, activationID: String? = nil
     ) {
@@ -52,9 +54,9 @@ public struct DeploymentRecord: Sendable, Equatable, Hashable {
 public struct DeploymentRequest: Sendable, Equatable, Hashable {
     public var agentID: String
     public var storePath: String
-    public var rollbackScript: String?
+    public var rollbackScript: [String: String]?
 
-    public init(agentID: String, storePath: String, rollbackScript: String? = nil) {
+    public init(agentID: String, storePath: String, rollbackScript: [String: String]? = nil) {
         self.agentID = agentID
         self.storePath = storePath
         self.rollbackScript = rollbackScript
@@ -83,5 +85,20 @@ public struct StoredLogLine: Sendable, Equatable {
     public init(seq: Int, line: LogLine) {
         self.seq = seq
         self.line = line
+    }
+}
+
+/// The rollback scripts as the database keeps them: one JSON object, sorted, so that equal maps are equal text.
+enum RollbackScripts {
+    static func encode(_ scripts: [String: String]?) -> String? {
+        guard let scripts else { return nil }
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        return (try? encoder.encode(scripts)).map { String(decoding: $0, as: UTF8.self) }
+    }
+
+    static func decode(_ text: String?) throws -> [String: String]? {
+        guard let text else { return nil }
+        return try JSONDecoder().decode([String: String].self, from: Data(text.utf8))
     }
 }

@@ -17,7 +17,8 @@ struct CacheCommand: AsyncParsableCommand {
         @OptionGroup var client: ClientOptions
         @Argument(help: "Cache name: lowercase letters, digits and '-'.") var name: String
         @Flag(help: "Anyone may read the cache without a token.") var `public` = false
-        @Option(help: "Signing key name (default NAME-1, or NAME.HOST-1 when the server has a cache_host).") var keyName: String?
+        @Option(help: "Signing key name (default NAME-1, or NAME.HOST-1 when the server has a cache_host).")
+        var keyName: String?
         @Option(help: "Compression of stored NARs: zstd (default), xz or none.") var compression: String?
         @Flag(help: "Print the cache as JSON.") var json = false
 
@@ -61,21 +62,10 @@ struct CacheCommand: AsyncParsableCommand {
             let caches = try await client.makeClient().caches()
             if json { return try printJSON(caches) }
             for cache in caches {
-                print("\(cache.name)\t\(cache.isPublic ? "public" : "private")\t\(cache.pathCount ?? 0) paths\t\(cache.url)")
+                print(
+                    "\(cache.name)\t\(cache.isPublic ? "public" : "private")\t\(cache.pathCount ?? 0) paths\t\(cache.url)"
+                )
             }
         }
-    }
-}
-
-enum ByteFormat {
-    static func string(_ bytes: Int64) -> String {
-        let units = ["B", "KiB", "MiB", "GiB", "TiB"]
-        var value = Double(bytes)
-        var unit = 0
-        while value >= 1024 && unit < units.count - 1 {
-            value /= 1024
-            unit += 1
-        }
-        return unit == 0 ? "\(bytes) B" : String(format: "%.1f %@", value, units[unit])
     }
 }

@@ -22,15 +22,3 @@ struct ClientOptions: ParsableArguments {
         CapstanAPIClient(baseURL: resolvedURL, token: resolvedToken)
     }
 }
-
-/// Prints a value as pretty JSON on stdout, for `--json`.
-func printJSON<T: Encodable>(_ value: T) throws {
-    let encoder = JSONEncoder.capstan
-    encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-    print(String(decoding: try encoder.encode(value), as: UTF8.self))
-}
-
-/// Writes a line to stderr (progress and diagnostics stay off stdout).
-func printError(_ message: String) {
-    FileHandle.standardError.write(Data((message + "\n").utf8))
-}

@@ -2,11 +2,9 @@ import ArgumentParser
 import NixCore
 
 #if canImport(Glibc)
-import Glibc
-private let systemWrite = Glibc.write
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
-private let systemWrite = Darwin.write
+    import Darwin
 #endif
 
 struct NarCommand: AsyncParsableCommand {
@@ -72,29 +70,6 @@ struct NarCommand: AsyncParsableCommand {
             } else {
                 for line in NarLister.lines(parser.visitor.entries, long: long) { print(line) }
             }
-        }
-    }
-}
-
-/// An error a command reports as is, with no further detail.
-struct CommandFailure: Error, CustomStringConvertible {
-    var description: String
-    init(_ description: String) { self.description = description }
-}
-
-/// Raw writes to fd 1, so NAR chunks go out in one system call each without another layer of buffering.
-enum StandardOutput {
-    static func write(_ bytes: UnsafeRawBufferPointer) throws {
-        guard var pointer = bytes.baseAddress else { return }
-        var left = bytes.count
-        while left > 0 {
-            let count = systemWrite(STDOUT_FILENO, pointer, left)
-            if count < 0 {
-                if errno == EINTR { continue }
-                throw CommandFailure("cannot write to standard output: \(String(cString: strerror(errno)))")
-            }
-            pointer += count
-            left -= count
         }
     }
 }

@@ -67,5 +67,3 @@ struct ServeCommand: AsyncParsableCommand {
         try await server.run()
     }
 }
-
-extension Logger.Level: @retroactive ExpressibleByArgument {}

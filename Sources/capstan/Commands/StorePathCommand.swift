@@ -123,13 +123,6 @@ struct StorePathCommand: AsyncParsableCommand {
     }
 }
 
-/// Why a file given on the command line could not be read.
-struct InputFileError: Error, CustomStringConvertible {
-    var path: String
-    var reason: String
-    var description: String { "cannot read '\(path)': \(reason)" }
-}
-
 /// Hashes a file in chunks so large files never sit in memory whole.
 private func hashFile(_ path: String, algorithm: HashAlgorithm) throws -> NixHash {
     guard let handle = FileHandle(forReadingAtPath: path) else {

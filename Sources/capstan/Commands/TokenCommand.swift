@@ -57,5 +57,3 @@ struct TokenCommand: AsyncParsableCommand {
         }
     }
 }
-
-extension TokenKind: ExpressibleByArgument {}

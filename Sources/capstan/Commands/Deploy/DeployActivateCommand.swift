@@ -2,7 +2,6 @@ import ArgumentParser
 import CapstanClient
 import CapstanModel
 import Foundation
-import Synchronization
 
 struct DeployActivateCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -56,7 +55,20 @@ struct DeployActivateCommand: AsyncParsableCommand {
             if json { try printJSON(response) }
             return
         }
-        let outcome = try await follow(api: api, deployments: started.map { ($0.key, $0.value.id) })
+        let quiet = json
+        let outcome = await DeploymentFollower(api: api).follow(
+            started.map { ($0.key, $0.value.id) }, timeout: timeout?.duration
+        ) { event in
+            guard !quiet else { return }
+            switch event {
+            case .line(let agent, let line): Output.line("[\(agent)] \(line.line)")
+            case .reconnecting(let agent, let error):
+                printError("[\(agent)] lost the log stream (\(error)); reconnecting")
+            case .waiting(let agents):
+                let names = agents.map { "\($0.agent) (\($0.online == true ? "online" : "offline"))" }
+                printError("still waiting for: " + names.joined(separator: ", "))
+            }
+        }
         if json {
             try printJSON(outcome.deployments)
         } else {
@@ -65,75 +77,6 @@ struct DeployActivateCommand: AsyncParsableCommand {
         }
         if !outcome.timedOut.isEmpty { throw ExitCode(Self.exitTimedOut) }
         if outcome.deployments.contains(where: { $0.status != .succeeded }) { throw ExitCode(Self.exitFailed) }
-    }
-
-    struct FollowOutcome {
-        var deployments: [DeploymentInfo]
-        var timedOut: [String]
-    }
-
-    /// Follows every deployment at once; a line each minute names those still waiting.
-    private func follow(api: CapstanAPIClient, deployments: [(agent: String, id: String)]) async throws -> FollowOutcome {
-        let finished = FinishedDeployments()
-        let deadline = timeout.map { ContinuousClock.now + $0.duration }
-        let quiet = json
-        await withTaskGroup(of: Void.self) { group in
-            for (agent, id) in deployments {
-                group.addTask {
-                    var attempt = 0
-                    while !Task.isCancelled {
-                        do {
-                            for try await item in api.followLog(id: id) {
-                                if let line = item.line, !quiet { Output.line("[\(agent)] \(line.line)") }
-                                if let end = item.end {
-                                    finished.results.withLock { $0[agent] = end }
-                                    return
-                                }
-                            }
-                        } catch {
-                            attempt += 1
-                            if !quiet { printError("[\(agent)] lost the log stream (\(error)); reconnecting") }
-                        }
-                        // The server may be restarting: try again, more slowly each time.
-                        try? await Task.sleep(for: .seconds(min(30, 1 << min(attempt, 5))))
-                    }
-                }
-            }
-            group.addTask {
-                while !Task.isCancelled {
-                    try? await Task.sleep(for: .seconds(60))
-                    let waiting = deployments.map(\.agent).filter { agent in finished.results.withLock { $0[agent] == nil } }
-                    if waiting.isEmpty || Task.isCancelled { return }
-                    let online = Dictionary(
-                        ((try? await api.agents()) ?? []).map { ($0.name, $0.online) }, uniquingKeysWith: { a, _ in a })
-                    let names = waiting.map { "\($0) (\(online[$0] == true ? "online" : "offline"))" }
-                    if !quiet { printError("still waiting for: " + names.joined(separator: ", ")) }
-                }
-            }
-            if let deadline {
-                group.addTask {
-                    try? await Task.sleep(until: deadline)
-                }
-            }
-            // Done when every deployment finished, or the deadline passed.
-            while await group.next() != nil {
-                let done = finished.results.withLock { $0.count } == deployments.count
-                if done { break }
-                if let deadline, ContinuousClock.now >= deadline { break }
-            }
-            group.cancelAll()
-        }
-        var results: [DeploymentInfo] = []
-        var timedOut: [String] = []
-        for (agent, id) in deployments {
-            if let end = finished.results.withLock({ $0[agent] }) {
-                results.append(end)
-            } else {
-                timedOut.append(agent)
-                if let current = try? await api.deployment(id: id) { results.append(current) }
-            }
-        }
-        return FollowOutcome(deployments: results, timedOut: timedOut)
     }
 
     private func summary(_ deployments: [DeploymentInfo], timedOut: [String]) -> String {
@@ -151,33 +94,4 @@ struct DeployActivateCommand: AsyncParsableCommand {
         }
         return TextTable.render(header: ["AGENT", "DEPLOYMENT", "STATUS", "TIME", "REASON"], rows: rows)
     }
-}
-
-/// A duration given on the command line: `90s`, `30m`, `2h`, or plain seconds.
-struct DurationArgument: ExpressibleByArgument {
-    var duration: Duration
-
-    init?(argument: String) {
-        let units: [Character: Int64] = ["s": 1, "m": 60, "h": 3600]
-        var text = argument.trimmingCharacters(in: .whitespaces)
-        var multiplier: Int64 = 1
-        if let last = text.last, let unit = units[last] {
-            multiplier = unit
-            text.removeLast()
-        }
-        guard let value = Int64(text), value > 0 else { return nil }
-        duration = .seconds(value * multiplier)
-    }
-}
-
-/// Unbuffered lines on stdout, so a follower sees them as they happen even through a pipe.
-enum Output {
-    static func line(_ text: String) {
-        FileHandle.standardOutput.write(Data((text + "\n").utf8))
-    }
-}
-
-/// Deployments that reached a final state, shared by the follower tasks.
-final class FinishedDeployments: Sendable {
-    let results = Mutex<[String: DeploymentInfo]>([:])
 }

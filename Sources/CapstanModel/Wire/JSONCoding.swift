@@ -1,0 +1,27 @@
+import Foundation
+
+/// The one JSON configuration of Capstan's wire: the agent channel, the API, state files and
+/// webhooks all write dates as ISO 8601.
+extension JSONEncoder {
+    public static var capstan: JSONEncoder {
+        let encoder = JSONEncoder()
+        encoder.dateEncodingStrategy = .iso8601
+        encoder.outputFormatting = [.sortedKeys]
+        return encoder
+    }
+
+    /// Sorted keys and unescaped slashes: stable text for signatures and stored documents.
+    public static var capstanSorted: JSONEncoder {
+        let encoder = JSONEncoder.capstan
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        return encoder
+    }
+}
+
+extension JSONDecoder {
+    public static var capstan: JSONDecoder {
+        let decoder = JSONDecoder()
+        decoder.dateDecodingStrategy = .iso8601
+        return decoder
+    }
+}

@@ -1,0 +1,95 @@
+import CapstanModel
+import CapstanServices
+import Foundation
+import Logging
+
+/// The agents connected to this replica, and a way to talk to each.
+public actor AgentHub: AgentOutbox {
+    /// One connection. `send` speaks the connection's own protocol, so the hub reaches Capstan
+    /// agents and cachix agents alike.
+    public struct Session: Sendable {
+        public let id: UUID
+        public let agentID: String
+        let send: @Sendable (ServerMessage) async throws -> Void
+
+        public init(id: UUID, agentID: String, send: @escaping @Sendable (ServerMessage) async throws -> Void) {
+            self.id = id
+            self.agentID = agentID
+            self.send = send
+        }
+    }
+
+    private var sessions: [String: Session] = [:]
+    /// When this replica last saw each agent disconnect (to answer "online?" without waiting
+    /// for the database's last-seen time to age).
+    private var disconnectedAt: [String: Date] = [:]
+    private let logger: Logger
+
+    public init(logger: Logger) {
+        self.logger = logger
+    }
+
+    /// Registers a connection; an older connection of the same agent is replaced.
+    public func attach(_ session: Session) {
+        if sessions[session.agentID] != nil {
+            logger.info(
+                "agent reconnected; replacing its previous connection", metadata: ["agent": "\(session.agentID)"])
+        }
+        sessions[session.agentID] = session
+        disconnectedAt[session.agentID] = nil
+    }
+
+    public func detach(_ session: Session) {
+        guard sessions[session.agentID]?.id == session.id else { return }
+        sessions[session.agentID] = nil
+        disconnectedAt[session.agentID] = Date()
+    }
+
+    public func isConnected(_ agentID: String) -> Bool { sessions[agentID] != nil }
+
+    public func lastDisconnect(_ agentID: String) -> Date? { disconnectedAt[agentID] }
+
+    public var connectedCount: Int { sessions.count }
+
+    public var connectedAgentIDs: [String] { Array(sessions.keys) }
+
+    /// Those of these agents connected here.
+    public func connected(among agentIDs: [String]) -> Set<String> {
+        Set(agentIDs.filter { sessions[$0] != nil })
+    }
+
+    /// Sends each message to its agent if it is connected here, all at once: each write waits for
+    /// its own connection only. Returns how many were sent.
+    @discardableResult
+    public func send(_ messages: [(agentID: String, message: ServerMessage)]) async -> Int {
+        let targets = messages.compactMap { item in sessions[item.agentID].map { (session: $0, message: item.message) }
+        }
+        let logger = logger
+        if targets.count == 1, let target = targets.first {
+            do {
+                try await target.session.send(target.message)
+                return 1
+            } catch {
+                logger.warning(
+                    "could not send to agent", metadata: ["agent": "\(target.session.agentID)", "error": "\(error)"])
+                return 0
+            }
+        }
+        return await withTaskGroup(of: Bool.self) { group in
+            for target in targets {
+                group.addTask {
+                    do {
+                        try await target.session.send(target.message)
+                        return true
+                    } catch {
+                        logger.warning(
+                            "could not send to agent",
+                            metadata: ["agent": "\(target.session.agentID)", "error": "\(error)"])
+                        return false
+                    }
+                }
+            }
+            return await group.reduce(0) { $0 + ($1 ? 1 : 0) }
+        }
+    }
+}

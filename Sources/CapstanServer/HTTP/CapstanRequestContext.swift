@@ -1,0 +1,31 @@
+import CapstanServices
+import Hummingbird
+import HummingbirdAuth
+import HummingbirdWebSocket
+
+/// The context of every HTTP request: the principal the authentication middleware found, if any.
+public struct CapstanRequestContext: AuthRequestContext, RequestContext {
+    public var coreContext: CoreRequestContextStorage
+    public var identity: Principal?
+
+    public init(source: Source) {
+        coreContext = .init(source: source)
+        identity = nil
+    }
+
+    /// Bodies that are collected whole (JSON, narinfo) stay small; NARs are streamed instead.
+    public var maxUploadSize: Int { 8 << 20 }
+}
+
+/// The context of WebSocket upgrades (agents, cachix agents, log viewers), authenticated the same way.
+public struct AgentSocketContext: AuthRequestContext, WebSocketRequestContext {
+    public var coreContext: CoreRequestContextStorage
+    public let webSocket: WebSocketHandlerReference<Self>
+    public var identity: Principal?
+
+    public init(source: Source) {
+        coreContext = .init(source: source)
+        webSocket = .init()
+        identity = nil
+    }
+}

@@ -1,0 +1,54 @@
+import CapstanModel
+import CapstanStorage
+import Foundation
+import Logging
+
+/// What the audit log records. The raw values are what the API and `capstan audit` show.
+public enum AuditAction: String, Sendable {
+    case activate = "deployment.activate"
+    case cancel = "deployment.cancel"
+    case retry = "deployment.retry"
+    case rollback = "agent.rollback"
+    case agentCreated = "agent.create"
+    case tokenCreated = "token.create"
+    case tokenRevoked = "token.revoke"
+    case cacheCreated = "cache.create"
+    case webhookAdded = "webhook.add"
+    case webhookRemoved = "webhook.remove"
+}
+
+/// Records who did what in a workspace. Services call it after an action has taken effect; a
+/// failure to record is logged loudly but does not undo the action, which already happened.
+public struct AuditLog: Sendable {
+    let store: CapstanStore
+    let logger: Logger
+
+    public init(store: CapstanStore, logger: Logger) {
+        self.store = store
+        self.logger = logger
+    }
+
+    public func record(_ action: AuditAction, by principal: Principal, target: String?, detail: String? = nil) async {
+        let event = AuditEventRecord(
+            workspaceID: principal.workspaceID, time: Date(),
+            actor: principal.label ?? "\(principal.kind.rawValue) token",
+            actorTokenID: principal.tokenID, action: action.rawValue, target: target, detail: detail)
+        do {
+            try await store.insertAuditEvent(event)
+        } catch {
+            logger.error(
+                "could not record an audit event",
+                metadata: ["action": "\(action.rawValue)", "target": "\(target ?? "")", "error": "\(error)"])
+        }
+    }
+
+    /// The workspace's newest events first; admins only.
+    public func events(limit: Int, by principal: Principal) async throws -> [AuditEvent] {
+        try AccessPolicy.require(.readAudit, by: principal)
+        return try await store.auditEvents(workspaceID: principal.workspaceID, limit: max(1, min(limit, 1000))).map {
+            AuditEvent(
+                id: $0.id, time: $0.time, actor: $0.actor, actorTokenID: $0.actorTokenID, action: $0.action,
+                target: $0.target, detail: $0.detail)
+        }
+    }
+}

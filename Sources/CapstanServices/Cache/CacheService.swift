@@ -1,0 +1,417 @@
+import CapstanModel
+import CapstanStorage
+import Compression
+import Foundation
+import Logging
+import NIOCore
+import NixCore
+
+/// The rules of binary caches: who may read and write them, and what makes a path visible
+/// (its NAR stored and its NarHash and NarSize checked by the server, its narinfo signed).
+public struct CacheService: Sendable {
+    public static let storeDir = "/nix/store"
+    public static let defaultPriority = 41
+
+    let store: CapstanStore
+    let blobs: any BlobStore
+    let publicURL: String
+    let maxNarSize: UInt64
+    /// When set, caches are also served at `<cache>.<host>` and new keys are named after it.
+    public let cacheHost: CacheHost?
+    let logger: Logger
+    let memo = ReadMemo()
+    let audit: AuditLog
+
+    public init(
+        store: CapstanStore, blobs: any BlobStore, publicURL: String, maxNarSize: UInt64, cacheHost: CacheHost? = nil,
+        logger: Logger
+    ) {
+        self.store = store
+        self.blobs = blobs
+        self.publicURL = publicURL
+        self.maxNarSize = maxNarSize
+        self.cacheHost = cacheHost
+        self.logger = logger
+        audit = AuditLog(store: store, logger: logger)
+    }
+
+    // MARK: Caches
+
+    public func create(_ request: CreateCacheRequest, by principal: Principal) async throws -> CacheInfo {
+        try AccessPolicy.require(.createCache, by: principal)
+        do {
+            try ResourceName.validate(request.name, what: "cache")
+        } catch {
+            throw ServiceError.badRequest(error.description)
+        }
+        let compression = try Self.compression(named: request.compression ?? "zstd", field: "compression")
+        // Named as cachix agents expect it when caches have host names of their own.
+        let keyName = request.keyName ?? cacheHost?.keyName(forCache: request.name) ?? "\(request.name)-1"
+        guard !keyName.isEmpty, !keyName.contains(":") else {
+            throw ServiceError.badRequest("key name '\(keyName)' must be non-empty and contain no ':'")
+        }
+        let key = try NixSecretKey.generate(name: keyName)
+        let record = CacheRecord(
+            id: UUID().uuidString.lowercased(), workspaceID: principal.workspaceID, name: request.name,
+            isPublic: request.isPublic, keyName: keyName, secretKey: key.rendered,
+            publicKey: key.publicKey.rendered, compression: compression.rawValue, priority: Self.defaultPriority,
+            createdAt: Date())
+        do {
+            try await store.insertCache(record)
+        } catch let error as StorageError {
+            if case .duplicate = error { throw ServiceError.conflict("a cache named '\(request.name)' already exists") }
+            throw error
+        }
+        logger.info("cache created", metadata: ["cache": "\(request.name)", "public": "\(request.isPublic)"])
+        await audit.record(
+            .cacheCreated, by: principal, target: request.name, detail: request.isPublic ? "public" : "private")
+        return try await info(record)
+    }
+
+    public func list(by principal: Principal) async throws -> [CacheInfo] {
+        var result: [CacheInfo] = []
+        for cache in try await store.caches(workspaceID: principal.workspaceID)
+        where AccessPolicy.allows(principal, .readCache(cache)) {
+            result.append(try await info(cache))
+        }
+        return result
+    }
+
+    public func info(_ cache: CacheRecord) async throws -> CacheInfo {
+        let stats = try await store.stats(cacheID: cache.id)
+        return CacheInfo(
+            name: cache.name, isPublic: cache.isPublic, publicKey: cache.publicKey, compression: cache.compression,
+            storeDir: Self.storeDir, priority: cache.priority, url: substituterURL(cache), pathCount: stats.pathCount,
+            narSize: stats.narSize, fileSize: stats.fileSize, createdAt: cache.createdAt)
+    }
+
+    public func substituterURL(_ cache: CacheRecord) -> String { "\(publicURL)/cache/\(cache.name)" }
+
+    /// `http(s)://<cache>.<host>` when a cache host is configured, else the path-style URL.
+    public func hostedURL(_ cache: CacheRecord) -> String {
+        cacheHost?.url(forCache: cache.name, publicURL: publicURL) ?? substituterURL(cache)
+    }
+
+    /// The cache if the caller may read it. Anonymous callers of a private cache are asked to
+    /// authenticate; other workspaces learn nothing, not even that it exists.
+    public func readableCache(named name: String, by principal: Principal?) async throws -> CacheRecord {
+        guard let cache = try await cache(named: name) else {
+            throw ServiceError.notFound("cache '\(name)' does not exist")
+        }
+        try AccessPolicy.requireRead(cache, by: principal)
+        return cache
+    }
+
+    public func writableCache(named name: String, by principal: Principal?) async throws -> CacheRecord {
+        guard principal != nil else {
+            throw ServiceError.unauthorized("writing to cache '\(name)' needs a push token")
+        }
+        guard let cache = try await cache(named: name) else {
+            throw ServiceError.notFound("cache '\(name)' does not exist")
+        }
+        try AccessPolicy.requireWrite(cache, by: principal)
+        return cache
+    }
+
+    /// The cache row, from memory when it was read before (cache rows never change).
+    func cache(named name: String) async throws -> CacheRecord? {
+        if let cache = memo.cache(named: name) { return cache }
+        guard let cache = try await store.cache(named: name) else { return nil }
+        memo.remember(cache)
+        return cache
+    }
+
+    // MARK: Reading
+
+    public func missing(in cache: CacheRecord, hashes: [String]) async throws -> [String] {
+        for hash in hashes where hash.utf8.count != 32 || !Nix32.isValid(Substring(hash)) {
+            throw ServiceError.badRequest("'\(hash)' is not a store path hash (32 nix32 characters)")
+        }
+        return try await store.missingHashes(cacheID: cache.id, hashes: hashes)
+    }
+
+    public func narInfo(in cache: CacheRecord, hashPart: String) async throws -> String? {
+        try await narInfoText(in: cache, hashPart: hashPart).map { String(buffer: $0) }
+    }
+
+    /// The narinfo as served: rendered once, then kept in memory (a stored path never changes).
+    public func narInfoText(in cache: CacheRecord, hashPart: String) async throws -> ByteBuffer? {
+        if let text = memo.narInfo(cacheID: cache.id, hashPart: hashPart) {
+            ServerMetrics.cacheRequest(kind: "narinfo", result: "hit")
+            return text
+        }
+        guard let path = try await store.path(cacheID: cache.id, hashPart: hashPart) else {
+            ServerMetrics.cacheRequest(kind: "narinfo", result: "miss")
+            return nil
+        }
+        ServerMetrics.cacheRequest(kind: "narinfo", result: "hit")
+        let text = ByteBuffer(string: try Self.narInfo(for: path).rendered())
+        memo.remember(narInfo: text, cacheID: cache.id, hashPart: hashPart)
+        return text
+    }
+
+    /// The stored NAR behind `nar/<fileName>` if this cache holds a path stored in it.
+    public func nar(in cache: CacheRecord, fileName: String) async throws -> StoredNar? {
+        guard try await store.path(cacheID: cache.id, fileName: fileName) != nil else {
+            ServerMetrics.cacheRequest(kind: "nar", result: "miss")
+            return nil
+        }
+        let size = try await blobs.size(of: .nar(fileName))
+        ServerMetrics.cacheRequest(kind: "nar", result: size != nil ? "hit" : "miss")
+        return size.map { StoredNar(key: .nar(fileName), size: $0) }
+    }
+
+    /// The bytes of a stored NAR (those in `range`): a local file the HTTP layer may send as it is,
+    /// or a stream read from the blob store.
+    public func content(of nar: StoredNar, range: Range<Int64>) async throws -> NarContent {
+        if let path = blobs.localFile(of: nar.key) { return .file(path) }
+        guard let bytes = try await blobs.read(nar.key, range: range) else {
+            throw ServiceError.notFound("\(nar.key) is gone from the blob store")
+        }
+        return .stream(bytes)
+    }
+
+    static func narInfo(for path: PathRecord) throws -> NarInfo {
+        let storePath = try StorePath(parsing: path.storePath)
+        return NarInfo(
+            storePath: storePath, url: "nar/\(path.fileName)", compression: path.compression,
+            fileHash: try NixHash(parsing: path.fileHash), fileSize: UInt64(path.fileSize),
+            narHash: try NixHash(parsing: path.narHash), narSize: UInt64(path.narSize),
+            references: try path.references.map { try StorePath(baseName: $0) }, deriver: path.deriver,
+            sigs: path.sigs, ca: path.ca)
+    }
+
+    // MARK: Writing
+
+    /// Streams one path's NAR (compressed in transit with `transit`) into the cache, checking
+    /// the declared NarHash and NarSize before anything becomes visible.
+    public func upload<Body: AsyncSequence>(
+        to cache: CacheRecord, info: PathUploadInfo, transit: CompressionMethod, body: Body
+    ) async throws -> PathUploadResult where Body.Element == ByteBuffer {
+        try await countingRejections { try await checkedUpload(to: cache, info: info, transit: transit, body: body) }
+    }
+
+    private func checkedUpload<Body: AsyncSequence>(
+        to cache: CacheRecord, info: PathUploadInfo, transit: CompressionMethod, body: Body
+    ) async throws -> PathUploadResult where Body.Element == ByteBuffer {
+        let storePath: StorePath
+        let declaredHash: NixHash
+        let references: [StorePath]
+        do {
+            storePath = try StorePath(parsing: info.storePath)
+            declaredHash = try NixHash(parsing: info.narHash)
+            references = try info.references.map { try Self.storePath(fromReference: $0) }
+        } catch {
+            throw ServiceError.badRequest("path info for \(info.storePath): \(error)")
+        }
+        guard declaredHash.algorithm == .sha256 else {
+            throw ServiceError.badRequest("NarHash of \(info.storePath) must be sha256, got \(declaredHash.algorithm)")
+        }
+        if let existing = try await store.path(cacheID: cache.id, hashPart: storePath.hashPart) {
+            for try await _ in body {}
+            return PathUploadResult(
+                storePath: existing.storePath, narHash: existing.narHash, narSize: UInt64(existing.narSize),
+                fileHash: existing.fileHash, fileSize: UInt64(existing.fileSize), alreadyPresent: true)
+        }
+        let stored = try Self.compression(named: cache.compression, field: "cache compression")
+        let (result, writer) = try await NarIngest.run(
+            body, blobs: blobs, transit: transit, stored: stored, maxNarSize: maxNarSize,
+            upload: "upload of \(info.storePath)")
+        try await checkDeclared(
+            storePath: info.storePath, declaredHash: declaredHash, declaredSize: info.narSize, actual: result,
+            writer: writer)
+        let record = try await commit(
+            cache: cache, storePath: storePath, references: references, deriver: info.deriver, clientSigs: info.sigs,
+            ca: info.ca, compression: stored, result: result, writer: writer)
+        return PathUploadResult(
+            storePath: record.storePath, narHash: record.narHash, narSize: UInt64(record.narSize),
+            fileHash: record.fileHash, fileSize: UInt64(record.fileSize), alreadyPresent: false)
+    }
+
+    /// First half of Nix's own HTTP upload: the compressed NAR, kept aside until its narinfo arrives.
+    public func stageNar<Body: AsyncSequence>(in cache: CacheRecord, fileName: String, body: Body) async throws
+    where Body.Element == ByteBuffer {
+        try await countingRejections { try await checkedStageNar(in: cache, fileName: fileName, body: body) }
+    }
+
+    private func checkedStageNar<Body: AsyncSequence>(in cache: CacheRecord, fileName: String, body: Body) async throws
+    where Body.Element == ByteBuffer {
+        try Self.validateNarFileName(fileName)
+        let writer = try await blobs.makeWriter()
+        var size: UInt64 = 0
+        do {
+            for try await buffer in body {
+                size += UInt64(buffer.readableBytes)
+                guard size <= maxNarSize else {
+                    throw ServiceError(.payloadTooLarge, "nar/\(fileName) is larger than this server accepts")
+                }
+                try await writer.write(buffer)
+            }
+            try await writer.commit(as: .staged(cacheID: cache.id, fileName: fileName))
+        } catch {
+            await writer.discard()
+            throw error
+        }
+        logger.debug("NAR staged", metadata: ["cache": "\(cache.name)", "file": "\(fileName)", "bytes": "\(size)"])
+    }
+
+    /// Second half of Nix's HTTP upload: the narinfo names a staged NAR, which is checked
+    /// against it (NarHash, NarSize, FileHash, FileSize) before the path becomes visible.
+    public func putNarInfo(in cache: CacheRecord, hashPart: String, text: String) async throws {
+        try await countingRejections { try await checkedPutNarInfo(in: cache, hashPart: hashPart, text: text) }
+    }
+
+    /// Uploads refused for what they contain (not for who sent them) are counted for `/metrics`.
+    private func countingRejections<R>(_ operation: () async throws -> R) async throws -> R {
+        do {
+            return try await operation()
+        } catch let error as ServiceError {
+            switch error.kind {
+            case .badRequest: ServerMetrics.uploadRejected(reason: "invalid")
+            case .payloadTooLarge: ServerMetrics.uploadRejected(reason: "too_large")
+            default: break
+            }
+            throw error
+        }
+    }
+
+    private func checkedPutNarInfo(in cache: CacheRecord, hashPart: String, text: String) async throws {
+        let info: NarInfo
+        do {
+            info = try NarInfo(parsing: text)
+        } catch {
+            throw ServiceError.badRequest("\(hashPart).narinfo: \(error)")
+        }
+        guard info.storePath.hashPart == hashPart else {
+            throw ServiceError.badRequest(
+                "\(hashPart).narinfo describes \(info.storePath.path), whose hash part differs from the file name")
+        }
+        if try await store.path(cacheID: cache.id, hashPart: hashPart) != nil { return }
+        guard info.url.hasPrefix("nar/") else {
+            throw ServiceError.badRequest("\(hashPart).narinfo: URL '\(info.url)' must point into nar/")
+        }
+        let fileName = String(info.url.dropFirst(4))
+        try Self.validateNarFileName(fileName)
+        let transit = try Self.compression(named: info.compression, field: "\(hashPart).narinfo Compression")
+        let staged = BlobKey.staged(cacheID: cache.id, fileName: fileName)
+        guard let stagedBytes = try await blobs.read(staged) else {
+            throw ServiceError.badRequest(
+                "\(hashPart).narinfo names \(info.url), which was not uploaded to this cache; upload the NAR first")
+        }
+        let stored = try Self.compression(named: cache.compression, field: "cache compression")
+        let (result, writer) = try await NarIngest.run(
+            stagedBytes, blobs: blobs, transit: transit, stored: stored, maxNarSize: maxNarSize, hashTransit: true,
+            upload: info.url)
+        if let fileHash = info.fileHash, let transitHash = result.transitHash, fileHash != transitHash {
+            await writer.discard()
+            throw ServiceError.badRequest(
+                "\(hashPart).narinfo: FileHash \(fileHash.narInfoString) does not match the uploaded \(info.url) "
+                    + "(\(transitHash.narInfoString))")
+        }
+        if let fileSize = info.fileSize, fileSize != result.transitSize {
+            await writer.discard()
+            throw ServiceError.badRequest(
+                "\(hashPart).narinfo: FileSize \(fileSize) does not match the uploaded \(info.url) (\(result.transitSize) bytes)"
+            )
+        }
+        try await checkDeclared(
+            storePath: info.storePath.path, declaredHash: info.narHash, declaredSize: info.narSize, actual: result,
+            writer: writer)
+        _ = try await commit(
+            cache: cache, storePath: info.storePath, references: info.references, deriver: info.deriver,
+            clientSigs: info.sigs, ca: info.ca, compression: stored, result: result, writer: writer)
+        try? await blobs.delete(staged)
+    }
+
+    private func checkDeclared(
+        storePath: String, declaredHash: NixHash, declaredSize: UInt64, actual: IngestResult, writer: any BlobWriter
+    ) async throws {
+        if declaredHash != actual.narHash {
+            await writer.discard()
+            logger.warning("upload rejected: NarHash mismatch", metadata: ["path": "\(storePath)"])
+            throw ServiceError.badRequest(
+                "NAR hash mismatch for \(storePath): declared \(declaredHash.narInfoString), "
+                    + "received \(actual.narHash.narInfoString); nothing was stored")
+        }
+        if declaredSize != actual.narSize {
+            await writer.discard()
+            throw ServiceError.badRequest(
+                "NAR size mismatch for \(storePath): declared \(declaredSize) bytes, received \(actual.narSize); "
+                    + "nothing was stored")
+        }
+    }
+
+    /// Moves the checked blob into place, signs the narinfo with the cache's key and makes the
+    /// path visible, in that order, so a crash at any point leaves no visible half-path.
+    private func commit(
+        cache: CacheRecord, storePath: StorePath, references: [StorePath], deriver: String?, clientSigs: [String],
+        ca: String?, compression: CompressionMethod, result: IngestResult, writer: any BlobWriter
+    ) async throws -> PathRecord {
+        let fileName = result.fileHash.digest(.nix32) + ".nar" + compression.fileExtension
+        try await writer.commit(as: .nar(fileName))
+        let secretKey = try NixSecretKey(parsing: cache.secretKey)
+        var narInfo = NarInfo(
+            storePath: storePath, url: "nar/\(fileName)", compression: compression.rawValue,
+            fileHash: result.fileHash, fileSize: result.fileSize, narHash: result.narHash, narSize: result.narSize,
+            references: references, deriver: deriver.map { Self.baseName($0) }, sigs: [], ca: ca)
+        narInfo.sign(with: secretKey)
+        let otherSigs = clientSigs.filter { !$0.hasPrefix(cache.keyName + ":") }
+        let record = PathRecord(
+            cacheID: cache.id, hashPart: storePath.hashPart, storePath: storePath.path,
+            narHash: result.narHash.narInfoString, narSize: Int64(result.narSize), fileName: fileName,
+            fileHash: result.fileHash.narInfoString, fileSize: Int64(result.fileSize),
+            compression: compression.rawValue, references: references.map(\.baseName).sorted(),
+            deriver: narInfo.deriver, sigs: narInfo.sigs + otherSigs, ca: ca, createdAt: Date())
+        let inserted = try await store.insertPath(record)
+        logger.info(
+            inserted ? "path stored" : "path already present",
+            metadata: [
+                "cache": "\(cache.name)", "path": "\(storePath.path)", "narSize": "\(result.narSize)",
+                "fileSize": "\(result.fileSize)",
+            ])
+        return record
+    }
+
+    // MARK: Helpers
+
+    /// A supported compression from any of its names; `field` names where it came from in the error.
+    public static func compression(named name: String, field: String) throws -> CompressionMethod {
+        guard let method = try? CompressionMethod(parsing: name), method.isSupported else {
+            throw ServiceError.badRequest("\(field): compression '\(name)' is not supported; use zstd, xz or none")
+        }
+        return method
+    }
+
+    static func storePath(fromReference reference: String) throws -> StorePath {
+        reference.hasPrefix("/") ? try StorePath(parsing: reference) : try StorePath(baseName: reference)
+    }
+
+    static func baseName(_ path: String) -> String {
+        path.split(separator: "/").last.map(String.init) ?? path
+    }
+
+    static func validateNarFileName(_ name: String) throws {
+        let valid =
+            !name.isEmpty && name.utf8.count <= 128 && !name.hasPrefix(".")
+            && name.utf8.allSatisfy { byte in
+                (byte >= UInt8(ascii: "a") && byte <= UInt8(ascii: "z"))
+                    || (byte >= UInt8(ascii: "0") && byte <= UInt8(ascii: "9"))
+                    || byte == UInt8(ascii: ".") || byte == UInt8(ascii: "-") || byte == UInt8(ascii: "_")
+            }
+        guard valid else { throw ServiceError.badRequest("'nar/\(name)' is not a valid NAR file name") }
+    }
+}
+
+/// A NAR a cache serves: where its bytes are, and how many.
+public struct StoredNar: Sendable {
+    public var key: BlobKey
+    public var size: Int64
+}
+
+/// How the HTTP layer sends a NAR's bytes.
+public enum NarContent: Sendable {
+    /// A local file holding exactly the blob: sent from the file (sendfile where possible).
+    case file(String)
+    /// The bytes in order, read from the blob store as the client takes them.
+    case stream(BlobBytes)
+}

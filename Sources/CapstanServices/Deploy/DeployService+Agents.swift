@@ -1,0 +1,191 @@
+import CapstanModel
+import CapstanStorage
+import Foundation
+
+/// What agents report, and what they are told: the rules behind the agent channel (and the
+/// cachix adapter's), independent of the socket that carries them.
+extension DeployService {
+    static let finalSuccessLine = "Successfully activated the deployment."
+    static let finalFailureLine = "Failed to activate the deployment."
+    /// What the server presumes when a reconnected agent no longer mentions a deployment; the
+    /// agent's own report, should it still come, replaces the presumption.
+    static let orphanReason = "the agent restarted and no longer runs this deployment (its process was killed)"
+
+    /// Checks an agent's hello against its token and records what it says about itself.
+    public func agentConnected(_ principal: Principal, hello: AgentHello) async throws -> AgentRecord {
+        let agent = try await agent(authenticatedAs: principal)
+        guard hello.name == agent.name else {
+            throw ServiceError.forbidden(
+                "this token belongs to agent '\(agent.name)', but the agent introduced itself as '\(hello.name)'")
+        }
+        try await store.recordAgentSeen(
+            id: agent.id, system: hello.system, version: hello.version, currentStorePath: hello.currentStorePath,
+            at: Date())
+        logger.info(
+            "agent connected",
+            metadata: ["agent": "\(agent.name)", "version": "\(hello.version)", "system": "\(hello.system)"])
+        return try await store.agent(id: agent.id) ?? agent
+    }
+
+    /// The cache an agent substitutes from: its own, else the workspace's first.
+    public func cacheFor(_ agent: AgentRecord) async throws -> AgentCache? {
+        var cache: CacheRecord?
+        if let cacheID = agent.cacheID { cache = try await store.cache(id: cacheID) }
+        if cache == nil {
+            cache = try await store.caches(workspaceID: agent.workspaceID).min { $0.createdAt < $1.createdAt }
+        }
+        guard let cache else { return nil }
+        return AgentCache(
+            name: cache.name, url: caches.substituterURL(cache), publicKey: cache.publicKey, isPublic: cache.isPublic)
+    }
+
+    /// The newest pending deployment of each of these agents, as an order for it, with two queries (per 500 agents), keyed by agent ID; agents
+    /// with nothing pending, or gone, are absent.
+    public func pendingOrders(forAgentIDs agentIDs: [String]) async throws -> [String: DeploymentOrder] {
+        guard !agentIDs.isEmpty else { return [:] }
+        let pending = try await store.newestPendingDeployments(agentIDs: agentIDs)
+        guard !pending.isEmpty else { return [:] }
+        let agents = try await store.agents(ids: Array(pending.keys))
+        var orders: [String: DeploymentOrder] = [:]
+        for (agentID, deployment) in pending {
+            guard let agent = agents[agentID] else { continue }
+            orders[agentID] = DeploymentOrder(
+                id: deployment.id, index: deployment.index, storePath: deployment.storePath,
+                rollbackScript: agent.system.flatMap { deployment.rollbackScript?[$0] })
+        }
+        return orders
+    }
+
+    /// After a reconnect: deployments the agent had started but neither runs nor reported are failed,
+    /// so none stays InProgress forever.
+    public func reconcile(_ agent: AgentRecord, running: String?) async throws {
+        for stale in try await store.deployments(agentID: agent.id, status: .inProgress) where stale.id != running {
+            let reason = Self.orphanReason
+            try await appendLines(stale.id, [Self.finalFailureLine + " " + reason])
+            if let failed = try await store.transitionDeployment(
+                id: stale.id, from: [.inProgress], to: .failed, reason: reason, rolledBack: false, at: Date())
+            {
+                logger.warning("deployment orphaned by its agent", metadata: ["deployment": "\(failed.id)"])
+                await finished(failed)
+                await events.publish(.deploymentChanged(agentID: agent.id, deploymentID: failed.id))
+            }
+        }
+    }
+
+    /// The agent took a deployment. Returns false when it should not run it (cancelled meanwhile).
+    public func agentStarted(_ agent: AgentRecord, deploymentID: String, closureSize: Int64?) async throws -> Bool {
+        let record = try await owned(deploymentID, by: agent)
+        if let closureSize { try await store.setClosureSize(deploymentID: deploymentID, size: closureSize) }
+        switch record.status {
+        case .pending:
+            guard
+                try await store.transitionDeployment(
+                    id: deploymentID, from: [.pending], to: .inProgress, reason: nil, rolledBack: nil, at: Date())
+                    != nil
+            else {
+                return false
+            }
+            await events.publish(.deploymentChanged(agentID: agent.id, deploymentID: deploymentID))
+            return true
+        case .inProgress:
+            if closureSize != nil {
+                await events.publish(.deploymentChanged(agentID: agent.id, deploymentID: deploymentID))
+            }
+            return true
+        case .cancelled, .failed, .succeeded:
+            return false
+        }
+    }
+
+    public func agentLogged(_ agent: AgentRecord, deploymentID: String, lines: [LogLine]) async throws {
+        _ = try await owned(deploymentID, by: agent)
+        guard !lines.isEmpty else { return }
+        _ = try await store.appendLogLines(deploymentID: deploymentID, lines: lines)
+        await events.publish(.logAppended(deploymentID: deploymentID))
+    }
+
+    /// The outcome; reported again after a reconnect, so a second report changes nothing.
+    public func agentFinished(_ agent: AgentRecord, outcome: DeploymentOutcome) async throws {
+        let record = try await owned(outcome.id, by: agent)
+        if let path = outcome.currentStorePath {
+            try await store.setAgentCurrentStorePath(id: agent.id, storePath: path)
+        }
+        let presumedOrphan = record.status == .failed && record.reason == Self.orphanReason
+        guard !record.status.isFinal || presumedOrphan else {
+            logger.debug("outcome already recorded", metadata: ["deployment": "\(outcome.id)"])
+            return
+        }
+        var reason = outcome.reason
+        if !outcome.succeeded {
+            reason = reason ?? "the agent reported a failure"
+            if !outcome.rolledBack, !(reason?.contains("roll") ?? false) {
+                reason = (reason ?? "") + "; not rolled back"
+            }
+        }
+        let finalLine =
+            outcome.succeeded
+            ? Self.finalSuccessLine
+            : Self.finalFailureLine + " " + (reason ?? "") + (outcome.rolledBack ? " (rolled back)" : "")
+        try await appendLines(outcome.id, [finalLine])
+        guard
+            let finished = try await store.transitionDeployment(
+                id: outcome.id, from: presumedOrphan ? [.failed] : [.pending, .inProgress],
+                to: outcome.succeeded ? .succeeded : .failed,
+                // The store keeps a reason it is not given; replace the presumption explicitly.
+                reason: outcome.succeeded
+                    ? (presumedOrphan ? "reported by the agent after it reconnected" : nil) : reason,
+                rolledBack: outcome.rolledBack, at: Date())
+        else { return }
+        await self.finished(finished)
+        logger.info(
+            "deployment finished",
+            metadata: [
+                "agent": "\(agent.name)", "deployment": "\(finished.id)", "status": "\(finished.status.rawValue)",
+                "reason": "\(finished.reason ?? "")", "rolledBack": "\(finished.rolledBack)",
+            ])
+        await events.publish(.deploymentChanged(agentID: agent.id, deploymentID: finished.id))
+    }
+
+    /// The agent an agent token belongs to, for connections that carry no hello of their own.
+    public func agent(authenticatedAs principal: Principal) async throws -> AgentRecord {
+        try AccessPolicy.require(.actAsAgent, by: principal)
+        guard let agentID = principal.agentID, let agent = try await store.agent(id: agentID),
+            agent.workspaceID == principal.workspaceID
+        else {
+            throw ServiceError.forbidden("the agent of this token no longer exists")
+        }
+        return agent
+    }
+
+    /// An outcome reported as success or failure alone (the cachix protocol): a cachix agent rolls a
+    /// failed deployment back by itself, and after a success runs the deployment's store path.
+    /// The agent's next pending deployment, if any, follows.
+    public func agentFinished(_ agent: AgentRecord, deploymentID: String, succeeded: Bool) async throws {
+        let record = try await owned(deploymentID, by: agent)
+        try await agentFinished(
+            agent,
+            outcome: DeploymentOutcome(
+                id: deploymentID, succeeded: succeeded, reason: succeeded ? nil : "the agent reported a failure",
+                rolledBack: !succeeded, currentStorePath: succeeded ? record.storePath : nil))
+    }
+
+    public func agentSeen(_ agent: AgentRecord) async throws {
+        // Re-sends what the agent said in its hello: the store overwrites system and version.
+        try await store.recordAgentSeen(
+            id: agent.id, system: agent.system, version: agent.version, currentStorePath: nil, at: Date())
+    }
+
+    private func appendLines(_ deploymentID: String, _ lines: [String]) async throws {
+        let now = Date()
+        _ = try await store.appendLogLines(
+            deploymentID: deploymentID, lines: lines.map { LogLine(time: now, line: $0) })
+        await events.publish(.logAppended(deploymentID: deploymentID))
+    }
+
+    private func owned(_ deploymentID: String, by agent: AgentRecord) async throws -> DeploymentRecord {
+        guard let record = try await store.deployment(id: deploymentID), record.agentID == agent.id else {
+            throw ServiceError.notFound("deployment \(deploymentID) is not one of agent '\(agent.name)'s deployments")
+        }
+        return record
+    }
+}

@@ -1,0 +1,368 @@
+import CapstanModel
+import CapstanStorage
+import Foundation
+import Logging
+import NixCore
+
+/// The rules of deployments: who may start them, what a status change means, which agent
+/// receives what. Routes for Capstan's API and for the cachix adapter both call this.
+public struct DeployService: Sendable {
+    /// An agent whose last sign of life is older than this is shown offline.
+    static let onlineWindow: TimeInterval = 45
+
+    let store: CapstanStore
+    let tokens: TokenService
+    let caches: CacheService
+    let outbox: any AgentOutbox
+    let events: EventBus
+    let publicURL: String
+    let logger: Logger
+    public let audit: AuditLog
+    let webhooks: WebhookService
+
+    public init(
+        store: CapstanStore, tokens: TokenService, caches: CacheService, outbox: any AgentOutbox, events: EventBus,
+        publicURL: String, logger: Logger, webhooks: WebhookService? = nil
+    ) {
+        self.store = store
+        self.tokens = tokens
+        self.caches = caches
+        self.outbox = outbox
+        self.events = events
+        self.publicURL = publicURL
+        self.logger = logger
+        audit = AuditLog(store: store, logger: logger)
+        self.webhooks = webhooks ?? WebhookService(store: store, logger: logger)
+    }
+
+    /// A deployment reached a final status here (this replica made the change): counted, and told to
+    /// the workspace's webhooks.
+    func finished(_ record: DeploymentRecord) async {
+        ServerMetrics.deploymentFinished(record)
+        do {
+            await webhooks.deploymentFinished(try await info(record), workspaceID: record.workspaceID)
+        } catch {
+            logger.error("could not describe a finished deployment for webhooks", metadata: ["error": "\(error)"])
+        }
+    }
+
+    // MARK: Agents
+
+    public func createAgent(_ request: CreateAgentRequest, by principal: Principal) async throws -> CreatedAgent {
+        try AccessPolicy.require(.manageAgents, by: principal)
+        do {
+            try ResourceName.validate(request.name, what: "agent")
+        } catch {
+            throw ServiceError.badRequest(error.description)
+        }
+        var cacheID: String?
+        if let cacheName = request.cache {
+            guard let cache = try await store.cache(named: cacheName), cache.workspaceID == principal.workspaceID else {
+                throw ServiceError.notFound("cache '\(cacheName)' does not exist in this workspace")
+            }
+            cacheID = cache.id
+        }
+        let record = AgentRecord(
+            id: UUID().uuidString.lowercased(), workspaceID: principal.workspaceID, name: request.name,
+            cacheID: cacheID, system: nil, version: nil, currentStorePath: nil, lastSeen: nil, createdAt: Date())
+        do {
+            try await store.insertAgent(record)
+        } catch let error as StorageError {
+            if case .duplicate = error {
+                throw ServiceError.conflict("an agent named '\(request.name)' already exists")
+            }
+            throw error
+        }
+        let token = try await tokens.issue(
+            kind: .agent, workspaceID: principal.workspaceID, cacheID: nil, agentID: record.id,
+            label: "agent \(request.name)")
+        logger.info("agent created", metadata: ["agent": "\(request.name)"])
+        await audit.record(.agentCreated, by: principal, target: request.name)
+        return CreatedAgent(agent: try await info(record), token: token.token)
+    }
+
+    public func agents(by principal: Principal) async throws -> [AgentInfo] {
+        try requireReader(principal)
+        var result: [AgentInfo] = []
+        for agent in try await store.agents(workspaceID: principal.workspaceID) { result.append(try await info(agent)) }
+        return result
+    }
+
+    func info(_ agent: AgentRecord) async throws -> AgentInfo {
+        let latest = try await store.deployments(
+            workspaceID: agent.workspaceID, agentID: agent.id, status: nil, limit: 1
+        )
+        .first
+        return AgentInfo(
+            id: agent.id, name: agent.name, online: await isOnline(agent), lastSeen: agent.lastSeen,
+            system: agent.system, version: agent.version, currentStorePath: agent.currentStorePath,
+            currentDeployment: latest?.id, currentStatus: latest?.status, createdAt: agent.createdAt)
+    }
+
+    /// Connected here, or seen recently by another replica (which refreshes last-seen while connected).
+    func isOnline(_ agent: AgentRecord) async -> Bool {
+        if await outbox.isConnected(agent.id) { return true }
+        guard let lastSeen = agent.lastSeen, Date().timeIntervalSince(lastSeen) < Self.onlineWindow else {
+            return false
+        }
+        if let gone = await outbox.lastDisconnect(agent.id), gone >= lastSeen { return false }
+        return true
+    }
+
+    // MARK: Activation
+
+    /// One deployment per agent of the deploy.json, created together or not at all.
+    public func activate(_ spec: DeploySpec, agentFilter: Set<String>? = nil, by principal: Principal) async throws
+        -> ActivateResponse
+    {
+        try AccessPolicy.require(.activate, by: principal)
+        do {
+            try spec.validate()
+        } catch {
+            throw ServiceError.badRequest(error.description)
+        }
+        var requests: [DeploymentRequest] = []
+        var names: [String: String] = [:]
+        let wanted = spec.agents.sorted(by: { $0.key < $1.key }).filter { agentFilter?.contains($0.key) ?? true }
+        let agents = try await store.agents(workspaceID: principal.workspaceID, names: wanted.map(\.key))
+        for (name, path) in wanted {
+            guard let agent = agents[name] else {
+                throw ServiceError.badRequest(
+                    "deploy.json: agents.\(name): no agent named '\(name)' in this workspace; "
+                        + "add it with `capstan agent create \(name)` (nothing was deployed)")
+            }
+            names[agent.id] = name
+            requests.append(DeploymentRequest(agentID: agent.id, storePath: path, rollbackScript: spec.rollbackScript))
+        }
+        guard !requests.isEmpty else {
+            throw ServiceError.badRequest("no agent of deploy.json matches the --agent filter")
+        }
+        let batch = try await store.createDeployments(
+            workspaceID: principal.workspaceID, activationID: UUID().uuidString.lowercased(),
+            createdBy: principal.label, requests: requests, at: Date())
+        for old in batch.superseded { await finished(old) }
+        await events.publish(
+            batch.superseded.map { .deploymentCancelled(agentID: $0.agentID, deploymentID: $0.id) }
+                + batch.created.map { .deploymentCreated(agentID: $0.agentID, deploymentID: $0.id) })
+        var response: [String: ActivateResponse.Created] = [:]
+        for deployment in batch.created {
+            let name = names[deployment.agentID] ?? deployment.agentID
+            response[name] = .init(id: deployment.id, index: deployment.index, url: url(of: deployment))
+            logger.info(
+                "deployment created",
+                metadata: [
+                    "agent": "\(name)", "deployment": "\(deployment.id)", "index": "\(deployment.index)",
+                    "storePath": "\(deployment.storePath)", "by": "\(principal.label ?? principal.tokenID)",
+                ])
+        }
+        for (name, created) in response.sorted(by: { $0.key < $1.key }) {
+            await audit.record(.activate, by: principal, target: created.id, detail: "\(name) #\(created.index)")
+        }
+        return ActivateResponse(agents: response)
+    }
+
+    public func url(of deployment: DeploymentRecord) -> String { "\(publicURL)/deployments/\(deployment.id)" }
+
+    // MARK: Reading
+
+    public func deployment(id: String, by principal: Principal) async throws -> DeploymentInfo {
+        try requireReader(principal)
+        return try await info(try record(id: id, workspaceID: principal.workspaceID))
+    }
+
+    public func deployments(
+        agentName: String?, status: DeploymentStatus?, limit: Int, by principal: Principal
+    ) async throws -> [DeploymentInfo] {
+        try requireReader(principal)
+        var agentID: String?
+        if let agentName {
+            guard let agent = try await store.agent(workspaceID: principal.workspaceID, name: agentName) else {
+                throw ServiceError.notFound("no agent named '\(agentName)' in this workspace")
+            }
+            agentID = agent.id
+        }
+        var result: [DeploymentInfo] = []
+        for record in try await store.deployments(
+            workspaceID: principal.workspaceID, agentID: agentID, status: status, limit: max(1, min(limit, 1000)))
+        {
+            result.append(try await info(record))
+        }
+        return result
+    }
+
+    func record(id: String, workspaceID: String) async throws -> DeploymentRecord {
+        guard let record = try await store.deployment(id: id), record.workspaceID == workspaceID else {
+            throw ServiceError.notFound("deployment \(id) does not exist in this workspace")
+        }
+        return record
+    }
+
+    func info(_ record: DeploymentRecord) async throws -> DeploymentInfo {
+        let agent = try await store.agent(id: record.agentID)
+        return DeploymentInfo(
+            id: record.id, agent: agent?.name ?? record.agentID, index: record.index, storePath: record.storePath,
+            rollbackScript: agent?.system.flatMap { record.rollbackScript?[$0] }, status: record.status,
+            reason: record.reason, rolledBack: record.rolledBack, closureSize: record.closureSize,
+            createdOn: record.createdAt, startedOn: record.startedAt, finishedOn: record.finishedAt,
+            createdBy: record.createdBy, url: url(of: record))
+    }
+
+    /// The lines logged so far (up to `limit`), for pages that show a log without following it.
+    public func logLines(id: String, limit: Int = 10_000, by principal: Principal) async throws -> [LogLine] {
+        try requireReader(principal)
+        _ = try await record(id: id, workspaceID: principal.workspaceID)
+        var lines: [LogLine] = []
+        while lines.count < limit {
+            let batch = try await store.logLines(
+                deploymentID: id, after: lines.count, limit: min(1000, limit - lines.count))
+            lines += batch.map(\.line)
+            if batch.count < 1000 { break }
+        }
+        return lines
+    }
+
+    /// Everything logged so far, then new lines as they come, then the final deployment.
+    public func followLog(id: String, by principal: Principal) async throws -> AsyncThrowingStream<
+        LogStreamItem, any Error
+    > {
+        try requireReader(principal)
+        let first = try await record(id: id, workspaceID: principal.workspaceID)
+        // Subscribe before the first read so that nothing logged in between is missed.
+        let subscription = events.subscribe()
+        let (wakeups, wake) = AsyncStream<Void>.makeStream(bufferingPolicy: .bufferingNewest(1))
+        let listener = Task {
+            for await event in subscription where event.deploymentID == id { wake.yield() }
+        }
+        // A lost notification only delays the follower until the next tick.
+        let ticker = Task {
+            while !Task.isCancelled {
+                try? await Task.sleep(for: .seconds(5))
+                wake.yield()
+            }
+        }
+        return AsyncThrowingStream { continuation in
+            let task = Task {
+                var seq = 0
+                var current = first
+                var wakeup = wakeups.makeAsyncIterator()
+                do {
+                    while !Task.isCancelled {
+                        let lines = try await store.logLines(deploymentID: id, after: seq, limit: 1000)
+                        for stored in lines { continuation.yield(LogStreamItem(line: stored.line)) }
+                        seq = lines.last?.seq ?? seq
+                        if lines.count == 1000 { continue }
+                        if current.status.isFinal {
+                            continuation.yield(LogStreamItem(end: try await info(current)))
+                            break
+                        }
+                        guard await wakeup.next() != nil else { break }
+                        current = try await store.deployment(id: id) ?? current
+                    }
+                    continuation.finish()
+                } catch {
+                    continuation.finish(throwing: error)
+                }
+                listener.cancel()
+                ticker.cancel()
+            }
+            continuation.onTermination = { _ in
+                task.cancel()
+                listener.cancel()
+                ticker.cancel()
+            }
+        }
+    }
+
+    // MARK: Actions
+
+    public func cancel(id: String, by principal: Principal) async throws -> DeploymentInfo {
+        try requireActor(principal)
+        let record = try await record(id: id, workspaceID: principal.workspaceID)
+        guard record.status == .pending else {
+            throw ServiceError.conflict(
+                "deployment \(id) is \(record.status.rawValue); only a Pending deployment can be cancelled")
+        }
+        guard
+            let cancelled = try await store.transitionDeployment(
+                id: id, from: [.pending], to: .cancelled,
+                reason: "cancelled by \(principal.label ?? principal.kind.rawValue)",
+                rolledBack: nil, at: Date())
+        else {
+            throw ServiceError.conflict(
+                "deployment \(id) was taken by its agent in the meantime; it can no longer be cancelled")
+        }
+        await finished(cancelled)
+        await events.publish(.deploymentCancelled(agentID: cancelled.agentID, deploymentID: id))
+        logger.info(
+            "deployment cancelled", metadata: ["deployment": "\(id)", "by": "\(principal.label ?? principal.tokenID)"])
+        await audit.record(.cancel, by: principal, target: id)
+        return try await info(cancelled)
+    }
+
+    /// A finished deployment again: same agent, same store path, a new deployment.
+    public func retry(id: String, by principal: Principal) async throws -> DeploymentInfo {
+        try requireActor(principal)
+        let record = try await record(id: id, workspaceID: principal.workspaceID)
+        guard record.status.isFinal else {
+            throw ServiceError.conflict(
+                "deployment \(id) is still \(record.status.rawValue); retry it once it has finished")
+        }
+        let created = try await redeploy(
+            record.agentID, storePath: record.storePath, rollbackScript: record.rollbackScript, by: principal)
+        await audit.record(.retry, by: principal, target: created.id, detail: "retry of \(id)")
+        return created
+    }
+
+    /// Deploys the agent's previous successful configuration again.
+    public func rollback(agentName: String, by principal: Principal) async throws -> DeploymentInfo {
+        try requireActor(principal)
+        guard let agent = try await store.agent(workspaceID: principal.workspaceID, name: agentName) else {
+            throw ServiceError.notFound("no agent named '\(agentName)' in this workspace")
+        }
+        guard let current = try await store.lastSucceededDeployment(agentID: agent.id, before: nil) else {
+            throw ServiceError.conflict("agent '\(agentName)' has no successful deployment to roll back from")
+        }
+        var candidate = try await store.lastSucceededDeployment(agentID: agent.id, before: current.index)
+        while let found = candidate, found.storePath == current.storePath {
+            candidate = try await store.lastSucceededDeployment(agentID: agent.id, before: found.index)
+        }
+        guard let previous = candidate else {
+            throw ServiceError.conflict(
+                "agent '\(agentName)' has no earlier successful deployment than #\(current.index) to roll back to")
+        }
+        let created = try await redeploy(
+            agent.id, storePath: previous.storePath, rollbackScript: previous.rollbackScript, by: principal)
+        await audit.record(
+            .rollback, by: principal, target: agentName, detail: "deployment \(created.id) back to #\(previous.index)")
+        return created
+    }
+
+    private func redeploy(
+        _ agentID: String, storePath: String, rollbackScript: [String: String]?, by principal: Principal
+    )
+        async throws -> DeploymentInfo
+    {
+        let batch = try await store.createDeployments(
+            workspaceID: principal.workspaceID, activationID: UUID().uuidString.lowercased(),
+            createdBy: principal.label,
+            requests: [DeploymentRequest(agentID: agentID, storePath: storePath, rollbackScript: rollbackScript)],
+            at: Date())
+        for old in batch.superseded {
+            await finished(old)
+            await events.publish(.deploymentCancelled(agentID: old.agentID, deploymentID: old.id))
+        }
+        guard let created = batch.created.first else {
+            throw ServiceError(.unavailable, "the deployment was not created")
+        }
+        await events.publish(.deploymentCreated(agentID: agentID, deploymentID: created.id))
+        return try await info(created)
+    }
+
+    private func requireReader(_ principal: Principal) throws {
+        try AccessPolicy.require(.readDeployments, by: principal)
+    }
+
+    private func requireActor(_ principal: Principal) throws {
+        try AccessPolicy.require(.changeDeployments, by: principal)
+    }
+}

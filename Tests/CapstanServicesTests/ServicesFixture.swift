@@ -1,0 +1,130 @@
+import CapstanModel
+import CapstanServices
+import CapstanStorage
+import Foundation
+import Logging
+import NIOCore
+import NixCore
+import TestSupport
+import Testing
+
+/// The services of one server, in process, on a fresh database of the chosen backend, with a
+/// workspace and a principal of every token kind. The socket layer is replaced by `RecordingOutbox`.
+struct Services {
+    let store: CapstanStore
+    let tokens: TokenService
+    let caches: CacheService
+    let deploy: DeployService
+    let dispatcher: AgentDispatcher
+    let outbox: RecordingOutbox
+    let workspace: WorkspaceRecord
+    let cache: CacheRecord
+
+    static let logger: Logger = {
+        var logger = Logger(label: "capstan.services.tests")
+        logger.logLevel = .warning
+        return logger
+    }()
+
+    /// Runs `body` with fresh services and shuts the database down afterwards, whatever happens.
+    static func with<R: Sendable>(
+        _ backend: DatabaseBackend, maxNarSize: UInt64 = 1 << 30, _ body: (Services) async throws -> R
+    ) async throws -> R {
+        let directory = try TemporaryDirectory("capstan-services")
+        let url: String? = backend == .postgres ? try PostgresServer.shared().createDatabase() : nil
+        let store = try await CapstanStore.open(databaseURL: url, dataDirectory: directory.path, logger: logger)
+        do {
+            try await store.migrate()
+            let services = try await make(store: store, maxNarSize: maxNarSize)
+            let result = try await body(services)
+            try await store.shutdown()
+            withExtendedLifetime(directory) {}
+            return result
+        } catch {
+            try? await store.shutdown()
+            throw error
+        }
+    }
+
+    private static func make(store: CapstanStore, maxNarSize: UInt64) async throws -> Services {
+        let tokens = TokenService(store: store, logger: logger)
+        let caches = CacheService(
+            store: store, blobs: store.blobs, publicURL: "http://capstan.test", maxNarSize: maxNarSize, logger: logger)
+        let outbox = RecordingOutbox()
+        let events = EventBus(store: store, logger: logger)
+        let deploy = DeployService(
+            store: store, tokens: tokens, caches: caches, outbox: outbox, events: events,
+            publicURL: "http://capstan.test", logger: logger)
+        let dispatcher = AgentDispatcher(deploy: deploy, outbox: outbox, events: events, logger: logger)
+        let workspace = try await store.createWorkspace(name: "main")
+        let admin = try await tokens.issue(
+            kind: .admin, workspaceID: workspace.id, cacheID: nil, agentID: nil, label: "admin")
+        let adminPrincipal = try await tokens.authenticate(secret: admin.token)
+        _ = try await caches.create(CreateCacheRequest(name: "fleet", isPublic: false), by: adminPrincipal)
+        let cache = try await caches.readableCache(named: "fleet", by: adminPrincipal)
+        return Services(
+            store: store, tokens: tokens, caches: caches, deploy: deploy, dispatcher: dispatcher, outbox: outbox,
+            workspace: workspace, cache: cache)
+    }
+
+    /// A principal of `kind` in this workspace (push and read tokens of the `fleet` cache; agent tokens of `agent`).
+    func principal(_ kind: TokenKind, agent: String = "web1", workspace: WorkspaceRecord? = nil) async throws
+        -> Principal
+    {
+        let home = workspace ?? self.workspace
+        var agentID: String?
+        if kind == .agent {
+            let agentRecord = try await store.agent(workspaceID: home.id, name: agent)
+            agentID = agentRecord?.id
+        }
+        let created = try await tokens.issue(
+            kind: kind, workspaceID: home.id, cacheID: kind == .push || kind == .read ? cache.id : nil,
+            agentID: agentID, label: "\(kind.rawValue) token")
+        return try await tokens.authenticate(secret: created.token)
+    }
+
+    /// Adds an agent through the service and returns its record.
+    func addAgent(_ name: String) async throws -> AgentRecord {
+        _ = try await deploy.createAgent(CreateAgentRequest(name: name), by: try await principal(.admin))
+        return try #require(try await store.agent(workspaceID: workspace.id, name: name))
+    }
+}
+
+/// The agents this replica would hold connections to; what was sent to each, in order.
+actor RecordingOutbox: AgentOutbox {
+    private(set) var connectedAgents: Set<String> = []
+    private(set) var sent: [(agentID: String, message: ServerMessage)] = []
+
+    func connect(_ agentID: String) { connectedAgents.insert(agentID) }
+
+    func isConnected(_ agentID: String) -> Bool { connectedAgents.contains(agentID) }
+    func lastDisconnect(_ agentID: String) -> Date? { nil }
+    func connected(among agentIDs: [String]) -> Set<String> { connectedAgents.intersection(agentIDs) }
+
+    @discardableResult
+    func send(_ messages: [(agentID: String, message: ServerMessage)]) -> Int {
+        let delivered = messages.filter { connectedAgents.contains($0.agentID) }
+        sent += delivered
+        return delivered.count
+    }
+
+    func messages(to agentID: String) -> [ServerMessage] { sent.filter { $0.agentID == agentID }.map(\.message) }
+}
+
+/// A NAR of one regular file, and what a client would declare about it.
+struct SampleNar {
+    let bytes: [UInt8]
+    let info: PathUploadInfo
+
+    init(contents: String, name: String = "hello") {
+        bytes = NarTokens().tokens("nix-archive-1").file(contents).bytes
+        let hash = NixHasher.hash(.sha256, bytes)
+        let storePath =
+            "/nix/store/\(Nix32.encode(Array(NixHasher.hash(.sha256, Array(contents.utf8)).bytes.prefix(20))))-\(name)"
+        info = PathUploadInfo(
+            storePath: storePath, narHash: hash.narInfoString, narSize: UInt64(bytes.count), references: [],
+            deriver: nil, sigs: [], ca: nil)
+    }
+
+    var body: [ByteBuffer] { [ByteBuffer(bytes: bytes)] }
+}
