@@ -41,8 +41,7 @@ public struct CapstanServer: Sendable {
         configuration: ServerConfiguration, logger: Logger,
         metricsRegistry: PrometheusCollectorRegistry = PrometheusCollectorRegistry()
     ) async throws -> CapstanServer {
-        try FileManager.default.createDirectory(
-            atPath: configuration.dataDirectory, withIntermediateDirectories: true)
+        try DataDirectory.prepare(configuration.dataDirectory)
         // Replicas sharing a data directory keep their writes in flight apart.
         let blobs = try FileBlobStore(
             root: (configuration.dataDirectory as NSString).appendingPathComponent("blobs"),
@@ -60,7 +59,7 @@ public struct CapstanServer: Sendable {
         let caches = CacheService(
             store: store, blobs: store.blobs, publicURL: configuration.effectivePublicURL,
             maxNarSize: configuration.maxNarSize, cacheHost: configuration.cacheHost.flatMap(CacheHost.init),
-            logger: logger)
+            uploadLimits: configuration.uploadLimits, logger: logger)
         let hub = AgentHub(logger: logger)
         let events = EventBus(store: store, logger: logger)
         let webhooks = WebhookService(store: store, logger: logger)
@@ -157,6 +156,17 @@ public struct CapstanServer: Sendable {
             services: [
                 BackgroundService(name: "deploy events") { [events] in await events.run() },
                 BackgroundService(name: "agent dispatcher") { await dispatcher.run() },
+                BackgroundService(name: "upload sweeper") { [caches, logger] in
+                    // At start (what a crash left), then as uploads expire.
+                    while !Task.isCancelled {
+                        do {
+                            try await caches.sweepAbandonedUploads()
+                        } catch {
+                            logger.error("could not sweep abandoned uploads", metadata: ["error": "\(error)"])
+                        }
+                        try? await Task.sleep(for: .seconds(600))
+                    }
+                },
             ],
             onServerRunning: { [logger, configuration] channel in
                 logger.notice(

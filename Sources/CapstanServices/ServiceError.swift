@@ -7,6 +7,8 @@ public struct ServiceError: Error, CustomStringConvertible, Sendable {
         case notFound
         case conflict
         case payloadTooLarge
+        /// A bound on space (uploads waiting to be checked) would be exceeded.
+        case insufficientStorage
         case unavailable
     }
 

@@ -1,6 +1,6 @@
 import Foundation
-import Testing
 import TestSupport
+import Testing
 
 /// Nix's own HTTP upload (`nix copy --to http://…`) against a Capstan cache.
 @Suite(.serialized) struct NixCopyTests {
@@ -75,14 +75,14 @@ import TestSupport
         func narInfo(_ narHash: String) throws -> String {
             let file = temp.sub("\(UUID().uuidString).narinfo")
             try """
-                StorePath: \(dep)
-                URL: nar/\(realHash).nar
-                Compression: none
-                NarHash: \(narHash)
-                NarSize: \(size)
-                References:
+            StorePath: \(dep)
+            URL: nar/\(realHash).nar
+            Compression: none
+            NarHash: \(narHash)
+            NarSize: \(size)
+            References:
 
-                """.write(toFile: file, atomically: true, encoding: .utf8)
+            """.write(toFile: file, atomically: true, encoding: .utf8)
             return file
         }
         let refused = try HTTP.request(
@@ -90,6 +90,20 @@ import TestSupport
         #expect(refused.status == 400)
         #expect(refused.text.contains(wrong))
         #expect(try HTTP.request("GET", "\(server.url)/cache/checked/\(hash).narinfo").status == 404)
+        // A refused narinfo takes its staged NAR with it: nothing lingers, the NAR must come again.
+        let withoutNar = try HTTP.request(
+            "PUT", "\(server.url)/cache/checked/\(hash).narinfo", token: admin.token,
+            bodyFile: try narInfo("sha256:" + realHash))
+        #expect(withoutNar.status == 400)
+        #expect(withoutNar.text.contains("upload the NAR first"), "\(withoutNar.text)")
+        #expect(
+            try FileManager.default.subpathsOfDirectory(atPath: server.dataDirectory + "/blobs/staging").allSatisfy {
+                !$0.hasSuffix(".nar")
+            })
+        #expect(
+            try HTTP.request(
+                "PUT", "\(server.url)/cache/checked/nar/\(realHash).nar", token: admin.token, bodyFile: nar
+            ).status == 200)
         let accepted = try HTTP.request(
             "PUT", "\(server.url)/cache/checked/\(hash).narinfo", token: admin.token,
             bodyFile: try narInfo("sha256:" + realHash))

@@ -42,7 +42,8 @@ struct CachixCacheRoutes: Sendable {
                 named: context.parameters.require("cache"), by: context.identity)
             let compression = try CacheService.compression(
                 named: String(request.uri.queryParameters["compression"] ?? "zst"), field: "compression")
-            let upload = try await caches.startMultipartUpload(in: cache, compression: compression)
+            let upload = try await caches.startMultipartUpload(
+                in: cache, compression: compression, by: try context.requirePrincipal())
             return try json(CachixWire.MultipartStarted(narId: upload.narID, uploadId: upload.uploadID))
         }
         group.post("multipart-nar/:nar") { request, context in
@@ -61,8 +62,9 @@ struct CachixCacheRoutes: Sendable {
             return try json(CachixWire.PartURL(uploadUrl: url))
         }
         group.put("multipart-nar/:nar/parts/:part") { request, context in
-            let upload = try await caches.multipartUpload(
-                narID: context.parameters.require("nar"), uploadID: uploadID(request), cache: nil)
+            let upload = try await caches.multipartUploadForPart(
+                narID: context.parameters.require("nar"), uploadID: uploadID(request),
+                cacheName: context.parameters.require("cache"))
             guard let number = Int(try context.parameters.require("part")) else {
                 throw ServiceError.badRequest("the part number must be a number")
             }

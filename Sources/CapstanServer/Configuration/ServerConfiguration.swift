@@ -21,6 +21,8 @@ public struct ServerConfiguration: Sendable, Equatable {
     /// The host name under which each cache is also served as `<cache>.<host>` (by the Host
     /// header), as cachix clients expect; new caches' keys are then named `<cache>.<host>-1`.
     public var cacheHost: String?
+    /// How long uploads may stay unfinished, and how much space they may take per cache.
+    public var uploadLimits = UploadLimits()
 
     public init() {}
 
@@ -63,6 +65,16 @@ public struct ServerConfiguration: Sendable, Equatable {
                 throw ConfigurationError(key: key, value: value, reason: "expected a number of seconds")
             }
             agentReconcileDelay = .seconds(seconds)
+        case "upload_expiry_seconds", "upload-expiry-seconds":
+            guard let seconds = Int(value), seconds > 0 else {
+                throw ConfigurationError(key: key, value: value, reason: "expected a number of seconds")
+            }
+            uploadLimits.expiry = .seconds(seconds)
+        case "max_pending_upload_bytes", "max-pending-upload-bytes":
+            guard let bytes = UInt64(value) else {
+                throw ConfigurationError(key: key, value: value, reason: "expected a number of bytes")
+            }
+            uploadLimits.maxPendingBytesPerCache = bytes
         case "cache_host", "cache-host":
             let host = value.trimmingCharacters(in: .whitespaces).lowercased()
             guard host.isEmpty || CacheHost(host) != nil else {
@@ -80,7 +92,7 @@ public struct ServerConfiguration: Sendable, Equatable {
 
     static let keys = [
         "data_dir", "listen", "public_url", "database_url", "max_nar_size", "default_workspace",
-        "agent_reconcile_seconds", "cache_host",
+        "agent_reconcile_seconds", "cache_host", "upload_expiry_seconds", "max_pending_upload_bytes",
     ]
 
     /// Environment variables, e.g. `CAPSTAN_LISTEN`, `CAPSTAN_DATABASE_URL`.

@@ -12,6 +12,7 @@ extension ServiceError: HTTPResponseError {
         case .notFound: .notFound
         case .conflict: .conflict
         case .payloadTooLarge: .contentTooLarge
+        case .insufficientStorage: .init(code: 507, reasonPhrase: "Insufficient Storage")
         case .unavailable: .serviceUnavailable
         }
     }

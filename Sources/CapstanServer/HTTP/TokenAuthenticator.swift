@@ -17,7 +17,10 @@ struct TokenAuthenticator<Context: AuthRequestContext<Principal>>: Authenticator
 
     func authenticate(request: Request, context: Context) async throws -> Principal? {
         guard let header = request.headers[.authorization] else {
-            guard request.method == .get || request.method == .head, let secret = Credentials.sessionSecret(of: request)
+            // A cookie travels with cross-site requests too (a WebSocket upgrade is not covered by
+            // SameSite): it counts only for reads this server's own pages make.
+            guard request.method == .get || request.method == .head, Credentials.isSameOrigin(request),
+                let secret = Credentials.sessionSecret(of: request)
             else { return nil }
             return try await tokens.principal(sessionSecret: secret)
         }

@@ -16,6 +16,8 @@ public struct MultipartNarUpload: Codable, Sendable {
     /// Compression of the uploaded bytes (`zstd`, `xz`).
     public var compression: String
     public var createdAt: Date
+    /// The push (or admin) token that started it: the upload dies with it.
+    public var tokenID: String?
 }
 
 /// What the client declares about the path whose NAR the parts make up.
@@ -49,9 +51,10 @@ public struct MultipartPathInfo: Sendable {
 extension CacheService {
     static let maxParts = 10_000
 
-    public func startMultipartUpload(in cache: CacheRecord, compression: CompressionMethod) async throws
-        -> MultipartNarUpload
+    public func startMultipartUpload(in cache: CacheRecord, compression: CompressionMethod, by principal: Principal)
+        async throws -> MultipartNarUpload
     {
+        try AccessPolicy.requireWrite(cache, by: principal)
         guard compression.isSupported else {
             throw ServiceError.badRequest("compression '\(compression.rawValue)' is not supported; use zstd or xz")
         }
@@ -59,9 +62,24 @@ extension CacheService {
         let secret = (0..<32).map { _ in UInt8.random(in: 0...255, using: &generator) }
         let upload = MultipartNarUpload(
             narID: UUID().uuidString.lowercased(), uploadID: Base16.encode(secret), cacheID: cache.id,
-            compression: compression.rawValue, createdAt: Date())
+            compression: compression.rawValue, createdAt: Date(), tokenID: principal.tokenID)
         try await blobs.put(Array(try JSONEncoder.capstan.encode(upload)), as: .upload(uploadID: upload.uploadID))
         logger.debug("multipart upload started", metadata: ["cache": "\(cache.name)", "nar": "\(upload.narID)"])
+        return upload
+    }
+
+    /// A part's upload, for a request that carries its authority in the URL (like a presigned URL:
+    /// the cachix client sends no token there): the upload must exist, belong to this NAR and to the
+    /// cache the URL names, be younger than the expiry, and the token that started it must still be
+    /// valid and allowed to write to that cache.
+    public func multipartUploadForPart(narID: String, uploadID: String, cacheName: String) async throws
+        -> MultipartNarUpload
+    {
+        let upload = try await multipartUpload(narID: narID, uploadID: uploadID, cache: nil)
+        guard let cache = try await cache(named: cacheName), cache.id == upload.cacheID else {
+            throw ServiceError.notFound("no upload \(uploadID.prefix(8))… of NAR \(narID) is in progress")
+        }
+        try await requireAlive(upload)
         return upload
     }
 
@@ -86,6 +104,10 @@ extension CacheService {
         guard (1...Self.maxParts).contains(number) else {
             throw ServiceError.badRequest("part number \(number) is outside 1…\(Self.maxParts)")
         }
+        guard let cache = try await store.cache(id: upload.cacheID) else {
+            throw ServiceError.notFound("the cache of NAR \(upload.narID) no longer exists")
+        }
+        let pending = try await pendingUploadBytes(in: cache)
         let writer = try await blobs.makeWriter()
         var md5 = NixHasher(.md5)
         var size: UInt64 = 0
@@ -96,6 +118,7 @@ extension CacheService {
                     throw ServiceError(
                         .payloadTooLarge, "part \(number) of NAR \(upload.narID) is larger than this server accepts")
                 }
+                try uploadLimits.check(pending: pending + size, cache: cache)
                 buffer.withUnsafeReadableBytes { md5.update($0) }
                 try await writer.write(buffer)
             }

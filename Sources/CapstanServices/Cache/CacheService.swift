@@ -21,16 +21,18 @@ public struct CacheService: Sendable {
     let logger: Logger
     let memo = ReadMemo()
     let audit: AuditLog
+    let uploadLimits: UploadLimits
 
     public init(
         store: CapstanStore, blobs: any BlobStore, publicURL: String, maxNarSize: UInt64, cacheHost: CacheHost? = nil,
-        logger: Logger
+        uploadLimits: UploadLimits = UploadLimits(), logger: Logger
     ) {
         self.store = store
         self.blobs = blobs
         self.publicURL = publicURL
         self.maxNarSize = maxNarSize
         self.cacheHost = cacheHost
+        self.uploadLimits = uploadLimits
         self.logger = logger
         audit = AuditLog(store: store, logger: logger)
     }
@@ -237,6 +239,7 @@ public struct CacheService: Sendable {
     private func checkedStageNar<Body: AsyncSequence>(in cache: CacheRecord, fileName: String, body: Body) async throws
     where Body.Element == ByteBuffer {
         try Self.validateNarFileName(fileName)
+        let pending = try await pendingUploadBytes(in: cache)
         let writer = try await blobs.makeWriter()
         var size: UInt64 = 0
         do {
@@ -245,6 +248,7 @@ public struct CacheService: Sendable {
                 guard size <= maxNarSize else {
                     throw ServiceError(.payloadTooLarge, "nar/\(fileName) is larger than this server accepts")
                 }
+                try uploadLimits.check(pending: pending + size, cache: cache)
                 try await writer.write(buffer)
             }
             try await writer.commit(as: .staged(cacheID: cache.id, fileName: fileName))
@@ -298,28 +302,34 @@ public struct CacheService: Sendable {
             throw ServiceError.badRequest(
                 "\(hashPart).narinfo names \(info.url), which was not uploaded to this cache; upload the NAR first")
         }
-        let stored = try Self.compression(named: cache.compression, field: "cache compression")
-        let (result, writer) = try await NarIngest.run(
-            stagedBytes, blobs: blobs, transit: transit, stored: stored, maxNarSize: maxNarSize, hashTransit: true,
-            upload: info.url)
-        if let fileHash = info.fileHash, let transitHash = result.transitHash, fileHash != transitHash {
-            await writer.discard()
-            throw ServiceError.badRequest(
-                "\(hashPart).narinfo: FileHash \(fileHash.narInfoString) does not match the uploaded \(info.url) "
-                    + "(\(transitHash.narInfoString))")
+        // Whatever the narinfo's fate, the staged NAR has served its purpose: it never lingers.
+        do {
+            let stored = try Self.compression(named: cache.compression, field: "cache compression")
+            let (result, writer) = try await NarIngest.run(
+                stagedBytes, blobs: blobs, transit: transit, stored: stored, maxNarSize: maxNarSize, hashTransit: true,
+                upload: info.url)
+            if let fileHash = info.fileHash, let transitHash = result.transitHash, fileHash != transitHash {
+                await writer.discard()
+                throw ServiceError.badRequest(
+                    "\(hashPart).narinfo: FileHash \(fileHash.narInfoString) does not match the uploaded \(info.url) "
+                        + "(\(transitHash.narInfoString))")
+            }
+            if let fileSize = info.fileSize, fileSize != result.transitSize {
+                await writer.discard()
+                throw ServiceError.badRequest(
+                    "\(hashPart).narinfo: FileSize \(fileSize) does not match the uploaded \(info.url) (\(result.transitSize) bytes)"
+                )
+            }
+            try await checkDeclared(
+                storePath: info.storePath.path, declaredHash: info.narHash, declaredSize: info.narSize, actual: result,
+                writer: writer)
+            _ = try await commit(
+                cache: cache, storePath: info.storePath, references: info.references, deriver: info.deriver,
+                clientSigs: info.sigs, ca: info.ca, compression: stored, result: result, writer: writer)
+        } catch {
+            try? await blobs.delete(staged)
+            throw error
         }
-        if let fileSize = info.fileSize, fileSize != result.transitSize {
-            await writer.discard()
-            throw ServiceError.badRequest(
-                "\(hashPart).narinfo: FileSize \(fileSize) does not match the uploaded \(info.url) (\(result.transitSize) bytes)"
-            )
-        }
-        try await checkDeclared(
-            storePath: info.storePath.path, declaredHash: info.narHash, declaredSize: info.narSize, actual: result,
-            writer: writer)
-        _ = try await commit(
-            cache: cache, storePath: info.storePath, references: info.references, deriver: info.deriver,
-            clientSigs: info.sigs, ca: info.ca, compression: stored, result: result, writer: writer)
         try? await blobs.delete(staged)
     }
 

@@ -1,0 +1,107 @@
+import CapstanModel
+import CapstanStorage
+import Foundation
+
+/// Bounds on uploads that are not yet paths: NARs staged by `nix copy` until their narinfo
+/// arrives, and the parts of multipart uploads until they are completed.
+public struct UploadLimits: Sendable, Equatable {
+    /// An upload left unfinished this long is abandoned: its bytes are swept, its id refused.
+    public var expiry: Duration
+    /// Staged NARs and parts of one cache, together, in bytes.
+    public var maxPendingBytesPerCache: UInt64
+
+    public init(expiry: Duration = .seconds(24 * 3600), maxPendingBytesPerCache: UInt64 = 32 << 30) {
+        self.expiry = expiry
+        self.maxPendingBytesPerCache = maxPendingBytesPerCache
+    }
+
+    func check(pending: UInt64, cache: CacheRecord) throws {
+        guard pending <= maxPendingBytesPerCache else {
+            throw ServiceError(
+                .insufficientStorage,
+                "cache '\(cache.name)' holds more unfinished uploads than this server allows "
+                    + "(\(maxPendingBytesPerCache) bytes); finish or abort them, or wait until they expire")
+        }
+    }
+
+    var expirySeconds: TimeInterval {
+        let (seconds, attoseconds) = expiry.components
+        return TimeInterval(seconds) + TimeInterval(attoseconds) / 1e18
+    }
+}
+
+/// What a sweep of abandoned uploads removed.
+public struct UploadSweep: Sendable, Equatable {
+    public var stagedNars = 0
+    public var multipartUploads = 0
+    public var bytes: Int64 = 0
+}
+
+extension CacheService {
+    /// Bytes of staged NARs and multipart parts of this cache, waiting to be checked.
+    func pendingUploadBytes(in cache: CacheRecord) async throws -> UInt64 {
+        var total: Int64 = 0
+        for entry in try await blobs.list(.staged) {
+            if case .staged(let cacheID, _) = entry.key, cacheID == cache.id { total += entry.size }
+        }
+        for upload in try await multipartUploads() where upload.cacheID == cache.id {
+            total += try await blobs.list(.parts(uploadID: upload.uploadID)).reduce(0) { $0 + $1.size }
+        }
+        return UInt64(max(0, total))
+    }
+
+    /// Every multipart upload whose description can be read.
+    func multipartUploads() async throws -> [MultipartNarUpload] {
+        var uploads: [MultipartNarUpload] = []
+        for entry in try await blobs.list(.uploads) {
+            guard let bytes = try await blobs.contents(of: entry.key),
+                let upload = try? JSONDecoder.capstan.decode(MultipartNarUpload.self, from: Data(bytes))
+            else { continue }
+            uploads.append(upload)
+        }
+        return uploads
+    }
+
+    /// An upload may go on only while it is young and the token that started it still may write to its cache.
+    func requireAlive(_ upload: MultipartNarUpload, now: Date = Date()) async throws {
+        let unknown = ServiceError.notFound(
+            "no upload \(upload.uploadID.prefix(8))… of NAR \(upload.narID) is in progress")
+        guard now.timeIntervalSince(upload.createdAt) < uploadLimits.expirySeconds else { throw unknown }
+        guard let tokenID = upload.tokenID, let token = try await store.token(id: tokenID), token.revokedAt == nil,
+            let cache = try await store.cache(id: upload.cacheID),
+            AccessPolicy.allows(Principal(token: token), .writeCache(cache))
+        else { throw unknown }
+    }
+
+    /// Removes staged NARs older than the expiry, and multipart uploads that expired or whose token
+    /// was revoked. The server runs it at start and then periodically.
+    @discardableResult
+    public func sweepAbandonedUploads(now: Date = Date()) async throws -> UploadSweep {
+        var sweep = UploadSweep()
+        let cutoff = now.addingTimeInterval(-uploadLimits.expirySeconds)
+        for entry in try await blobs.list(.staged) where entry.modified < cutoff {
+            if try await blobs.delete(entry.key) {
+                sweep.stagedNars += 1
+                sweep.bytes += entry.size
+            }
+        }
+        for upload in try await multipartUploads() {
+            do {
+                try await requireAlive(upload, now: now)
+            } catch let error as ServiceError where error.kind == .notFound {
+                sweep.bytes += try await blobs.list(.parts(uploadID: upload.uploadID)).reduce(0) { $0 + $1.size }
+                await abortMultipartUpload(upload)
+                sweep.multipartUploads += 1
+            }
+        }
+        if sweep != UploadSweep() {
+            logger.info(
+                "swept abandoned uploads",
+                metadata: [
+                    "stagedNars": "\(sweep.stagedNars)", "multipartUploads": "\(sweep.multipartUploads)",
+                    "bytes": "\(sweep.bytes)",
+                ])
+        }
+        return sweep
+    }
+}
