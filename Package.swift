@@ -94,6 +94,7 @@ let package = Package(
                 "CapstanModel",
                 "CapstanClient",
                 "NixCore",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "HummingbirdWSClient", package: "hummingbird-websocket"),
                 .product(name: "Logging", package: "swift-log"),
             ]

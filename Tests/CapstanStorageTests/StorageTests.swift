@@ -11,7 +11,7 @@ struct StorageTests {
         try await StoreFixture.withStore(backend, migrate: false) { store in
             #expect(try await store.migrate() == [1, 2, 3])
             #expect(try await store.migrate() == [])
-            #expect(try await store.appliedMigrations() == [1, 2, 3])
+            #expect(try await store.appliedMigrations() == [1, 2, 3, 4])
             try await store.ping()
         }
     }
@@ -29,7 +29,7 @@ struct StorageTests {
             return try await group.reduce(into: []) { $0 += $1 }
         }
         #expect(applied.sorted() == [1, 2, 3])
-        #expect(try await stores[0].appliedMigrations() == [1, 2, 3])
+        #expect(try await stores[0].appliedMigrations() == [1, 2, 3, 4])
         for store in stores { try await store.shutdown() }
     }
 

@@ -9,11 +9,15 @@ public final class AgentMachine: @unchecked Sendable {
     public let stateDirectory: String
     public let logPath: String
     public let serverURL: String
+    /// The machine's simulated systemd units and HTTP service.
+    public let toy: ToySystem
     private let token: String
     private let extraArguments: [String]
     public private(set) var process: Process?
 
-    public init(name: String, token: String, serverURL: String, in directory: TemporaryDirectory, arguments: [String] = []) throws {
+    public init(
+        name: String, token: String, serverURL: String, in directory: TemporaryDirectory, arguments: [String] = []
+    ) throws {
         self.name = name
         self.token = token
         self.serverURL = serverURL
@@ -25,6 +29,7 @@ public final class AgentMachine: @unchecked Sendable {
             try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
         }
         FileManager.default.createFile(atPath: logPath, contents: nil)
+        toy = try ToySystem(directory: directory.sub("machine-\(name)/toy"))
     }
 
     /// The profile inside the machine, e.g. `/nix/var/nix/profiles/system`.
@@ -33,19 +38,27 @@ public final class AgentMachine: @unchecked Sendable {
     /// The store path the machine's profile points at, nil before its first deployment.
     public var currentProfileTarget: String? {
         let hostProfile = nixRoot + "/var/nix/profiles/system"
-        guard let generation = try? FileManager.default.destinationOfSymbolicLink(atPath: hostProfile) else { return nil }
-        let generationPath = generation.hasPrefix("/") ? nixRoot + generation.dropFirst(4) : nixRoot + "/var/nix/profiles/" + generation
+        guard let generation = try? FileManager.default.destinationOfSymbolicLink(atPath: hostProfile) else {
+            return nil
+        }
+        let generationPath =
+            generation.hasPrefix("/") ? nixRoot + generation.dropFirst(4) : nixRoot + "/var/nix/profiles/" + generation
         return try? FileManager.default.destinationOfSymbolicLink(atPath: generationPath)
     }
 
     public func start() throws {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/unshare")
-        let agent = ([TestEnvironment.capstanBinary, "deploy", "agent", name, "--url", serverURL,
-            "--profiles-dir", "/nix/var/nix/profiles", "--state-dir", stateDirectory] + extraArguments)
+        let agent =
+            ([
+                TestEnvironment.capstanBinary, "deploy", "agent", name, "--url", serverURL,
+                "--profiles-dir", "/nix/var/nix/profiles", "--state-dir", stateDirectory,
+            ] + extraArguments)
             .map { "'\($0)'" }.joined(separator: " ")
-        process.arguments = ["-m", "--propagation", "private", "sh", "-c", "mount --bind '\(nixRoot)' /nix && exec \(agent)"]
-        var env = TestEnvironment.nixEnvironment
+        process.arguments = [
+            "-m", "--propagation", "private", "sh", "-c", "mount --bind '\(nixRoot)' /nix && exec \(agent)",
+        ]
+        var env = TestEnvironment.nixEnvironment.merging(toy.environment) { $1 }
         env["CAPSTAN_AGENT_TOKEN"] = token
         // A machine of its own has its own home and Nix cache (Nix's narinfo cache is one SQLite file).
         env["HOME"] = (stateDirectory as NSString).deletingLastPathComponent + "/home"
@@ -93,10 +106,15 @@ public enum ToyConfiguration {
         /// What the `system` file says; nil leaves the file out.
         public var system: String? = nil
         public var payloadBytes: Int = 20_000
+        /// The machine's failed units once this configuration is active; nil leaves them as they are.
+        public var failedUnits: [String]? = nil
+        /// The port the configuration's HTTP service listens on; nil: it has none (and stops the previous one's).
+        public var httpPort: Int? = nil
         public init() {}
     }
 
-    /// Builds a configuration; its switch appends "switched <out>" to `marker`.
+    /// Builds a configuration. Its switch appends "switched <out>" to `marker` when it activates
+    /// (`switch`, `test`), and "<action> <out>" for every action to `marker.actions`.
     public static func build(
         name: String, marker: String, options: Options = Options(), in directory: TemporaryDirectory
     ) throws -> String {
@@ -121,11 +139,14 @@ public enum ToyConfiguration {
               echo 26.05-capstan > $out/nixos-version
               \(systemLine)
               echo ${data} > $out/data-path
+              \(activationHook(failedUnits: options.failedUnits, httpPort: options.httpPort))
               cat > $out/bin/switch-to-configuration <<EOF
             #!/bin/sh
             \(options.switchPrelude)
             echo "switching to $out (\\$1)"
-            echo "switched $out" >> \(marker)
+            echo "\\$1 $out" >> \(marker).actions
+            case "\\$1" in switch|test) echo "switched $out" >> \(marker) ;; esac
+            $out/bin/toy-activate "\\$1"
             exit \(options.switchExitCode)
             EOF
               chmod +x $out/bin/switch-to-configuration
@@ -135,6 +156,42 @@ public enum ToyConfiguration {
         try expression.write(toFile: file, atomically: true, encoding: .utf8)
         return try ProcessRunner.nix(["nix-build", "--no-out-link", file]).stdoutString
             .trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+
+    /// Builder lines (of a toy toplevel's derivation) writing `$out/bin/toy-activate`, which a
+    /// toy switch calls with its action: on `switch` and `test` it sets the machine's failed units
+    /// and (re)starts or stops its HTTP service, in the `ToySystem` that `CAPSTAN_TOY_STATE` names.
+    public static func activationHook(failedUnits: [String]?, httpPort: Int?) -> String {
+        var body = [
+            "#!/bin/sh",
+            "case \"$1\" in switch|test) ;; *) exit 0 ;; esac",
+            "state=\"$CAPSTAN_TOY_STATE\"",
+            "[ -n \"$state\" ] || exit 0",
+        ]
+        if let failedUnits {
+            body.append(": > \"$state/failed-units\"")
+            body += failedUnits.map { "echo \($0) >> \"$state/failed-units\"" }
+        }
+        body += [
+            "if [ -f \"$state/http.pid\" ]; then",
+            "  pid=$(cat \"$state/http.pid\"); kill \"$pid\" 2>/dev/null",
+            "  n=0; while kill -0 \"$pid\" 2>/dev/null && [ $n -lt 50 ]; do sleep 0.1; n=$((n+1)); done",
+            "  rm -f \"$state/http.pid\"",
+            "fi",
+        ]
+        if let httpPort {
+            body += [
+                "setsid python3 -m http.server \(httpPort) --bind 127.0.0.1 --directory \"$state\" >/dev/null 2>&1 </dev/null &",
+                "echo $! > \"$state/http.pid\"",
+                "echo \"toy service listens on port \(httpPort)\"",
+            ]
+        }
+        return """
+            cat > $out/bin/toy-activate <<'TOY'
+            \(body.joined(separator: "\n"))
+            TOY
+            chmod +x $out/bin/toy-activate
+            """
     }
 
     /// A rollback (health-check) script that exits with `code`.
@@ -159,6 +216,66 @@ public enum ToyConfiguration {
     public static func switches(_ marker: String) -> [String] {
         ((try? String(contentsOfFile: marker, encoding: .utf8)) ?? "").split(separator: "\n").map(String.init)
     }
+
+    /// Every action the switches of `marker`'s configurations ran, as "<action> <out>".
+    public static func actions(_ marker: String) -> [String] { switches(marker + ".actions") }
+}
+
+/// What a toy machine's configurations act on besides their marker: its failed systemd units,
+/// which a fake `systemctl` on the PATH of `environment` lists, and one small HTTP service. The
+/// service is stopped when this value goes.
+public final class ToySystem: Sendable {
+    public let directory: String
+
+    public init(directory: String) throws {
+        self.directory = directory
+        try FileManager.default.createDirectory(atPath: directory + "/bin", withIntermediateDirectories: true)
+        let systemctl = """
+            #!/bin/sh
+            # Answers only what the agent asks: systemctl --failed …
+            case " $* " in *" --failed "*) ;; *) echo "toy systemctl: unsupported: $*" >&2; exit 1 ;; esac
+            [ -f "$CAPSTAN_TOY_STATE/failed-units" ] || exit 0
+            while read -r unit; do
+              [ -n "$unit" ] && echo "$unit loaded failed failed Toy unit $unit"
+            done < "$CAPSTAN_TOY_STATE/failed-units"
+            exit 0
+
+            """
+        let path = directory + "/bin/systemctl"
+        try systemctl.write(toFile: path, atomically: true, encoding: .utf8)
+        try FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: path)
+    }
+
+    /// `CAPSTAN_TOY_STATE`, and `PATH` with the fake `systemctl` first.
+    public var environment: [String: String] {
+        let path = ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin"
+        return ["CAPSTAN_TOY_STATE": directory, "PATH": directory + "/bin:" + path]
+    }
+
+    public var failedUnits: [String] {
+        get {
+            ((try? String(contentsOfFile: directory + "/failed-units", encoding: .utf8)) ?? "")
+                .split(separator: "\n").map(String.init)
+        }
+        set {
+            try? (newValue.map { $0 + "\n" }.joined()).write(
+                toFile: directory + "/failed-units", atomically: true, encoding: .utf8)
+        }
+    }
+
+    /// The pid of the running HTTP service, nil when there is none.
+    public var httpServicePID: pid_t? {
+        guard let text = try? String(contentsOfFile: directory + "/http.pid", encoding: .utf8),
+            let pid = pid_t(text.trimmingCharacters(in: .whitespacesAndNewlines)), kill(pid, 0) == 0
+        else { return nil }
+        return pid
+    }
+
+    public func stopHTTPService() {
+        if let pid = httpServicePID { kill(pid, SIGKILL) }
+    }
+
+    deinit { stopHTTPService() }
 }
 
 /// Polls until `condition` holds or `timeout` passes.

@@ -175,6 +175,10 @@ enum DashboardTemplates {
         {{#canRetry}}<a class="button" id="retry" href="/deployments/{{id}}/retry">Retry…</a>{{/canRetry}}
         <a class="button" id="rollback" href="/agents/{{agent}}/rollback">Roll {{agent}} back…</a>
         </p>
+        {{#hasChecks}}<h2>Health checks</h2>
+        <table id="checks"><thead><tr><th>Check</th><th>Result</th><th>Attempts</th><th>Last output</th></tr></thead>
+        <tbody>{{#checks}}<tr class="check check-{{result}}"><td><code>{{check}}</code></td><td>{{result}}</td><td>{{attempts}}</td><td><pre>{{output}}</pre></td></tr>{{/checks}}</tbody>
+        </table>{{/hasChecks}}
         <h2>Log</h2>
         <pre id="log" class="log"{{#following}} data-follow="/api/v1/deployments/{{id}}/log"{{/following}} data-lines="{{lineCount}}">{{#lines}}<span class="line">{{.}}
         </span>{{/lines}}</pre>

@@ -7,6 +7,7 @@ import Foundation
 extension DeployService {
     static let finalSuccessLine = "Successfully activated the deployment."
     static let finalFailureLine = "Failed to activate the deployment."
+    static let finalCancelLine = "Cancelled the deployment."
     /// What the server presumes when a reconnected agent no longer mentions a deployment; the
     /// agent's own report, should it still come, replaces the presumption.
     static let orphanReason = "the agent restarted and no longer runs this deployment (its process was killed)"
@@ -46,9 +47,15 @@ extension DeployService {
     /// The newest pending deployment of an agent, as an order for it.
     public func pendingOrder(for agent: AgentRecord) async throws -> DeploymentOrder? {
         guard let pending = try await store.newestPendingDeployment(agentID: agent.id) else { return nil }
-        return DeploymentOrder(
-            id: pending.id, index: pending.index, storePath: pending.storePath,
-            rollbackScript: Self.rollbackScript(pending.rollbackScript, system: agent.system))
+        return Self.order(pending, system: agent.system)
+    }
+
+    /// A stored deployment as an order for an agent of `system`.
+    static func order(_ deployment: DeploymentRecord, system: String?) -> DeploymentOrder {
+        DeploymentOrder(
+            id: deployment.id, index: deployment.index, storePath: deployment.storePath,
+            rollbackScript: rollbackScript(deployment.rollbackScript, system: system),
+            activation: StoredJSON.value(ActivationSettings.self, from: deployment.activation))
     }
 
     /// `pendingOrder(for:)` of many agents with two queries (per 500 agents), keyed by agent ID; agents
@@ -61,9 +68,7 @@ extension DeployService {
         var orders: [String: DeploymentOrder] = [:]
         for (agentID, deployment) in pending {
             guard let agent = agents[agentID] else { continue }
-            orders[agentID] = DeploymentOrder(
-                id: deployment.id, index: deployment.index, storePath: deployment.storePath,
-                rollbackScript: Self.rollbackScript(deployment.rollbackScript, system: agent.system))
+            orders[agentID] = Self.order(deployment, system: agent.system)
         }
         return orders
     }
@@ -125,7 +130,7 @@ extension DeployService {
             return
         }
         var reason = outcome.reason
-        if !outcome.succeeded {
+        if !outcome.succeeded && !outcome.cancelled {
             reason = reason ?? "the agent reported a failure"
             if !outcome.rolledBack, !(reason?.contains("roll") ?? false) {
                 reason = (reason ?? "") + "; not rolled back"
@@ -134,16 +139,18 @@ extension DeployService {
         let finalLine =
             outcome.succeeded
             ? Self.finalSuccessLine
-            : Self.finalFailureLine + " " + (reason ?? "") + (outcome.rolledBack ? " (rolled back)" : "")
+            : (outcome.cancelled ? Self.finalCancelLine : Self.finalFailureLine) + " " + (reason ?? "")
+                + (outcome.rolledBack ? " (rolled back)" : "")
         try await appendLines(outcome.id, [finalLine])
+        // A cancelled deployment the agent stopped (and rolled back) ends Cancelled, not Failed.
+        let status: DeploymentStatus = outcome.succeeded ? .succeeded : outcome.cancelled ? .cancelled : .failed
         guard
             let finished = try await store.transitionDeployment(
-                id: outcome.id, from: presumedOrphan ? [.failed] : [.pending, .inProgress],
-                to: outcome.succeeded ? .succeeded : .failed,
+                id: outcome.id, from: presumedOrphan ? [.failed] : [.pending, .inProgress], to: status,
                 // The store keeps a reason it is not given; replace the presumption explicitly.
                 reason: outcome.succeeded
                     ? (presumedOrphan ? "reported by the agent after it reconnected" : nil) : reason,
-                rolledBack: outcome.rolledBack, at: Date())
+                rolledBack: outcome.rolledBack, checkResults: outcome.checks.map(StoredJSON.text), at: Date())
         else { return }
         await self.finished(finished)
         logger.info(
@@ -192,7 +199,7 @@ extension DeployService {
             id: agent.id, system: agent.system, version: agent.version, currentStorePath: nil, at: Date())
     }
 
-    private func appendLines(_ deploymentID: String, _ lines: [String]) async throws {
+    func appendLines(_ deploymentID: String, _ lines: [String]) async throws {
         let now = Date()
         _ = try await store.appendLogLines(deploymentID: deploymentID, lines: lines.map { LogLine(time: now, line: $0) })
         await events.publish(.logAppended(deploymentID: deploymentID))

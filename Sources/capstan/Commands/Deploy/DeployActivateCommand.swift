@@ -64,7 +64,10 @@ struct DeployActivateCommand: AsyncParsableCommand {
             Output.line(summary(outcome.deployments, timedOut: outcome.timedOut))
         }
         if !outcome.timedOut.isEmpty { throw ExitCode(Self.exitTimedOut) }
-        if outcome.deployments.contains(where: { $0.status != .succeeded }) { throw ExitCode(Self.exitFailed) }
+        let failedCheck = outcome.deployments.contains { ($0.checks ?? []).contains { !$0.passed } }
+        if failedCheck || outcome.deployments.contains(where: { $0.status != .succeeded }) {
+            throw ExitCode(Self.exitFailed)
+        }
     }
 
     struct FollowOutcome {
@@ -73,7 +76,8 @@ struct DeployActivateCommand: AsyncParsableCommand {
     }
 
     /// Follows every deployment at once; a line each minute names those still waiting.
-    private func follow(api: CapstanAPIClient, deployments: [(agent: String, id: String)]) async throws -> FollowOutcome {
+    private func follow(api: CapstanAPIClient, deployments: [(agent: String, id: String)]) async throws -> FollowOutcome
+    {
         let finished = FinishedDeployments()
         let deadline = timeout.map { ContinuousClock.now + $0.duration }
         let quiet = json
@@ -102,7 +106,9 @@ struct DeployActivateCommand: AsyncParsableCommand {
             group.addTask {
                 while !Task.isCancelled {
                     try? await Task.sleep(for: .seconds(60))
-                    let waiting = deployments.map(\.agent).filter { agent in finished.results.withLock { $0[agent] == nil } }
+                    let waiting = deployments.map(\.agent).filter { agent in
+                        finished.results.withLock { $0[agent] == nil }
+                    }
                     if waiting.isEmpty || Task.isCancelled { return }
                     let online = Dictionary(
                         ((try? await api.agents()) ?? []).map { ($0.name, $0.online) }, uniquingKeysWith: { a, _ in a })
@@ -147,27 +153,35 @@ struct DeployActivateCommand: AsyncParsableCommand {
             var status = deployment.status.rawValue
             if timedOut.contains(deployment.agent) { status += " (timed out waiting)" }
             if deployment.rolledBack { status += ", rolled back" }
-            return ["\(deployment.agent)", "#\(deployment.index)", status, duration, deployment.reason ?? ""]
+            return [
+                "\(deployment.agent)", "#\(deployment.index)", status, duration, checks(deployment.checks),
+                deployment.reason ?? "",
+            ]
         }
-        return TextTable.render(header: ["AGENT", "DEPLOYMENT", "STATUS", "TIME", "REASON"], rows: rows)
+        return TextTable.render(header: ["AGENT", "DEPLOYMENT", "STATUS", "TIME", "CHECKS", "REASON"], rows: rows)
+    }
+
+    /// `http http://…: passed; command /bin/probe: FAILED (3 attempts)`, or `-` without checks.
+    private func checks(_ results: [CheckResult]?) -> String {
+        guard let results, !results.isEmpty else { return "-" }
+        return results.map { result in
+            "\(result.check): " + (result.passed ? "passed" : "FAILED (\(result.attempts) attempts)")
+        }.joined(separator: "; ")
     }
 }
 
-/// A duration given on the command line: `90s`, `30m`, `2h`, or plain seconds.
+/// A duration given on the command line: `90s`, `30m`, `2h`, `1m30s`, `500ms` or plain seconds; more than zero.
 struct DurationArgument: ExpressibleByArgument {
     var duration: Duration
 
+    init(_ duration: Duration) { self.duration = duration }
+
     init?(argument: String) {
-        let units: [Character: Int64] = ["s": 1, "m": 60, "h": 3600]
-        var text = argument.trimmingCharacters(in: .whitespaces)
-        var multiplier: Int64 = 1
-        if let last = text.last, let unit = units[last] {
-            multiplier = unit
-            text.removeLast()
-        }
-        guard let value = Int64(text), value > 0 else { return nil }
-        duration = .seconds(value * multiplier)
+        guard let span = TimeSpan(parsing: argument), span.duration > .zero else { return nil }
+        duration = span.duration
     }
+
+    var defaultValueDescription: String { TimeSpan(duration).description }
 }
 
 /// Unbuffered lines on stdout, so a follower sees them as they happen even through a pipe.
