@@ -116,16 +116,7 @@ struct DetachedRunnerTests {
         let hanging = try machine.configuration("hanging", extraScript: "echo $$ > \(switchPID); exec sleep 300")
         let next = try machine.configuration("next")
         let task = machine.task(hanging, serverURL: try TestServer.url)
-        let directory = try DeploymentDirectory(stateDirectory: machine.stateDirectory, id: task.order.id)
-        try directory.create(task: task)
-        let runner = Process()
-        runner.executableURL = URL(fileURLWithPath: TestEnvironment.capstanBinary)
-        runner.arguments = ["deploy", "run", "--state-dir", machine.stateDirectory, "--id", task.order.id]
-        runner.environment = TestEnvironment.nixEnvironment
-        runner.standardInput = FileHandle.nullDevice
-        runner.standardOutput = FileHandle.nullDevice
-        runner.standardError = FileHandle.nullDevice
-        try runner.run()
+        let (directory, runner) = try machine.startDeployment(task)
         try await waitFor("the hanging switch") { FileManager.default.fileExists(atPath: switchPID) }
         #expect(RunnerLock.isHeld(stateDirectory: machine.stateDirectory))
         kill(runner.processIdentifier, SIGKILL)

@@ -137,16 +137,7 @@ struct SaferActivationTests {
         let slow = try machine.configuration("slow", extraScript: "[ \"$1\" = test ] && touch \(started) && sleep 60")
         try machine.setProfile(old)
         let task = machine.task(slow, serverURL: try TestServer.url)
-        let directory = try DeploymentDirectory(stateDirectory: machine.stateDirectory, id: task.order.id)
-        try directory.create(task: task)
-        let runner = Process()
-        runner.executableURL = URL(fileURLWithPath: TestEnvironment.capstanBinary)
-        runner.arguments = ["deploy", "run", "--state-dir", machine.stateDirectory, "--id", task.order.id]
-        runner.environment = TestEnvironment.nixEnvironment.merging(machine.toy.environment) { $1 }
-        runner.standardInput = FileHandle.nullDevice
-        runner.standardOutput = FileHandle.nullDevice
-        runner.standardError = FileHandle.nullDevice
-        try runner.run()
+        let (directory, runner) = try machine.startDeployment(task)
         defer { if runner.isRunning { kill(runner.processIdentifier, SIGKILL) } }
         #expect(eventually(timeout: 60) { FileManager.default.fileExists(atPath: started) })
         try directory.requestCancel()

@@ -114,6 +114,24 @@ struct ToyMachine {
             activationTimeoutSeconds: activationTimeout, checks: checks)
     }
 
+    /// What the machine's runners run with: container-friendly Nix and the toy system.
+    var environment: [String: String] { TestEnvironment.nixEnvironment.merging(toy.environment) { $1 } }
+
+    /// Prepares the deployment directory as the agent does and starts `capstan deploy run` without waiting.
+    func startDeployment(_ task: DeploymentTask) throws -> (DeploymentDirectory, Process) {
+        let directory = try DeploymentDirectory(stateDirectory: stateDirectory, id: task.order.id)
+        try directory.create(task: task)
+        let runner = Process()
+        runner.executableURL = URL(fileURLWithPath: TestEnvironment.capstanBinary)
+        runner.arguments = ["deploy", "run", "--state-dir", stateDirectory, "--id", task.order.id]
+        runner.environment = environment
+        runner.standardInput = FileHandle.nullDevice
+        runner.standardOutput = FileHandle.nullDevice
+        runner.standardError = FileHandle.nullDevice
+        try runner.run()
+        return (directory, runner)
+    }
+
     /// Prepares the deployment directory as the agent does and runs `capstan deploy run` to the end.
     @discardableResult
     func runDeployment(_ task: DeploymentTask) throws -> (DeploymentOutcome, ProcessResult) {
@@ -121,7 +139,7 @@ struct ToyMachine {
         try directory.create(task: task)
         let result = try ProcessRunner.run(
             [TestEnvironment.capstanBinary, "deploy", "run", "--state-dir", stateDirectory, "--id", task.order.id],
-            environment: TestEnvironment.nixEnvironment.merging(toy.environment) { $1 })
+            environment: environment)
         guard let outcome = try directory.result() else {
             throw TestFailure(
                 "no result.json after `capstan deploy run` (exit \(result.status)): \(result.stderrString)")
