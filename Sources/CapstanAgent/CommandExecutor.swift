@@ -1,3 +1,4 @@
+import CapstanModel
 import Foundation
 import Synchronization
 

@@ -31,7 +31,7 @@ import Testing
         // What the server stores and the agent reads back.
         let stored = StoredJSON.text(web)
         #expect(StoredJSON.value(ActivationSettings.self, from: stored) == web)
-        #expect(stored.contains(#""timeout":"5s""#), stored)
+        #expect(stored.contains(#""timeout":"5s""#), "\(stored)")
     }
 
     @Test func aPlainDeployJSONAsksNothingOfTheActivation() throws {

@@ -81,7 +81,7 @@ struct DeployAgentCommand: AsyncParsableCommand {
             }
             do {
                 return try HealthCheck.parse(object, field: "--check #\(index + 1)")
-            } catch {
+            } catch let error as DeploySpecError {
                 throw ValidationError(error.description)
             }
         }
@@ -128,4 +128,4 @@ struct DeployAgentCommand: AsyncParsableCommand {
     }
 }
 
-extension ActivationMode: @retroactive ExpressibleByArgument {}
+extension ActivationMode: ExpressibleByArgument {}
