@@ -28,6 +28,27 @@ struct HealthCheckRun: Sendable {
     /// The results of the round that passed; throws `DeploymentFailure.checksFailed` with the last
     /// round's results when the grace period ends first, and `Interruption` when the watch stops it.
     func run(watch: InterruptionWatch) async throws -> [CheckResult] {
+        let http = HTTPClient(configuration: Self.probeConfiguration)
+        do {
+            let results = try await rounds(watch: watch, http: http)
+            try? await http.shutdown()
+            return results
+        } catch {
+            try? await http.shutdown()
+            throw error
+        }
+    }
+
+    /// A probe reports what the URL itself answers: no redirects followed, and a refused connection
+    /// fails at once instead of being retried until the probe's timeout.
+    static var probeConfiguration: HTTPClient.Configuration {
+        var configuration = HTTPClient.Configuration()
+        configuration.redirectConfiguration = .disallow
+        configuration.connectionPool.retryConnectionEstablishment = false
+        return configuration
+    }
+
+    private func rounds(watch: InterruptionWatch, http: HTTPClient) async throws -> [CheckResult] {
         log.append("Running \(checks.count) health check(s), retried for up to \(TimeSpan(grace))")
         let start = ContinuousClock.now
         var attempts = 0
@@ -36,7 +57,7 @@ struct HealthCheckRun: Sendable {
             var results: [CheckResult] = []
             for check in checks {
                 try watch.check()
-                let (passed, output) = await attempt(check, watch: watch)
+                let (passed, output) = await attempt(check, watch: watch, http: http)
                 results.append(
                     CheckResult(check: check.description, passed: passed, attempts: attempts, output: output))
                 let summary = output.last.map { ": \($0)" } ?? ""
@@ -54,7 +75,7 @@ struct HealthCheckRun: Sendable {
     }
 
     /// One run of one check: whether it passed, and the lines that say why.
-    private func attempt(_ check: HealthCheck, watch: InterruptionWatch) async -> (Bool, [String]) {
+    private func attempt(_ check: HealthCheck, watch: InterruptionWatch, http: HTTPClient) async -> (Bool, [String]) {
         switch check {
         case .noFailedUnits:
             do {
@@ -71,8 +92,8 @@ struct HealthCheckRun: Sendable {
                 return (false, ["\(error)"])
             }
         case .http(let url, let status, let timeout):
-            return await probe(
-                url, expecting: status, timeout: min(timeout.duration, watch.remaining ?? timeout.duration))
+            let limit = min(timeout.duration, watch.remaining ?? timeout.duration)
+            return await probe(url, expecting: status, timeout: limit, http: http)
         case .command(let arguments, let timeout):
             do {
                 let output = try executor.run(arguments, timeout: timeout.duration, watch: watch)
@@ -85,10 +106,12 @@ struct HealthCheckRun: Sendable {
         }
     }
 
-    private func probe(_ url: String, expecting expected: Int, timeout: Duration) async -> (Bool, [String]) {
+    private func probe(_ url: String, expecting expected: Int, timeout: Duration, http: HTTPClient) async
+        -> (Bool, [String])
+    {
         let milliseconds = max(1, Int64(TimeSpan(timeout).seconds * 1000))
         do {
-            let response = try await HTTPClient.shared.execute(
+            let response = try await http.execute(
                 HTTPClientRequest(url: url), timeout: .milliseconds(milliseconds))
             let code = Int(response.status.code)
             return (code == expected, ["GET \(url): HTTP \(code)" + (code == expected ? "" : ", expected \(expected)")])
