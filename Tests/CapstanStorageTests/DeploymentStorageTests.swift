@@ -222,6 +222,32 @@ struct DeploymentStorageTests {
     }
 
     @Test(arguments: DatabaseBackend.allCases)
+    func activationSettingsAndCheckResultsAreKept(backend: DatabaseBackend) async throws {
+        try await StoreFixture.withStore(backend) { store in
+            let (workspace, agent) = try await Sample.workspaceWithAgent(store)
+            let settings = #"{"checks":[{"systemd":"no-failed-units"}],"grace":"1m"}"#
+            let batch = try await store.createDeployments(
+                workspaceID: workspace.id, activationID: nil, createdBy: nil,
+                requests: [
+                    DeploymentRequest(
+                        agentID: agent.id, storePath: "/nix/store/\(Sample.hashPart())-system", activation: settings)
+                ], at: Self.t0)
+            let created = try #require(batch.created.first)
+            #expect(created.activation == settings)
+            #expect(created.checkResults == nil)
+            #expect(try await store.newestPendingDeployment(agentID: agent.id)?.activation == settings)
+            let results = #"[{"attempts":2,"check":"systemd no-failed-units","output":[],"passed":false}]"#
+            let cancelled = try #require(
+                try await store.transitionDeployment(
+                    id: created.id, from: [.pending, .inProgress], to: .cancelled, rolledBack: true,
+                    checkResults: results, at: Self.t0.addingTimeInterval(1)))
+            #expect(cancelled.checkResults == results)
+            #expect(try await store.deployment(id: created.id)?.checkResults == results)
+            #expect(try await store.deployment(id: created.id)?.activation == settings)
+        }
+    }
+
+    @Test(arguments: DatabaseBackend.allCases)
     func transitionsAreCompareAndSet(backend: DatabaseBackend) async throws {
         try await StoreFixture.withStore(backend) { store in
             let (workspace, agent) = try await Sample.workspaceWithAgent(store)
@@ -417,7 +443,9 @@ struct DeploymentStorageTests {
 
             let first = try await store.createDeployments(
                 workspaceID: workspace.id, activationID: "act-1", createdBy: "ci",
-                requests: agents.reversed().map { DeploymentRequest(agentID: $0.id, storePath: "/nix/store/1-\($0.name)") },
+                requests: agents.reversed().map {
+                    DeploymentRequest(agentID: $0.id, storePath: "/nix/store/1-\($0.name)")
+                },
                 at: Self.t0)
             #expect(first.superseded == [])
             #expect(first.created.map(\.agentID) == agents.reversed().map(\.id))
@@ -428,7 +456,8 @@ struct DeploymentStorageTests {
             let t1 = Self.t0.addingTimeInterval(10)
             let second = try await store.createDeployments(
                 workspaceID: workspace.id, activationID: "act-2", createdBy: nil,
-                requests: agents.map { DeploymentRequest(agentID: $0.id, storePath: "/nix/store/2-\($0.name)") }, at: t1)
+                requests: agents.map { DeploymentRequest(agentID: $0.id, storePath: "/nix/store/2-\($0.name)") }, at: t1
+            )
             #expect(second.created.map(\.index) == Array(repeating: 2, count: 450))
             #expect(second.superseded.map(\.agentID) == agents.dropFirst().map(\.id))
             #expect(
@@ -519,7 +548,8 @@ struct DeploymentStorageTests {
             }
             #expect(received.all.filter { $0.hasPrefix("event-") } == batch)
             await #expect(throws: StorageError.self) {
-                try await sender.notify(channel: "capstan_batch", payloads: ["ok", String(repeating: "x", count: 8_000)])
+                try await sender.notify(
+                    channel: "capstan_batch", payloads: ["ok", String(repeating: "x", count: 8_000)])
             }
         }
     }
