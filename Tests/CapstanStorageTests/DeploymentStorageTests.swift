@@ -443,9 +443,7 @@ struct DeploymentStorageTests {
 
             let first = try await store.createDeployments(
                 workspaceID: workspace.id, activationID: "act-1", createdBy: "ci",
-                requests: agents.reversed().map {
-                    DeploymentRequest(agentID: $0.id, storePath: "/nix/store/1-\($0.name)")
-                },
+                requests: agents.reversed().map { DeploymentRequest(agentID: $0.id, storePath: "/nix/store/1-\($0.name)") },
                 at: Self.t0)
             #expect(first.superseded == [])
             #expect(first.created.map(\.agentID) == agents.reversed().map(\.id))
@@ -456,8 +454,7 @@ struct DeploymentStorageTests {
             let t1 = Self.t0.addingTimeInterval(10)
             let second = try await store.createDeployments(
                 workspaceID: workspace.id, activationID: "act-2", createdBy: nil,
-                requests: agents.map { DeploymentRequest(agentID: $0.id, storePath: "/nix/store/2-\($0.name)") }, at: t1
-            )
+                requests: agents.map { DeploymentRequest(agentID: $0.id, storePath: "/nix/store/2-\($0.name)") }, at: t1)
             #expect(second.created.map(\.index) == Array(repeating: 2, count: 450))
             #expect(second.superseded.map(\.agentID) == agents.dropFirst().map(\.id))
             #expect(
@@ -548,8 +545,7 @@ struct DeploymentStorageTests {
             }
             #expect(received.all.filter { $0.hasPrefix("event-") } == batch)
             await #expect(throws: StorageError.self) {
-                try await sender.notify(
-                    channel: "capstan_batch", payloads: ["ok", String(repeating: "x", count: 8_000)])
+                try await sender.notify(channel: "capstan_batch", payloads: ["ok", String(repeating: "x", count: 8_000)])
             }
         }
     }
