@@ -96,6 +96,42 @@ struct SaferActivationTests {
         #expect(machine.profileTarget == next)
     }
 
+    @Test("a check that hangs is stopped when the activation's time is up, and the deployment rolled back")
+    func hangingCheckTimesOut() throws {
+        let machine = try ToyMachine()
+        let old = try machine.configuration("old")
+        let new = try machine.configuration("new")
+        try machine.setProfile(old)
+        let seconds = 88_000 + Int.random(in: 0..<400)
+        let hanging = HealthCheck.command(["/bin/sleep", "\(seconds)"], timeout: .seconds(600))
+        let task = machine.task(
+            new, serverURL: try TestServer.url, activation: ActivationSettings(checks: [hanging], grace: .seconds(600)),
+            activationTimeout: 3)
+        let (outcome, _) = try machine.runDeployment(task)
+        #expect(!outcome.succeeded)
+        #expect(outcome.rolledBack)
+        #expect(outcome.reason?.contains("timeout of 3s (it was at: health checks)") == true, "\(outcome)")
+        #expect(machine.switches == ["new test \(task.order.id)", "old test \(task.order.id)"])
+        #expect(machine.profileTarget == old)
+        #expect(try ProcessRunner.run(["/usr/bin/pgrep", "-f", "sleep \(seconds)"]).stdoutString.isEmpty)
+    }
+
+    @Test("a boot entry that cannot be written rolls back, boot entry of the previous configuration included")
+    func failingCommitRollsBack() throws {
+        let machine = try ToyMachine()
+        let old = try machine.configuration("old")
+        let new = try machine.configuration("new", extraScript: "[ \"$1\" = boot ] && exit 4")
+        try machine.setProfile(old)
+        let task = machine.task(new, serverURL: try TestServer.url)
+        let (outcome, _) = try machine.runDeployment(task)
+        #expect(!outcome.succeeded)
+        #expect(outcome.rolledBack)
+        #expect(outcome.reason?.contains("writing its boot entry failed") == true, "\(outcome)")
+        let id = task.order.id
+        #expect(machine.switches == ["new test \(id)", "new boot \(id)", "old test \(id)", "old boot \(id)"])
+        #expect(machine.profileTarget == old)
+    }
+
     @Test("a deployment's activation timeout lowers the agent's, never raises it")
     func deploymentTimeoutOnlyLowers() throws {
         let machine = try ToyMachine()
