@@ -339,8 +339,10 @@ public struct DeploymentRunner: Sendable {
     /// The server cancelled the deployment: before the switch nothing changed; after it, roll back.
     private func cancelled(previous: String?, progress: Progress) -> DeploymentOutcome {
         let id = task.order.id
-        say("The deployment was cancelled" + (progress.switched ? " during the activation" : " before the switch"))
-        guard progress.switched else {
+        // A profile switch the cancel interrupted may have happened all the same.
+        let switched = progress.switched || profileTarget() != previous
+        say("The deployment was cancelled" + (switched ? " during the activation" : " before the switch"))
+        guard switched else {
             return DeploymentOutcome(
                 id: id, succeeded: false, reason: "cancelled before the switch; the machine was not changed",
                 rolledBack: false, currentStorePath: profileTarget(), cancelled: true, checks: progress.checks)
