@@ -18,15 +18,6 @@ public enum DeploymentFailure: Error, CustomStringConvertible, Sendable {
     /// The activation ran out of time in `step` and was stopped.
     case timedOut(TimeSpan, step: String)
 
-    /// Failures before anything was switched: the previous configuration is still the active one.
-    var changedNothing: Bool {
-        switch self {
-        case .invalidStorePath, .realiseFailed, .wrongSystem, .checkSetupFailed, .profileSwitchFailed: true
-        case .activationFailed, .serverUnreachable, .rollbackScriptFailed, .checksFailed, .commitFailed, .timedOut:
-            false
-        }
-    }
-
     public var description: String {
         switch self {
         case .invalidStorePath(let path, let detail):

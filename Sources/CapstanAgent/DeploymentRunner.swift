@@ -301,64 +301,40 @@ public struct DeploymentRunner: Sendable {
 
     // MARK: Failure
 
+    /// What a failure or a cancel leaves: before the switch nothing to undo; after it, a rollback.
     private func handle(_ error: any Error, previous: String?, progress: Progress) -> DeploymentOutcome {
-        let id = task.order.id
-        let failure: DeploymentFailure
-        switch error {
-        case Interruption.cancelled:
-            return cancelled(previous: previous, progress: progress)
-        case Interruption.timedOut(let timeout):
-            failure = .timedOut(TimeSpan(timeout), step: progress.step)
-        case let known as DeploymentFailure:
-            failure = known
-        default:
-            failure = .activationFailed(CommandFailure(command: [], status: -1, lastLines: ["\(error)"]))
-        }
-        var checks = progress.checks
-        if case .checksFailed(let results, _) = failure { checks = results }
-        say("Deployment failed: \(failure)")
-        logger.error("deployment failed: \(failure)")
-        guard !failure.changedNothing else {
-            return DeploymentOutcome(
-                id: id, succeeded: false, reason: failure.description, rolledBack: false,
-                currentStorePath: profileTarget(), checks: checks)
-        }
-        guard let previous else {
-            return DeploymentOutcome(
-                id: id, succeeded: false,
-                reason: "\(failure); nothing to roll back to: this was the agent's first deployment",
-                rolledBack: false, currentStorePath: profileTarget(), checks: checks)
-        }
-        var reason = failure.description
-        if let rollbackError = rollBack(to: previous, progress: progress) { reason += "; \(rollbackError)" }
-        return DeploymentOutcome(
-            id: id, succeeded: false, reason: reason, rolledBack: profileTarget() == previous,
-            currentStorePath: profileTarget(), checks: checks)
-    }
-
-    /// The server cancelled the deployment: before the switch nothing changed; after it, roll back.
-    private func cancelled(previous: String?, progress: Progress) -> DeploymentOutcome {
-        let id = task.order.id
-        // A profile switch the cancel interrupted may have happened all the same.
+        let cancelled = (error as? Interruption) == .cancelled
+        // A profile switch that was interrupted may have happened all the same.
         let switched = progress.switched || profileTarget() != previous
-        say("The deployment was cancelled" + (switched ? " during the activation" : " before the switch"))
-        guard switched else {
-            return DeploymentOutcome(
-                id: id, succeeded: false, reason: "cancelled before the switch; the machine was not changed",
-                rolledBack: false, currentStorePath: profileTarget(), cancelled: true, checks: progress.checks)
+        var checks = progress.checks
+        var reason: String
+        if cancelled {
+            say("The deployment was cancelled " + (switched ? "during the activation" : "before the switch"))
+            reason =
+                switched
+                ? "cancelled during the activation" : "cancelled before the switch; the machine was not changed"
+        } else {
+            let failure: DeploymentFailure
+            switch error {
+            case Interruption.timedOut(let timeout): failure = .timedOut(TimeSpan(timeout), step: progress.step)
+            case let known as DeploymentFailure: failure = known
+            default: failure = .activationFailed(CommandFailure(command: [], status: -1, lastLines: ["\(error)"]))
+            }
+            if case .checksFailed(let results, _) = failure { checks = results }
+            say("Deployment failed: \(failure)")
+            logger.error("deployment failed: \(failure)")
+            reason = failure.description
         }
-        guard let previous else {
-            return DeploymentOutcome(
-                id: id, succeeded: false,
-                reason:
-                    "cancelled during the activation; nothing to roll back to: this was the agent's first deployment",
-                rolledBack: false, currentStorePath: profileTarget(), cancelled: true, checks: progress.checks)
+        var rolledBack = false
+        if switched, let previous {
+            if let rollbackError = rollBack(to: previous, progress: progress) { reason += "; \(rollbackError)" }
+            rolledBack = profileTarget() == previous
+        } else if switched {
+            reason += "; nothing to roll back to: this was the agent's first deployment"
         }
-        var reason = "cancelled during the activation"
-        if let rollbackError = rollBack(to: previous, progress: progress) { reason += "; \(rollbackError)" }
         return DeploymentOutcome(
-            id: id, succeeded: false, reason: reason, rolledBack: profileTarget() == previous,
-            currentStorePath: profileTarget(), cancelled: true, checks: progress.checks)
+            id: task.order.id, succeeded: false, reason: reason, rolledBack: rolledBack,
+            currentStorePath: profileTarget(), cancelled: cancelled, checks: checks)
     }
 
     /// Points the profile at `previous` again and re-activates it the way the new one was activated
