@@ -157,7 +157,13 @@ enum TestServer {
     static let shared: Result<(ServerProcess, TemporaryDirectory), any Error> = Result {
         let directory = try TemporaryDirectory("capstan-agent-server")
         let server = try ServerProcess(dataDirectory: directory.sub("data"))
+        // A static is never released: the server would outlive the tests.
+        atexit { TestServer.stopAtExit() }
         return (server, directory)
+    }
+
+    static func stopAtExit() {
+        if case .success(let (server, _)) = shared { server.kill() }
     }
 
     static var url: String {

@@ -146,6 +146,7 @@ import Testing
         let running = try fixture.activate(try fixture.deployJSON(["steady": v2]), ["--async"])
         let runningID = try #require(DeployFixture.deploymentIDs(running.stdoutString)["steady"])
         #expect(try eventually { FileManager.default.fileExists(atPath: started) }, "\(machine.log)")
+        #expect(try eventually { try fixture.deployment(runningID)["status"] as? String == "InProgress" })
         let cancel = try deployer.run(["deploy", "cancel", runningID])
         #expect(cancel.stdoutString.contains("Asked steady to stop deployment #2"), "\(cancel.stdoutString)")
         #expect(try eventually(timeout: 30) { try fixture.deployment(runningID)["status"] as? String == "Cancelled" })
@@ -154,6 +155,22 @@ import Testing
         #expect((cancelled["reason"] as? String ?? "").contains("cancelled during the activation"), "\(cancelled)")
         #expect(machine.currentProfileTarget == v1)
         #expect(ToyConfiguration.actions(marker) == ["test \(v1)", "boot \(v1)", "test \(v1)"])
+
+        // At once, while the server may still see it Pending (the agent reports twice a second):
+        // either way the agent stops it, and its report of the rollback is kept.
+        try FileManager.default.removeItem(atPath: started)
+        let racing = try fixture.activate(try fixture.deployJSON(["steady": v2]), ["--async"])
+        let racingID = try #require(DeployFixture.deploymentIDs(racing.stdoutString)["steady"])
+        #expect(try eventually { FileManager.default.fileExists(atPath: started) }, "\(machine.log)")
+        try deployer.run(["deploy", "cancel", racingID])
+        let stopped = try eventually(timeout: 30) {
+            let deployment = try fixture.deployment(racingID)
+            return deployment["status"] as? String == "Cancelled" && deployment["rolledBack"] as? Bool == true
+        }
+        let raced = try fixture.deployment(racingID)
+        #expect(stopped, "\(raced)")
+        #expect((raced["reason"] as? String ?? "").contains("cancelled during the activation"), "\(raced)")
+        #expect(machine.currentProfileTarget == v1)
 
         machine.stop()
         let pending = try fixture.activate(try fixture.deployJSON(["steady": v3]), ["--async"])

@@ -275,7 +275,22 @@ public final class ToySystem: Sendable {
         if let pid = httpServicePID { kill(pid, SIGKILL) }
     }
 
-    deinit { stopHTTPService() }
+    /// Ends every process started with this toy system's environment (switches, their children,
+    /// the HTTP service), found by `CAPSTAN_TOY_STATE` in their environment: the pid file may be
+    /// gone with the test's temporary directory.
+    public func endItsProcesses() {
+        let marker = Data("CAPSTAN_TOY_STATE=\(directory)\0".utf8)
+        let own = getpid()
+        for name in (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? [] {
+            guard let pid = pid_t(name), pid != own,
+                let environment = FileManager.default.contents(atPath: "/proc/\(name)/environ"),
+                environment.range(of: marker) != nil
+            else { continue }
+            kill(pid, SIGKILL)
+        }
+    }
+
+    deinit { endItsProcesses() }
 }
 
 /// Polls until `condition` holds or `timeout` passes.

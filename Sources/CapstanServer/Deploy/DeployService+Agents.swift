@@ -125,7 +125,9 @@ extension DeployService {
             try await store.setAgentCurrentStorePath(id: agent.id, storePath: path)
         }
         let presumedOrphan = record.status == .failed && record.reason == Self.orphanReason
-        guard !record.status.isFinal || presumedOrphan else {
+        // Cancelled while Pending, but the agent had already started it: its report says what it undid.
+        let stoppedAfterCancel = record.status == .cancelled && outcome.cancelled
+        guard !record.status.isFinal || presumedOrphan || stoppedAfterCancel else {
             logger.debug("outcome already recorded", metadata: ["deployment": "\(outcome.id)"])
             return
         }
@@ -136,6 +138,7 @@ extension DeployService {
                 reason = (reason ?? "") + "; not rolled back"
             }
         }
+        if stoppedAfterCancel { reason = [record.reason, reason].compactMap { $0 }.joined(separator: "; ") }
         let finalLine =
             outcome.succeeded
             ? Self.finalSuccessLine
@@ -146,13 +149,15 @@ extension DeployService {
         let status: DeploymentStatus = outcome.succeeded ? .succeeded : outcome.cancelled ? .cancelled : .failed
         guard
             let finished = try await store.transitionDeployment(
-                id: outcome.id, from: presumedOrphan ? [.failed] : [.pending, .inProgress], to: status,
+                id: outcome.id, from: presumedOrphan ? [.failed] : stoppedAfterCancel ? [.cancelled] : [.pending, .inProgress],
+                to: status,
                 // The store keeps a reason it is not given; replace the presumption explicitly.
                 reason: outcome.succeeded
                     ? (presumedOrphan ? "reported by the agent after it reconnected" : nil) : reason,
                 rolledBack: outcome.rolledBack, checkResults: outcome.checks.map(StoredJSON.text), at: Date())
         else { return }
-        await self.finished(finished)
+        // Counted and told to webhooks once, when it was cancelled.
+        if !stoppedAfterCancel { await self.finished(finished) }
         logger.info(
             "deployment finished",
             metadata: [
