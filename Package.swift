@@ -118,6 +118,7 @@ let package = Package(
                 "CapstanModel",
                 "CapstanClient",
                 "NixCore",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "HummingbirdWSClient", package: "hummingbird-websocket"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "Logging", package: "swift-log"),

@@ -25,17 +25,30 @@ public struct AgentConfiguration: Sendable {
     public var runnerExecutable: String
     /// Interval of WebSocket pings; a server that misses two is considered gone.
     public var pingInterval: Duration
+    /// How NixOS configurations are activated.
+    public var activationMode: ActivationMode
+    /// The longest an activation may take, from the switch to the commit, checks included; a
+    /// deployment may ask for less.
+    public var activationTimeout: Duration
+    /// The agent's own health checks, run after every activation besides the deployment's.
+    public var checks: [HealthCheck]
+    /// How long failing checks are retried, unless the deployment says otherwise.
+    public var checkGrace: Duration
 
     public static let defaultProfilesDirectory = "/nix/var/nix/profiles"
     public static let defaultStateDirectory = "/var/lib/capstan-agent"
     public static let defaultVerifyTimeout: Duration = .seconds(60)
+    public static let defaultActivationTimeout: Duration = .seconds(600)
+    public static let defaultCheckGrace: Duration = .seconds(30)
 
     public init(
         name: String, serverURL: String, token: String, profile: String = "system",
         profilesDirectory: String = AgentConfiguration.defaultProfilesDirectory,
         stateDirectory: String = AgentConfiguration.defaultStateDirectory, system: String,
         verifyTimeout: Duration = AgentConfiguration.defaultVerifyTimeout, version: String,
-        runnerExecutable: String, pingInterval: Duration = .seconds(20)
+        runnerExecutable: String, pingInterval: Duration = .seconds(20), activationMode: ActivationMode = .twoPhase,
+        activationTimeout: Duration = AgentConfiguration.defaultActivationTimeout, checks: [HealthCheck] = [],
+        checkGrace: Duration = AgentConfiguration.defaultCheckGrace
     ) {
         self.name = name
         self.serverURL = serverURL.hasSuffix("/") ? String(serverURL.dropLast()) : serverURL
@@ -48,6 +61,10 @@ public struct AgentConfiguration: Sendable {
         self.version = version
         self.runnerExecutable = runnerExecutable
         self.pingInterval = pingInterval
+        self.activationMode = activationMode
+        self.activationTimeout = activationTimeout
+        self.checks = checks
+        self.checkGrace = checkGrace
     }
 
     /// `<profilesDirectory>/<profile>`, the symlink `nix-env -p` switches.

@@ -1,3 +1,4 @@
+import CapstanModel
 import Foundation
 import Synchronization
 
@@ -11,12 +12,22 @@ public struct CommandFailure: Error, CustomStringConvertible, Sendable {
     public var status: Int32
     /// The last lines it printed, so the reason says what went wrong without opening the log.
     public var lastLines: [String]
+    /// Set when it was stopped for taking longer than this.
+    public var timedOut: TimeSpan?
+
+    public init(command: [String], status: Int32, lastLines: [String], timedOut: TimeSpan? = nil) {
+        self.command = command
+        self.status = status
+        self.lastLines = lastLines
+        self.timedOut = timedOut
+    }
 
     public var commandLine: String { command.joined(separator: " ") }
 
     public var description: String {
         let tail = lastLines.suffix(3).joined(separator: " | ")
-        return "`\(commandLine)` exited with status \(status)" + (tail.isEmpty ? "" : ": \(tail)")
+        let what = timedOut.map { "did not finish within \($0) and was stopped" } ?? "exited with status \(status)"
+        return "`\(commandLine)` \(what)" + (tail.isEmpty ? "" : ": \(tail)")
     }
 }
 
@@ -26,10 +37,14 @@ struct CommandExecutor: Sendable {
     /// Added to the inherited environment of every command.
     let extraEnvironment: [String: String]
 
-    /// Runs `command` (a program on PATH or an absolute path), stdin from /dev/null, and returns
-    /// what it printed on stdout; throws `CommandFailure` unless it exits 0.
+    /// Runs `command` (a program on PATH or an absolute path) in a process group of its own, stdin
+    /// from /dev/null, and returns what it printed on stdout. Throws `CommandFailure` unless it exits 0
+    /// within `timeout`, and `Interruption` when `watch` stops it first; a stopped command's whole
+    /// process group is ended.
     @discardableResult
-    func run(_ command: [String], logStdout: Bool = true) throws -> String {
+    func run(_ command: [String], logStdout: Bool = true, timeout: Duration? = nil, watch: InterruptionWatch? = nil)
+        throws -> String
+    {
         guard let program = command.first else { return "" }
         var environment = ProcessInfo.processInfo.environment
         environment.merge(extraEnvironment) { $1 }
@@ -45,7 +60,7 @@ struct CommandExecutor: Sendable {
         do {
             pid = try ProcessSpawner.spawn(
                 command, environment: environment, stdout: .existing(outPipe[1]), stderr: .existing(errPipe[1]),
-                newSession: false)
+                newSession: true)
         } catch {
             (outPipe + errPipe).forEach { close($0) }
             log.append("\(error)")
@@ -70,17 +85,43 @@ struct CommandExecutor: Sendable {
                 }
             }
         }
-        let status = ProcessSpawner.wait(for: pid)
+        let stop = Self.stopCondition(timeout: timeout, watch: watch)
+        let (status, stopped) = ProcessSpawner.wait(for: pid, stoppingWhen: stop)
         // A daemon the command started may keep the pipes open; do not wait for it forever.
         if group.wait(timeout: .now() + .seconds(5)) == .timedOut {
             log.append("(\(program) left a process behind that still holds its output open)")
         }
+        let lines = tail.withLock { $0 }
+        switch stopped {
+        case .interrupted(let interruption)?:
+            log.append(
+                "Stopped \(program): " + (interruption == .cancelled ? "the deployment was cancelled" : "timed out"))
+            throw interruption
+        case .timedOut(let limit)?:
+            log.append("Stopped \(program): it did not finish within \(TimeSpan(limit))")
+            throw CommandFailure(command: command, status: status, lastLines: lines, timedOut: TimeSpan(limit))
+        case nil:
+            break
+        }
         guard status == 0 else {
-            let lines = tail.withLock { $0 }
             log.append("\(program) exited with status \(status)")
             throw CommandFailure(command: command, status: status, lastLines: lines)
         }
         return captured.withLock { $0 }
+    }
+
+    private enum Stop {
+        case interrupted(Interruption)
+        case timedOut(Duration)
+    }
+
+    private static func stopCondition(timeout: Duration?, watch: InterruptionWatch?) -> () -> Stop? {
+        let deadline = timeout.map { ContinuousClock.now + $0 }
+        return {
+            if let interruption = watch?.interruption() { return .interrupted(interruption) }
+            if let deadline, let timeout, ContinuousClock.now >= deadline { return .timedOut(timeout) }
+            return nil
+        }
     }
 
     /// Calls `body` with each line read from `handle` until end of file (a last unterminated line included).

@@ -33,6 +33,11 @@ public struct DeploymentDirectory: Sendable {
     public var pidFile: String { path + "/runner.pid" }
     /// The runner's own stdout and stderr, for what happens before it can log.
     public var runnerOutputFile: String { path + "/runner.out" }
+    /// Written by the agent when the server cancels the deployment; the runner watches for it.
+    public var cancelMarker: String { path + "/cancel" }
+    /// The garbage collector root that keeps the realised paths alive until the profile holds them
+    /// (`nix-store --add-root` names a second path `gcroot-2`, and so on).
+    public var gcRoot: String { path + "/gcroot" }
     var forwardedFile: String { path + "/forwarded" }
     var sentStartedMarker: String { path + "/sent-started" }
     var sentClosureMarker: String { path + "/sent-closure" }
@@ -76,6 +81,21 @@ public struct DeploymentDirectory: Sendable {
 
     public func writeRunnerPID(_ pid: pid_t) throws {
         try StateFiles.writeAtomically(Data("\(pid)\n".utf8), to: pidFile, mode: 0o644)
+    }
+
+    public var isCancelRequested: Bool { FileManager.default.fileExists(atPath: cancelMarker) }
+
+    public func requestCancel() throws { try setMarker(cancelMarker) }
+
+    /// The links `nix-store --add-root gcroot` made; removing them lets the collector have what
+    /// no profile holds.
+    public func gcRoots() -> [String] {
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: path)) ?? []
+        return names.filter { $0 == "gcroot" || $0.hasPrefix("gcroot-") }.sorted().map { path + "/" + $0 }
+    }
+
+    public func removeGCRoots() {
+        for root in gcRoots() { try? FileManager.default.removeItem(atPath: root) }
     }
 
     /// Every log line, in order (for tests and diagnostics; the agent reads incrementally).

@@ -8,8 +8,9 @@ import NixCore
     import Glibc
 #endif
 
-/// Carries out one deployment: realise → switch the profile → activate → verify, and roll back
-/// to the previous generation when activation or verification fails.
+/// Carries out one deployment: realise (rooted) → activate (NixOS: `test`, then `boot` once healthy)
+/// → verify (server, rollback script, health checks), and roll back to the previous generation when
+/// activation or verification fails, runs out of time, or the server cancels it after the switch.
 ///
 /// It runs inside `capstan deploy run`, a process of its own, so that an activation which
 /// restarts the agent does not take the deployment down with it.
@@ -58,31 +59,47 @@ public struct DeploymentRunner: Sendable {
         say("Deploying \(order.storePath) (deployment #\(order.index), \(order.id)) with profile \(task.profilePath)")
         let previous = profileTarget()
         if let previous { say("The profile points at \(previous) now") }
+        var progress = Progress()
         let outcome: DeploymentOutcome
         do {
-            try await deploy(previous: previous)
+            try await deploy(previous: previous, progress: &progress)
             outcome = DeploymentOutcome(
-                id: order.id, succeeded: true, reason: nil, rolledBack: false, currentStorePath: order.storePath)
+                id: order.id, succeeded: true, reason: nil, rolledBack: false, currentStorePath: order.storePath,
+                checks: progress.checks)
             say("Successfully activated the deployment \(order.storePath)")
-        } catch let failure as DeploymentFailure {
-            outcome = handle(failure, previous: previous)
-            say("Failed to activate the deployment \(order.storePath): \(outcome.reason ?? "")")
         } catch {
-            outcome = handle(
-                .activationFailed(CommandFailure(command: [], status: -1, lastLines: ["\(error)"])), previous: previous)
-            say("Failed to activate the deployment \(order.storePath): \(outcome.reason ?? "")")
+            outcome = handle(error, previous: previous, progress: progress)
+            let verb = outcome.cancelled ? "Cancelled" : "Failed to activate"
+            say("\(verb) the deployment \(order.storePath): \(outcome.reason ?? "")")
         }
+        // The profile holds the configuration now, or it was rolled back and is not needed.
+        directory.removeGCRoots()
         return outcome
+    }
+
+    /// How far a deployment got, for what a failure or a cancel has to undo.
+    struct Progress {
+        /// The new configuration is (being) activated: stopping from here on means rolling back.
+        var switched = false
+        /// Activated with `test`, to be committed with `boot`.
+        var twoPhase = false
+        /// `switch-to-configuration boot` started.
+        var commitStarted = false
+        /// What the activation was doing, for a timeout's reason.
+        var step = "starting"
+        var checks: [CheckResult]?
     }
 
     // MARK: Steps
 
-    private func deploy(previous: String?) async throws {
+    private func deploy(previous: String?, progress: inout Progress) async throws {
         let storePath = task.order.storePath
         try checkStorePath(storePath)
         if let script = task.order.rollbackScript { try checkStorePath(script) }
+        let beforeSwitch = InterruptionWatch(directory: directory)
+        try beforeSwitch.check()
 
-        try realise([storePath] + (task.order.rollbackScript.map { [$0] } ?? []))
+        try realise([storePath] + (task.order.rollbackScript.map { [$0] } ?? []), watch: beforeSwitch)
         let closureSize = self.closureSize(of: storePath)
         do {
             try directory.writeStarted(DeploymentStarted(closureSize: closureSize))
@@ -93,14 +110,54 @@ public struct DeploymentRunner: Sendable {
         if let builtFor = builtSystem(of: storePath), builtFor != task.system {
             throw DeploymentFailure.wrongSystem(storePath: storePath, builtFor: builtFor, agentSystem: task.system)
         }
-
-        try switchProfile(to: storePath)
-        do {
-            try activate(storePath)
-        } catch let failure as CommandFailure {
-            throw DeploymentFailure.activationFailed(failure)
+        var failedBefore: Set<String> = []
+        if task.allChecks.contains(.noFailedUnits) {
+            do {
+                failedBefore = try HealthCheckRun.failedUnits(executor: executor, watch: beforeSwitch)
+            } catch let error as Interruption {
+                throw error
+            } catch {
+                throw DeploymentFailure.checkSetupFailed(error)
+            }
+            if !failedBefore.isEmpty {
+                say("Units failed before the switch: \(failedBefore.sorted().joined(separator: ", "))")
+            }
         }
-        try await verify()
+        try beforeSwitch.check()
+
+        let timeout = task.activationTimeout
+        let watch = InterruptionWatch(directory: directory, timeout: timeout)
+        let kind = ActivationKind(of: storePath)
+        progress.twoPhase = kind == .nixos && (task.activationMode ?? .twoPhase) == .twoPhase
+        if progress.twoPhase {
+            say("Activating \(storePath) in two phases (test, checks, then boot) within \(TimeSpan(timeout))")
+            progress.switched = true
+            progress.step = "switch-to-configuration test"
+            try activate(storePath, kind: kind, action: "test", watch: watch)
+            let checks = try await verify(failedBefore: failedBefore, watch: watch, progress: &progress)
+            progress.checks = checks
+            try watch.check()
+            progress.step = "switching the profile"
+            try switchProfile(to: storePath, watch: watch)
+            progress.step = "switch-to-configuration boot"
+            progress.commitStarted = true
+            say("Committing \(storePath) as the configuration to boot")
+            do {
+                try executor.run(kind.command(storePath, action: "boot"), watch: watch)
+            } catch let failure as CommandFailure {
+                throw DeploymentFailure.commitFailed(failure)
+            }
+        } else {
+            progress.step = "switching the profile"
+            try switchProfile(to: storePath, watch: watch)
+            progress.switched = true
+            progress.step = "activation"
+            if kind != .none { say("Activating \(storePath) within \(TimeSpan(timeout))") }
+            try activate(storePath, kind: kind, action: "switch", watch: watch)
+            let checks = try await verify(failedBefore: failedBefore, watch: watch, progress: &progress)
+            progress.checks = checks
+            try watch.check()
+        }
     }
 
     private func checkStorePath(_ path: String) throws {
@@ -111,8 +168,10 @@ public struct DeploymentRunner: Sendable {
         }
     }
 
-    private func realise(_ paths: [String]) throws {
-        var command = ["nix-store", "--realise"] + paths
+    /// Realises `paths` with a garbage collector root each in the deployment's directory, so that
+    /// a collection before the profile holds them cannot take them away.
+    private func realise(_ paths: [String], watch: InterruptionWatch) throws {
+        var command = ["nix-store", "--realise"] + paths + ["--add-root", directory.gcRoot, "--indirect"]
         if let cache = task.cache {
             say("Fetching \(paths.joined(separator: " ")) from \(cache.url)")
             command += ["--option", "extra-substituters", cache.url]
@@ -122,7 +181,7 @@ public struct DeploymentRunner: Sendable {
             }
         }
         do {
-            try executor.run(command)
+            try executor.run(command, watch: watch)
         } catch let failure as CommandFailure {
             throw DeploymentFailure.realiseFailed(failure)
         }
@@ -168,54 +227,62 @@ public struct DeploymentRunner: Sendable {
     /// The store path the profile points at now, nil if there is no profile yet.
     func profileTarget() -> String? { ProfileTarget.storePath(ofProfile: task.profilePath) }
 
-    private func switchProfile(to storePath: String) throws {
+    private func switchProfile(to storePath: String, watch: InterruptionWatch) throws {
         let profilesDirectory = (task.profilePath as NSString).deletingLastPathComponent
         try? FileManager.default.createDirectory(atPath: profilesDirectory, withIntermediateDirectories: true)
         say("Switching \(task.profilePath) to \(storePath)")
         do {
-            try executor.run(["nix-env", "--profile", task.profilePath, "--set", storePath])
+            try executor.run(["nix-env", "--profile", task.profilePath, "--set", storePath], watch: watch)
         } catch let failure as CommandFailure {
             throw DeploymentFailure.profileSwitchFailed(profile: task.profilePath, failure)
         }
     }
 
-    /// Runs what makes a configuration live, chosen by what the store path contains.
-    private func activate(_ storePath: String) throws {
-        let fm = FileManager.default
-        let command: [String]
-        if fm.fileExists(atPath: storePath + "/nixos-version") {
-            command = [storePath + "/bin/switch-to-configuration", "switch"]
-        } else if fm.fileExists(atPath: storePath + "/darwin-version") {
-            command = [storePath + "/sw/bin/darwin-rebuild", "activate"]
-        } else if fm.fileExists(atPath: storePath + "/hm-version") {
-            command = [storePath + "/activate"]
-        } else {
+    /// Runs what makes a configuration live; `action` is NixOS's (`switch`, `test`, `boot`).
+    private func activate(_ storePath: String, kind: ActivationKind, action: String, watch: InterruptionWatch) throws {
+        guard kind != .none else {
             say("\(storePath) is no NixOS, nix-darwin or Home Manager configuration; switching the profile is all")
             return
         }
-        say("Activating \(storePath)")
-        try executor.run(command)
+        say("Activating \(storePath)" + (kind == .nixos ? " (\(action))" : ""))
+        do {
+            try executor.run(kind.command(storePath, action: action), watch: watch)
+        } catch let failure as CommandFailure {
+            throw DeploymentFailure.activationFailed(failure)
+        }
     }
 
-    private func verify() async throws {
-        try await waitForServer()
+    /// The new configuration must still reach the server, pass the rollback script and the health checks.
+    private func verify(failedBefore: Set<String>, watch: InterruptionWatch, progress: inout Progress) async throws
+        -> [CheckResult]?
+    {
+        progress.step = "waiting for the server to answer"
+        try await waitForServer(watch: watch)
         if let script = task.order.rollbackScript {
+            progress.step = "the rollback script"
             say("Running the rollback script \(script)")
             do {
-                try executor.run([script])
+                try executor.run([script], watch: watch)
             } catch let failure as CommandFailure {
                 throw DeploymentFailure.rollbackScriptFailed(failure)
             }
         }
+        let checks = task.allChecks
+        guard !checks.isEmpty else { return nil }
+        progress.step = "health checks"
+        let run = HealthCheckRun(
+            checks: checks, grace: task.checkGrace, executor: executor, log: log, failedBefore: failedBefore)
+        return try await run.run(watch: watch)
     }
 
-    /// The new configuration must still reach the server (network, DNS, certificates…).
-    private func waitForServer() async throws {
+    /// Network, DNS, certificates…: `/health` of the server answers within the verify timeout.
+    private func waitForServer(watch: InterruptionWatch) async throws {
         let client = CapstanAPIClient(baseURL: task.serverURL, token: nil)
         let deadline = ContinuousClock.now + .milliseconds(Int64(task.verifyTimeoutSeconds * 1000))
         var lastError = "no attempt"
         while true {
-            let remaining = ContinuousClock.now.duration(to: deadline)
+            try watch.check()
+            let remaining = min(ContinuousClock.now.duration(to: deadline), watch.remaining ?? .seconds(5))
             let attemptSeconds = max(1, min(5, remaining.components.seconds))
             do {
                 try await client.health(timeoutSeconds: attemptSeconds)
@@ -228,44 +295,71 @@ public struct DeploymentRunner: Sendable {
                 throw DeploymentFailure.serverUnreachable(
                     url: task.serverURL, seconds: task.verifyTimeoutSeconds, lastError: lastError)
             }
-            try? await Task.sleep(for: .seconds(1))
+            try await watch.sleep(for: .seconds(1))
         }
     }
 
     // MARK: Failure
 
-    private func handle(_ failure: DeploymentFailure, previous: String?) -> DeploymentOutcome {
-        let id = task.order.id
-        say("Deployment failed: \(failure)")
-        logger.error("deployment failed: \(failure)")
-        switch failure {
-        case .invalidStorePath, .realiseFailed, .wrongSystem, .profileSwitchFailed:
-            // Nothing was switched: the previous configuration is still the active one.
-            return DeploymentOutcome(
-                id: id, succeeded: false, reason: failure.description, rolledBack: false,
-                currentStorePath: profileTarget())
-        case .activationFailed, .serverUnreachable, .rollbackScriptFailed:
-            break
+    /// What a failure or a cancel leaves: before the switch nothing to undo; after it, a rollback.
+    private func handle(_ error: any Error, previous: String?, progress: Progress) -> DeploymentOutcome {
+        let cancelled = (error as? Interruption) == .cancelled
+        // A profile switch that was interrupted may have happened all the same.
+        let switched = progress.switched || profileTarget() != previous
+        var checks = progress.checks
+        var reason: String
+        if cancelled {
+            say("The deployment was cancelled " + (switched ? "during the activation" : "before the switch"))
+            reason =
+                switched
+                ? "cancelled during the activation" : "cancelled before the switch; the machine was not changed"
+        } else {
+            let failure: DeploymentFailure
+            switch error {
+            case Interruption.timedOut(let timeout): failure = .timedOut(TimeSpan(timeout), step: progress.step)
+            case let known as DeploymentFailure: failure = known
+            default: failure = .activationFailed(CommandFailure(command: [], status: -1, lastLines: ["\(error)"]))
+            }
+            if case .checksFailed(let results, _) = failure { checks = results }
+            say("Deployment failed: \(failure)")
+            logger.error("deployment failed: \(failure)")
+            reason = failure.description
         }
-        guard let previous else {
-            return DeploymentOutcome(
-                id: id, succeeded: false,
-                reason: "\(failure); nothing to roll back to: this was the agent's first deployment",
-                rolledBack: false, currentStorePath: profileTarget())
-        }
-        say("Rolling back to \(previous)")
-        var reason = failure.description
-        do {
-            try executor.run(["nix-env", "--profile", task.profilePath, "--set", previous])
-            try activate(previous)
-            say("Rolled back to \(previous)")
-        } catch {
-            reason += "; rolling back to \(previous) failed too: \(error)"
-            logger.error("rollback to \(previous) failed: \(error)")
+        var rolledBack = false
+        if switched, let previous {
+            if let rollbackError = rollBack(to: previous, progress: progress) { reason += "; \(rollbackError)" }
+            rolledBack = profileTarget() == previous
+        } else if switched {
+            reason += "; nothing to roll back to: this was the agent's first deployment"
         }
         return DeploymentOutcome(
-            id: id, succeeded: false, reason: reason, rolledBack: profileTarget() == previous,
-            currentStorePath: profileTarget())
+            id: task.order.id, succeeded: false, reason: reason, rolledBack: rolledBack,
+            currentStorePath: profileTarget(), cancelled: cancelled, checks: checks)
+    }
+
+    /// Points the profile at `previous` again and re-activates it the way the new one was activated
+    /// (`test` in two phases, `boot` too once the commit had started); nil when that worked.
+    private func rollBack(to previous: String, progress: Progress) -> String? {
+        say("Rolling back to \(previous)")
+        let watch = InterruptionWatch.rollback(directory: directory, timeout: task.activationTimeout)
+        let kind = ActivationKind(of: previous)
+        do {
+            if profileTarget() != previous {
+                try executor.run(["nix-env", "--profile", task.profilePath, "--set", previous], watch: watch)
+            }
+            if progress.twoPhase && kind == .nixos {
+                try activate(previous, kind: kind, action: "test", watch: watch)
+                if progress.commitStarted { try executor.run(kind.command(previous, action: "boot"), watch: watch) }
+            } else {
+                try activate(previous, kind: kind, action: "switch", watch: watch)
+            }
+            say("Rolled back to \(previous)")
+            return nil
+        } catch {
+            let detail = (error as? Interruption).map { _ in "it did not finish within \(TimeSpan(watch.timeout))" }
+            logger.error("rollback to \(previous) failed: \(error)")
+            return "rolling back to \(previous) failed too: \(detail ?? "\(error)")"
+        }
     }
 
     /// A line of the runner's own in the deployment log (and the process log).

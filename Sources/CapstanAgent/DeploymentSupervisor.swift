@@ -83,14 +83,22 @@ public actor DeploymentSupervisor {
         start(order)
     }
 
-    /// The server no longer wants a deployment: drop it if it has not started. A running activation
-    /// is not interrupted, since stopping it half-way would leave the machine in between configurations.
+    /// The server no longer wants a deployment: drop it if it has not started; otherwise ask its
+    /// runner to stop, which it does before the switch, or by rolling back after it.
     public func cancel(id: String) {
         if waiting?.id == id {
             logger.info("deployment \(id) cancelled before it started")
             waiting = nil
-        } else if runningDeployment() == id {
-            logger.notice("deployment \(id) was cancelled but is already running; it runs to the end")
+            return
+        }
+        guard let directory = try? DeploymentDirectory(stateDirectory: configuration.stateDirectory, id: id),
+            directory.exists, (try? directory.result()) == nil
+        else { return }
+        do {
+            try directory.requestCancel()
+            logger.notice("deployment \(id) cancelled while running; asked its runner to stop")
+        } catch {
+            logger.error("cannot cancel deployment \(id): \(error)")
         }
     }
 
@@ -123,7 +131,10 @@ public actor DeploymentSupervisor {
         let task = DeploymentTask(
             order: order, cache: cache, token: configuration.token, serverURL: configuration.serverURL,
             profilePath: configuration.profilePath, system: configuration.system,
-            verifyTimeoutSeconds: Double(configuration.verifyTimeout.components.seconds))
+            verifyTimeoutSeconds: Double(configuration.verifyTimeout.components.seconds),
+            activationMode: configuration.activationMode,
+            activationTimeoutSeconds: TimeSpan(configuration.activationTimeout).seconds, checks: configuration.checks,
+            checkGraceSeconds: TimeSpan(configuration.checkGrace).seconds)
         do {
             let directory = try DeploymentDirectory(stateDirectory: configuration.stateDirectory, id: order.id)
             try directory.create(task: task)

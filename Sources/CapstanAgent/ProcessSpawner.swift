@@ -79,6 +79,43 @@ enum ProcessSpawner {
         while waitpid(pid, &status, 0) < 0 {
             if errno != EINTR { return -1 }
         }
+        return exitStatus(status)
+    }
+
+    /// Waits for `pid`, the leader of its own process group, asking `shouldStop` every 50 ms; once
+    /// that gives a reason, ends the whole group (SIGTERM, SIGKILL after `grace`) and returns the reason.
+    static func wait<Reason>(
+        for pid: pid_t, grace: Duration = .seconds(3), stoppingWhen shouldStop: () -> Reason?
+    ) -> (status: Int32, stopped: Reason?) {
+        var status: Int32 = 0
+        while true {
+            let reaped = waitpid(pid, &status, WNOHANG)
+            if reaped == pid { return (exitStatus(status), nil) }
+            if reaped < 0 && errno != EINTR { return (-1, nil) }
+            if let reason = shouldStop() { return (stopGroup(of: pid, grace: grace), reason) }
+            usleep(50_000)
+        }
+    }
+
+    /// SIGTERM to the group, SIGKILL to whatever of it is left after `grace`; returns the leader's status.
+    private static func stopGroup(of pid: pid_t, grace: Duration) -> Int32 {
+        kill(-pid, SIGTERM)
+        let end = ContinuousClock.now + grace
+        var status: Int32 = 0
+        var exit: Int32?
+        while ContinuousClock.now < end {
+            if waitpid(pid, &status, WNOHANG) == pid {
+                exit = exitStatus(status)
+                break
+            }
+            usleep(50_000)
+        }
+        // Children that outlived the leader (a `sleep` under a shell) go too.
+        kill(-pid, SIGKILL)
+        return exit ?? wait(for: pid)
+    }
+
+    private static func exitStatus(_ status: Int32) -> Int32 {
         let signal = status & 0x7f
         return signal == 0 ? (status >> 8) & 0xff : 128 + signal
     }

@@ -64,12 +64,12 @@ extension CapstanStore {
                         """
                         INSERT INTO deployments (id, workspace_id, agent_id, idx, store_path, rollback_script, status,
                                                  reason, rolled_back, closure_size, created_at, started_at,
-                                                 finished_at, created_by, activation_id)
+                                                 finished_at, created_by, activation_id, activation)
                         VALUES (\(bind: UUID().uuidString.lowercased()), \(bind: workspaceID),
                                 \(bind: request.agentID), \(bind: index), \(bind: request.storePath),
                                 \(bind: RollbackScripts.encode(request.rollbackScript)), \(bind: DeploymentStatus.pending.rawValue),
                                 NULL, \(bind: false), NULL, \(bind: millis), NULL, NULL, \(bind: createdBy),
-                                \(bind: activationID))
+                                \(bind: activationID), \(bind: request.activation))
                         RETURNING \(unsafeRaw: Self.deploymentColumns)
                         """
                     ).first()
@@ -131,14 +131,15 @@ extension CapstanStore {
                 values += """
                     (\(bind: id), \(bind: workspaceID), \(bind: request.agentID), \(bind: newIndex[request.agentID]!),
                      \(bind: request.storePath), \(bind: RollbackScripts.encode(request.rollbackScript)), \(bind: DeploymentStatus.pending.rawValue),
-                     NULL, \(bind: false), NULL, \(bind: millis), NULL, NULL, \(bind: createdBy), \(bind: activationID))
+                     NULL, \(bind: false), NULL, \(bind: millis), NULL, NULL, \(bind: createdBy), \(bind: activationID),
+                     \(bind: request.activation))
                     """
             }
             let inserted = try await db.raw(
                 """
                 INSERT INTO deployments (id, workspace_id, agent_id, idx, store_path, rollback_script, status,
                                          reason, rolled_back, closure_size, created_at, started_at,
-                                         finished_at, created_by, activation_id)
+                                         finished_at, created_by, activation_id, activation)
                 VALUES \(values)
                 RETURNING \(unsafeRaw: Self.deploymentColumns)
                 """
@@ -233,17 +234,18 @@ extension CapstanStore {
 
     /// Moves a deployment to `to` only if it is in one of `from` (compare-and-set), so two replicas or
     /// an agent and a cancelling user cannot both win. Moving to `InProgress` sets `startedAt`, to a
-    /// final status sets `finishedAt`; a nil `reason` or `rolledBack` keeps the stored value.
+    /// final status sets `finishedAt`; a nil `reason`, `rolledBack` or `checkResults` keeps the stored value.
     /// Returns the updated deployment, or nil when it does not exist or was not in `from`.
     public func transitionDeployment(
         id: String, from: Set<DeploymentStatus>, to: DeploymentStatus, reason: String? = nil,
-        rolledBack: Bool? = nil, at date: Date
+        rolledBack: Bool? = nil, checkResults: String? = nil, at date: Date
     ) async throws -> DeploymentRecord? {
         guard !from.isEmpty else { return nil }
         let fromValues: [any Encodable & Sendable] = from.map(\.rawValue).sorted()
         var assignments: SQLQueryString = "status = \(bind: to.rawValue)"
         if let reason { assignments += ", reason = \(bind: reason)" }
         if let rolledBack { assignments += ", rolled_back = \(bind: rolledBack)" }
+        if let checkResults { assignments += ", check_results = \(bind: checkResults)" }
         if to == .inProgress { assignments += ", started_at = \(bind: date.unixMilliseconds)" }
         if to.isFinal { assignments += ", finished_at = \(bind: date.unixMilliseconds)" }
         let fromText = from.map(\.rawValue).sorted().joined(separator: "|")
@@ -313,7 +315,7 @@ extension CapstanStore {
 
     static let deploymentColumns = """
         id, workspace_id, agent_id, idx, store_path, rollback_script, status, reason, rolled_back, closure_size, \
-        created_at, started_at, finished_at, created_by, activation_id
+        created_at, started_at, finished_at, created_by, activation_id, activation, check_results
         """
 }
 
@@ -340,6 +342,8 @@ extension DeploymentRecord {
             startedAt: try row.decode(column: "started_at", as: Int64?.self).map(Date.init(unixMilliseconds:)),
             finishedAt: try row.decode(column: "finished_at", as: Int64?.self).map(Date.init(unixMilliseconds:)),
             createdBy: try row.decode(column: "created_by", as: String?.self),
-            activationID: try row.decode(column: "activation_id", as: String?.self))
+            activationID: try row.decode(column: "activation_id", as: String?.self),
+            activation: try row.decode(column: "activation", as: String?.self),
+            checkResults: try row.decode(column: "check_results", as: String?.self))
     }
 }

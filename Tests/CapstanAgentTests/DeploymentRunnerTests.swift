@@ -7,35 +7,41 @@ import Testing
 /// `capstan deploy run` against real nix, a temporary profiles directory and toy configurations.
 @Suite("Deployment runner", .serialized)
 struct DeploymentRunnerTests {
-    @Test("a deployment switches the profile and runs the switch once")
-    func success() throws {
+    @Test(
+        "a deployment switches the profile and activates once: test then boot in two phases, switch otherwise",
+        arguments: [ActivationMode.twoPhase, .switch])
+    func success(mode: ActivationMode) throws {
         let machine = try ToyMachine()
         let old = try machine.configuration("old")
         let new = try machine.configuration("new")
         try machine.setProfile(old)
-        let task = machine.task(new, serverURL: try TestServer.url)
+        let task = machine.task(new, serverURL: try TestServer.url, mode: mode)
         let (outcome, process) = try machine.runDeployment(task)
         #expect(outcome.succeeded, "\(outcome) \(process.stderrString)")
         #expect(process.status == 0)
         #expect(outcome.currentStorePath == new)
         #expect(outcome.rolledBack == false)
         #expect(machine.profileTarget == new)
-        #expect(machine.switches == ["new switch \(task.order.id)"])
+        let actions = mode == .switch ? ["switch"] : ["test", "boot"]
+        #expect(machine.switches == actions.map { "new \($0) \(task.order.id)" })
         let log = try machine.log(of: task.order.id)
         #expect(log.contains("switch of new says hello"))
+        #expect(outcome.checks == nil)
         #expect(log.last?.hasPrefix("Successfully activated the deployment") == true)
         let directory = try DeploymentDirectory(stateDirectory: machine.stateDirectory, id: task.order.id)
         let closureSize = try #require(try directory.started()?.closureSize)
         #expect(closureSize > 0)
     }
 
-    @Test("a failing switch rolls back to the previous configuration and re-activates it")
-    func failingSwitchRollsBack() throws {
+    @Test(
+        "a failing switch rolls back to the previous configuration and re-activates it the same way",
+        arguments: [ActivationMode.twoPhase, .switch])
+    func failingSwitchRollsBack(mode: ActivationMode) throws {
         let machine = try ToyMachine()
         let old = try machine.configuration("old")
         let broken = try machine.configuration("broken", switchExit: 3)
         try machine.setProfile(old)
-        let task = machine.task(broken, serverURL: try TestServer.url)
+        let task = machine.task(broken, serverURL: try TestServer.url, mode: mode)
         let (outcome, process) = try machine.runDeployment(task)
         #expect(!outcome.succeeded)
         #expect(process.status == 1)
@@ -44,7 +50,8 @@ struct DeploymentRunnerTests {
         #expect(outcome.reason?.contains("activation failed") == true, "\(outcome)")
         #expect(outcome.reason?.contains("status 3") == true, "\(outcome)")
         #expect(machine.profileTarget == old)
-        #expect(machine.switches == ["broken switch \(task.order.id)", "old switch \(task.order.id)"])
+        let action = mode == .switch ? "switch" : "test"
+        #expect(machine.switches == ["broken \(action) \(task.order.id)", "old \(action) \(task.order.id)"])
         #expect(try machine.log(of: task.order.id).last?.hasPrefix("Failed to activate the deployment") == true)
     }
 
@@ -61,7 +68,7 @@ struct DeploymentRunnerTests {
         #expect(outcome.rolledBack)
         #expect(outcome.reason?.contains("rollback script") == true, "\(outcome)")
         #expect(machine.profileTarget == old)
-        #expect(machine.switches == ["new switch \(task.order.id)", "old switch \(task.order.id)"])
+        #expect(machine.switches == ["new test \(task.order.id)", "old test \(task.order.id)"])
     }
 
     @Test("a rollback script that exits 0 lets the deployment succeed")
@@ -101,7 +108,8 @@ struct DeploymentRunnerTests {
         #expect(
             outcome.reason?.hasSuffix("nothing to roll back to: this was the agent's first deployment") == true,
             "\(outcome)")
-        #expect(machine.switches == ["broken switch \(task.order.id)"])
+        #expect(machine.switches == ["broken test \(task.order.id)"])
+        #expect(machine.profileTarget == nil, "two phases set the profile only once the configuration is healthy")
     }
 
     @Test("a configuration built for another platform is refused before switching")
@@ -158,6 +166,6 @@ struct DeploymentRunnerTests {
         let (outcome, _) = try machine.runDeployment(task)
         #expect(outcome.succeeded, "\(outcome)")
         #expect(closure.allSatisfy(NixFixtures.isValid))
-        #expect(machine.switches == ["cached switch \(task.order.id)"])
+        #expect(machine.switches == ["cached test \(task.order.id)", "cached boot \(task.order.id)"])
     }
 }

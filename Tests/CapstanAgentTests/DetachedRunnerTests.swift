@@ -56,13 +56,13 @@ struct DetachedRunnerTests {
         #expect(messages.contains { if case .started(_, .some) = $0.message { true } else { false } })
         for item in messages { await supervisor.sent(item) }
         #expect(await supervisor.outgoing().isEmpty)
-        #expect(machine.switches == ["new switch \(order.id)"])
+        #expect(machine.switches == ["new test \(order.id)", "new boot \(order.id)"])
     }
 
     @Test("orders arriving during a deployment: only the newest runs after it")
     func newestWaitingOrderWins() async throws {
         let machine = try ToyMachine()
-        let slow = try machine.configuration("slow", extraScript: "sleep 2")
+        let slow = try machine.configuration("slow", extraScript: "[ $1 = test ] && sleep 2")
         let skipped = try machine.configuration("skipped")
         let newest = try machine.configuration("newest")
         let supervisor = try supervisor(for: machine)
@@ -75,7 +75,11 @@ struct DetachedRunnerTests {
             await supervisor.tick()
             return try last.result() != nil
         }
-        #expect(machine.switches == ["slow switch \(orders[0].id)", "newest switch \(orders[2].id)"])
+        #expect(
+            machine.switches == [
+                "slow test \(orders[0].id)", "slow boot \(orders[0].id)", "newest test \(orders[2].id)",
+                "newest boot \(orders[2].id)",
+            ])
         #expect(!(try DeploymentDirectory(stateDirectory: machine.stateDirectory, id: orders[1].id)).exists)
         #expect(machine.profileTarget == newest)
     }
@@ -112,16 +116,7 @@ struct DetachedRunnerTests {
         let hanging = try machine.configuration("hanging", extraScript: "echo $$ > \(switchPID); exec sleep 300")
         let next = try machine.configuration("next")
         let task = machine.task(hanging, serverURL: try TestServer.url)
-        let directory = try DeploymentDirectory(stateDirectory: machine.stateDirectory, id: task.order.id)
-        try directory.create(task: task)
-        let runner = Process()
-        runner.executableURL = URL(fileURLWithPath: TestEnvironment.capstanBinary)
-        runner.arguments = ["deploy", "run", "--state-dir", machine.stateDirectory, "--id", task.order.id]
-        runner.environment = TestEnvironment.nixEnvironment
-        runner.standardInput = FileHandle.nullDevice
-        runner.standardOutput = FileHandle.nullDevice
-        runner.standardError = FileHandle.nullDevice
-        try runner.run()
+        let (directory, runner) = try machine.startDeployment(task)
         try await waitFor("the hanging switch") { FileManager.default.fileExists(atPath: switchPID) }
         #expect(RunnerLock.isHeld(stateDirectory: machine.stateDirectory))
         kill(runner.processIdentifier, SIGKILL)

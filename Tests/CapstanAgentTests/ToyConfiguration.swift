@@ -8,6 +8,8 @@ import TestSupport
 struct ToyMachine {
     let directory: TemporaryDirectory
     let nonce = NixFixtures.nonce()
+    /// Failed units and an HTTP service for the configurations to change.
+    let toy: ToySystem
     var marker: String { directory.sub("switch-marker") }
     var profilesDirectory: String { directory.sub("profiles") }
     var profilePath: String { profilesDirectory + "/system" }
@@ -15,13 +17,16 @@ struct ToyMachine {
 
     init() throws {
         directory = try TemporaryDirectory("capstan-agent")
+        toy = try ToySystem(directory: directory.sub("toy"))
     }
 
-    /// Builds a configuration whose switch prints `label switch` into the marker and exits `switchExit`.
-    /// `system` writes a `system` file naming that platform.
-    func configuration(_ label: String, switchExit: Int = 0, system: String? = nil, extraScript: String = "")
-        throws -> String
-    {
+    /// Builds a configuration whose switch prints `label ACTION DEPLOYMENT` into the marker and exits
+    /// `switchExit`. `system` writes a `system` file naming that platform; `failedUnits` and `httpPort`
+    /// are what it makes of the toy system (see `ToyConfiguration.activationHook`).
+    func configuration(
+        _ label: String, switchExit: Int = 0, system: String? = nil, extraScript: String = "",
+        failedUnits: [String]? = nil, httpPort: Int? = nil
+    ) throws -> String {
         let systemLine = system.map { "echo \($0) > $out/system" } ?? ""
         let expression = """
             let
@@ -41,11 +46,13 @@ struct ToyMachine {
               echo 24.05-toy > $out/nixos-version
               \(systemLine)
               echo ${dep} > $out/dep
+              \(ToyConfiguration.activationHook(failedUnits: failedUnits, httpPort: httpPort))
               cat > $out/bin/switch-to-configuration <<'EOS'
             #!/bin/sh
             echo "\(label) $1 $CAPSTAN_DEPLOYMENT_ID" >> \(marker)
             echo "switch of \(label) says hello"
             \(extraScript)
+            "$(dirname "$0")/toy-activate" "$1"
             exit \(switchExit)
             EOS
               chmod +x $out/bin/switch-to-configuration
@@ -96,12 +103,33 @@ struct ToyMachine {
 
     func task(
         _ storePath: String, id: String = NixFixtures.nonce(), rollbackScript: String? = nil,
-        cache: AgentCache? = nil, serverURL: String, verifyTimeout: Double = 20
+        cache: AgentCache? = nil, serverURL: String, verifyTimeout: Double = 20, activation: ActivationSettings? = nil,
+        mode: ActivationMode = .twoPhase, activationTimeout: Double = 600, checks: [HealthCheck] = []
     ) -> DeploymentTask {
         DeploymentTask(
-            order: DeploymentOrder(id: id, index: 1, storePath: storePath, rollbackScript: rollbackScript),
+            order: DeploymentOrder(
+                id: id, index: 1, storePath: storePath, rollbackScript: rollbackScript, activation: activation),
             cache: cache, token: "agent-token-\(nonce)", serverURL: serverURL, profilePath: profilePath,
-            system: TestServer.system, verifyTimeoutSeconds: verifyTimeout)
+            system: TestServer.system, verifyTimeoutSeconds: verifyTimeout, activationMode: mode,
+            activationTimeoutSeconds: activationTimeout, checks: checks)
+    }
+
+    /// What the machine's runners run with: container-friendly Nix and the toy system.
+    var environment: [String: String] { TestEnvironment.nixEnvironment.merging(toy.environment) { $1 } }
+
+    /// Prepares the deployment directory as the agent does and starts `capstan deploy run` without waiting.
+    func startDeployment(_ task: DeploymentTask) throws -> (DeploymentDirectory, Process) {
+        let directory = try DeploymentDirectory(stateDirectory: stateDirectory, id: task.order.id)
+        try directory.create(task: task)
+        let runner = Process()
+        runner.executableURL = URL(fileURLWithPath: TestEnvironment.capstanBinary)
+        runner.arguments = ["deploy", "run", "--state-dir", stateDirectory, "--id", task.order.id]
+        runner.environment = environment
+        runner.standardInput = FileHandle.nullDevice
+        runner.standardOutput = FileHandle.nullDevice
+        runner.standardError = FileHandle.nullDevice
+        try runner.run()
+        return (directory, runner)
     }
 
     /// Prepares the deployment directory as the agent does and runs `capstan deploy run` to the end.
@@ -111,7 +139,7 @@ struct ToyMachine {
         try directory.create(task: task)
         let result = try ProcessRunner.run(
             [TestEnvironment.capstanBinary, "deploy", "run", "--state-dir", stateDirectory, "--id", task.order.id],
-            environment: TestEnvironment.nixEnvironment)
+            environment: environment)
         guard let outcome = try directory.result() else {
             throw TestFailure(
                 "no result.json after `capstan deploy run` (exit \(result.status)): \(result.stderrString)")
@@ -129,7 +157,13 @@ enum TestServer {
     static let shared: Result<(ServerProcess, TemporaryDirectory), any Error> = Result {
         let directory = try TemporaryDirectory("capstan-agent-server")
         let server = try ServerProcess(dataDirectory: directory.sub("data"))
+        // A static is never released: the server would outlive the tests.
+        atexit { TestServer.stopAtExit() }
         return (server, directory)
+    }
+
+    static func stopAtExit() {
+        if case .success(let (server, _)) = shared { server.kill() }
     }
 
     static var url: String {

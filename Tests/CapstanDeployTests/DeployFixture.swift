@@ -48,8 +48,12 @@ final class DeployFixture: @unchecked Sendable {
         return path
     }
 
-    func deployJSON(_ agents: [String: String], rollbackScript: [String: String]? = nil) throws -> String {
-        var object: [String: Any] = ["agents": agents]
+    /// A deploy.json file; `extra` adds fields such as `checks` or `activationTimeout`.
+    func deployJSON(_ agents: [String: String], rollbackScript: [String: String]? = nil, extra: [String: Any] = [:])
+        throws -> String
+    {
+        var object: [String: Any] = extra
+        object["agents"] = agents
         if let rollbackScript { object["rollbackScript"] = rollbackScript }
         let file = temp.sub("deploy-\(UUID().uuidString).json")
         try JSONSerialization.data(withJSONObject: object).write(to: URL(fileURLWithPath: file))

@@ -109,7 +109,8 @@ import TestSupport
         let marker = fixture.marker("selfrestart")
         var killing = ToyConfiguration.Options()
         // As a NixOS switch restarting the agent's own service would.
-        killing.switchPrelude = "pkill -f 'deploy agent selfrestart' ; sleep 1"
+        // Only when activating (switch, test), as NixOS restarts services; writing the boot entry does not.
+        killing.switchPrelude = "[ \"\\$1\" = boot ] || { pkill -f 'deploy agent selfrestart' ; sleep 1; }"
         let path = try fixture.configuration("selfrestart", marker: marker, options: killing)
         let activation = try fixture.activate(try fixture.deployJSON(["selfrestart": path]), ["--async"])
         let id = try #require(DeployFixture.deploymentIDs(activation.stdoutString)["selfrestart"])
@@ -187,14 +188,14 @@ import TestSupport
         let v2 = try fixture.configuration("steer-v2", marker: marker)
         let deployer = fixture.admin.with(token: fixture.activateToken)
 
-        // Cancel: only while pending.
+        // Cancel while pending; a finished deployment cannot be cancelled.
         let pending = try fixture.activate(try fixture.deployJSON(["steerable": v1]), ["--async"])
         let pendingID = try #require(DeployFixture.deploymentIDs(pending.stdoutString)["steerable"])
         try deployer.run(["deploy", "cancel", pendingID])
         #expect(try fixture.deployment(pendingID)["status"] as? String == "Cancelled")
         let again = try deployer.run(["deploy", "cancel", pendingID], check: false)
         #expect(again.status != 0)
-        #expect(again.stderrString.contains("only a Pending deployment can be cancelled"))
+        #expect(again.stderrString.contains("only a Pending or InProgress deployment can be cancelled"))
 
         // Retry the cancelled one: the agent runs v1.
         let retried = try deployer.run(["deploy", "retry", pendingID, "--json"]).stdout

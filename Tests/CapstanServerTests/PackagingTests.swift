@@ -1,6 +1,6 @@
 import Foundation
-import Testing
 import TestSupport
+import Testing
 
 /// The Nix modules parse, and their options and generated units evaluate with the Nix here
 /// (no nixpkgs: `lib` and `pkgs` are stood in for by nix/modules/tests/eval-modules.nix).
@@ -9,7 +9,9 @@ import TestSupport
         .deletingLastPathComponent().path
 
     @Test func everyNixFileParses() throws {
-        let files = try FileManager.default.subpathsOfDirectory(atPath: Self.root + "/nix").filter { $0.hasSuffix(".nix") }
+        let files = try FileManager.default.subpathsOfDirectory(atPath: Self.root + "/nix").filter {
+            $0.hasSuffix(".nix")
+        }
         #expect(files.count >= 5)
         for file in files {
             let result = try ProcessRunner.run(
@@ -35,7 +37,12 @@ import TestSupport
         #expect(unit["EnvironmentFile"] as? String == "/etc/capstan-agent/credentials")
         let exec = unit["ExecStart"] as? String ?? ""
         #expect(exec.contains("'deploy' 'agent' 'web1' 'system' '--url' 'https://capstan.example.org'"))
-        #expect((value["homeManagerLauncher"] as? String ?? "").contains("'--profiles-dir' '/home/alice/.local/state/nix/profiles'"))
+        #expect(exec.contains("'--activation' 'two-phase' '--activation-timeout' '5m' '--check-grace' '45s'"))
+        #expect(exec.contains(#"'--check' '{"systemd":"no-failed-units"}'"#), "\(exec)")
+        #expect(exec.contains(#"'--check' '{"http":"http://127.0.0.1:8080/","status":200}'"#), "\(exec)")
+        #expect(
+            (value["homeManagerLauncher"] as? String ?? "").contains(
+                "'--profiles-dir' '/home/alice/.local/state/nix/profiles'"))
         #expect((value["darwinLauncher"] as? String ?? "").contains(". '/etc/capstan-agent/credentials'"))
         let server = value["serverExec"] as? String ?? ""
         #expect(server.contains("serve --config"))
@@ -45,7 +52,10 @@ import TestSupport
     @Test func agentCommandLineOfTheModulesIsAccepted() throws {
         // The arguments the modules generate are ones `capstan deploy agent` knows.
         let help = try ProcessRunner.run([TestEnvironment.capstanBinary, "deploy", "agent", "--help"], check: true)
-        for option in ["--url", "--state-dir", "--verify-timeout", "--profiles-dir"] {
+        for option in [
+            "--url", "--state-dir", "--verify-timeout", "--profiles-dir", "--activation", "--activation-timeout",
+            "--check", "--check-grace",
+        ] {
             #expect(help.stdoutString.contains(option))
         }
     }

@@ -225,6 +225,32 @@ struct DeploymentStorageTests {
     }
 
     @Test(arguments: DatabaseBackend.allCases)
+    func activationSettingsAndCheckResultsAreKept(backend: DatabaseBackend) async throws {
+        try await StoreFixture.withStore(backend) { store in
+            let (workspace, agent) = try await Sample.workspaceWithAgent(store)
+            let settings = #"{"checks":[{"systemd":"no-failed-units"}],"grace":"1m"}"#
+            let batch = try await store.createDeployments(
+                workspaceID: workspace.id, activationID: nil, createdBy: nil,
+                requests: [
+                    DeploymentRequest(
+                        agentID: agent.id, storePath: "/nix/store/\(Sample.hashPart())-system", activation: settings)
+                ], at: Self.t0)
+            let created = try #require(batch.created.first)
+            #expect(created.activation == settings)
+            #expect(created.checkResults == nil)
+            #expect(try await store.newestPendingDeployment(agentID: agent.id)?.activation == settings)
+            let results = #"[{"attempts":2,"check":"systemd no-failed-units","output":[],"passed":false}]"#
+            let cancelled = try #require(
+                try await store.transitionDeployment(
+                    id: created.id, from: [.pending, .inProgress], to: .cancelled, rolledBack: true,
+                    checkResults: results, at: Self.t0.addingTimeInterval(1)))
+            #expect(cancelled.checkResults == results)
+            #expect(try await store.deployment(id: created.id)?.checkResults == results)
+            #expect(try await store.deployment(id: created.id)?.activation == settings)
+        }
+    }
+
+    @Test(arguments: DatabaseBackend.allCases)
     func transitionsAreCompareAndSet(backend: DatabaseBackend) async throws {
         try await StoreFixture.withStore(backend) { store in
             let (workspace, agent) = try await Sample.workspaceWithAgent(store)

@@ -9,6 +9,8 @@ public final class AgentMachine: @unchecked Sendable {
     public let stateDirectory: String
     public let logPath: String
     public let serverURL: String
+    /// The machine's simulated systemd units and HTTP service.
+    public let toy: ToySystem
     private let token: String
     private let extraArguments: [String]
     public private(set) var process: Process?
@@ -27,6 +29,7 @@ public final class AgentMachine: @unchecked Sendable {
             try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
         }
         FileManager.default.createFile(atPath: logPath, contents: nil)
+        toy = try ToySystem(directory: directory.sub("machine-\(name)/toy"))
     }
 
     /// The profile inside the machine, e.g. `/nix/var/nix/profiles/system`.
@@ -55,7 +58,7 @@ public final class AgentMachine: @unchecked Sendable {
         process.arguments = [
             "-m", "--propagation", "private", "sh", "-c", "mount --bind '\(nixRoot)' /nix && exec \(agent)",
         ]
-        var env = TestEnvironment.nixEnvironment
+        var env = TestEnvironment.nixEnvironment.merging(toy.environment) { $1 }
         env["CAPSTAN_AGENT_TOKEN"] = token
         // A machine of its own has its own home and Nix cache (Nix's narinfo cache is one SQLite file).
         env["HOME"] = (stateDirectory as NSString).deletingLastPathComponent + "/home"
@@ -103,10 +106,15 @@ public enum ToyConfiguration {
         /// What the `system` file says; nil leaves the file out.
         public var system: String? = nil
         public var payloadBytes: Int = 20_000
+        /// The machine's failed units once this configuration is active; nil leaves them as they are.
+        public var failedUnits: [String]? = nil
+        /// The port the configuration's HTTP service listens on; nil: it has none (and stops the previous one's).
+        public var httpPort: Int? = nil
         public init() {}
     }
 
-    /// Builds a configuration; its switch appends "switched <out>" to `marker`.
+    /// Builds a configuration. Its switch appends "switched <out>" to `marker` when it activates
+    /// (`switch`, `test`), and "<action> <out>" for every action to `marker.actions`.
     public static func build(
         name: String, marker: String, options: Options = Options(), in directory: TemporaryDirectory
     ) throws -> String {
@@ -131,11 +139,14 @@ public enum ToyConfiguration {
               echo 26.05-capstan > $out/nixos-version
               \(systemLine)
               echo ${data} > $out/data-path
+              \(activationHook(failedUnits: options.failedUnits, httpPort: options.httpPort))
               cat > $out/bin/switch-to-configuration <<EOF
             #!/bin/sh
             \(options.switchPrelude)
             echo "switching to $out (\\$1)"
-            echo "switched $out" >> \(marker)
+            echo "\\$1 $out" >> \(marker).actions
+            case "\\$1" in switch|test) echo "switched $out" >> \(marker) ;; esac
+            $out/bin/toy-activate "\\$1"
             exit \(options.switchExitCode)
             EOF
               chmod +x $out/bin/switch-to-configuration
@@ -145,6 +156,42 @@ public enum ToyConfiguration {
         try expression.write(toFile: file, atomically: true, encoding: .utf8)
         return try ProcessRunner.nix(["nix-build", "--no-out-link", file]).stdoutString
             .trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+
+    /// Builder lines (of a toy toplevel's derivation) writing `$out/bin/toy-activate`, which a
+    /// toy switch calls with its action: on `switch` and `test` it sets the machine's failed units
+    /// and (re)starts or stops its HTTP service, in the `ToySystem` that `CAPSTAN_TOY_STATE` names.
+    public static func activationHook(failedUnits: [String]?, httpPort: Int?) -> String {
+        var body = [
+            "#!/bin/sh",
+            "case \"$1\" in switch|test) ;; *) exit 0 ;; esac",
+            "state=\"$CAPSTAN_TOY_STATE\"",
+            "[ -n \"$state\" ] || exit 0",
+        ]
+        if let failedUnits {
+            body.append(": > \"$state/failed-units\"")
+            body += failedUnits.map { "echo \($0) >> \"$state/failed-units\"" }
+        }
+        body += [
+            "if [ -f \"$state/http.pid\" ]; then",
+            "  pid=$(cat \"$state/http.pid\"); kill \"$pid\" 2>/dev/null",
+            "  n=0; while kill -0 \"$pid\" 2>/dev/null && [ $n -lt 50 ]; do sleep 0.1; n=$((n+1)); done",
+            "  rm -f \"$state/http.pid\"",
+            "fi",
+        ]
+        if let httpPort {
+            body += [
+                "setsid python3 -m http.server \(httpPort) --bind 127.0.0.1 --directory \"$state\" >/dev/null 2>&1 </dev/null &",
+                "echo $! > \"$state/http.pid\"",
+                "echo \"toy service listens on port \(httpPort)\"",
+            ]
+        }
+        return """
+            cat > $out/bin/toy-activate <<'TOY'
+            \(body.joined(separator: "\n"))
+            TOY
+            chmod +x $out/bin/toy-activate
+            """
     }
 
     /// A rollback (health-check) script that exits with `code`.
@@ -169,6 +216,81 @@ public enum ToyConfiguration {
     public static func switches(_ marker: String) -> [String] {
         ((try? String(contentsOfFile: marker, encoding: .utf8)) ?? "").split(separator: "\n").map(String.init)
     }
+
+    /// Every action the switches of `marker`'s configurations ran, as "<action> <out>".
+    public static func actions(_ marker: String) -> [String] { switches(marker + ".actions") }
+}
+
+/// What a toy machine's configurations act on besides their marker: its failed systemd units,
+/// which a fake `systemctl` on the PATH of `environment` lists, and one small HTTP service. The
+/// service is stopped when this value goes.
+public final class ToySystem: Sendable {
+    public let directory: String
+
+    public init(directory: String) throws {
+        self.directory = directory
+        try FileManager.default.createDirectory(atPath: directory + "/bin", withIntermediateDirectories: true)
+        let systemctl = """
+            #!/bin/sh
+            # Answers only what the agent asks: systemctl --failed …
+            case " $* " in *" --failed "*) ;; *) echo "toy systemctl: unsupported: $*" >&2; exit 1 ;; esac
+            [ -f "$CAPSTAN_TOY_STATE/failed-units" ] || exit 0
+            while read -r unit; do
+              [ -n "$unit" ] && echo "$unit loaded failed failed Toy unit $unit"
+            done < "$CAPSTAN_TOY_STATE/failed-units"
+            exit 0
+
+            """
+        let path = directory + "/bin/systemctl"
+        try systemctl.write(toFile: path, atomically: true, encoding: .utf8)
+        try FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: path)
+    }
+
+    /// `CAPSTAN_TOY_STATE`, and `PATH` with the fake `systemctl` first.
+    public var environment: [String: String] {
+        let path = ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin"
+        return ["CAPSTAN_TOY_STATE": directory, "PATH": directory + "/bin:" + path]
+    }
+
+    public var failedUnits: [String] {
+        get {
+            ((try? String(contentsOfFile: directory + "/failed-units", encoding: .utf8)) ?? "")
+                .split(separator: "\n").map(String.init)
+        }
+        set {
+            try? (newValue.map { $0 + "\n" }.joined()).write(
+                toFile: directory + "/failed-units", atomically: true, encoding: .utf8)
+        }
+    }
+
+    /// The pid of the running HTTP service, nil when there is none.
+    public var httpServicePID: pid_t? {
+        guard let text = try? String(contentsOfFile: directory + "/http.pid", encoding: .utf8),
+            let pid = pid_t(text.trimmingCharacters(in: .whitespacesAndNewlines)), kill(pid, 0) == 0
+        else { return nil }
+        return pid
+    }
+
+    public func stopHTTPService() {
+        if let pid = httpServicePID { kill(pid, SIGKILL) }
+    }
+
+    /// Ends every process started with this toy system's environment (switches, their children,
+    /// the HTTP service), found by `CAPSTAN_TOY_STATE` in their environment: the pid file may be
+    /// gone with the test's temporary directory.
+    public func endItsProcesses() {
+        let marker = Data("CAPSTAN_TOY_STATE=\(directory)\0".utf8)
+        let own = getpid()
+        for name in (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? [] {
+            guard let pid = pid_t(name), pid != own,
+                let environment = FileManager.default.contents(atPath: "/proc/\(name)/environ"),
+                environment.range(of: marker) != nil
+            else { continue }
+            kill(pid, SIGKILL)
+        }
+    }
+
+    deinit { endItsProcesses() }
 }
 
 /// Polls until `condition` holds or `timeout` passes.

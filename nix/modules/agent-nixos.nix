@@ -5,12 +5,17 @@
 #     url = "https://capstan.example.org";
 #     credentialsFile = "/etc/capstan-agent/credentials";   # CAPSTAN_AGENT_TOKEN=…
 #     package = capstan;                                     # a build of this repository's CLI
+#     checks = [                                             # after every activation; failing → rollback
+#       { systemd = "no-failed-units"; }
+#       { http = "http://127.0.0.1:8080/health"; status = 200; timeout = "5s"; }
+#     ];
 #   };
 { config, lib, pkgs, ... }:
 
 let
   cfg = config.services.capstan-agent;
   inherit (lib) mkEnableOption mkOption mkIf types escapeShellArgs;
+  checkArguments = builtins.concatLists (map (check: [ "--check" (builtins.toJSON check) ]) cfg.checks);
 in
 {
   options.services.capstan-agent = {
@@ -49,6 +54,44 @@ in
       description = "Seconds the server may take to answer again after an activation before the agent rolls back.";
     };
 
+    activation = mkOption {
+      type = types.enum [ "two-phase" "switch" ];
+      default = "two-phase";
+      description = ''
+        How deployments are activated. `two-phase`: `switch-to-configuration test`, then the checks,
+        then `switch-to-configuration boot`, so that a machine which crashes or hangs before the
+        checks pass boots into the previous generation. `switch`: `switch-to-configuration switch` at once.
+      '';
+    };
+
+    activationTimeout = mkOption {
+      type = types.str;
+      default = "10m";
+      example = "5m";
+      description = ''
+        Longest an activation may take, from the switch to the boot entry, checks included; a hung
+        switch or check is then stopped and the machine rolled back. A deploy.json may lower it.
+      '';
+    };
+
+    checks = mkOption {
+      type = types.listOf (types.attrsOf types.anything);
+      default = [ ];
+      example = [ { systemd = "no-failed-units"; } { command = [ "/run/current-system/sw/bin/true" ]; timeout = "30s"; } ];
+      description = ''
+        Health checks of this machine, run after every activation besides those of the deployment:
+        `{ systemd = "no-failed-units"; }`, `{ http = URL; status = 200; timeout = "10s"; }` or
+        `{ command = [ PATH ARG… ]; timeout = "30s"; }`. All must pass within `checkGrace`, or the
+        machine rolls back.
+      '';
+    };
+
+    checkGrace = mkOption {
+      type = types.str;
+      default = "30s";
+      description = "How long failing checks are retried before the deployment is rolled back (a deploy.json's `grace` wins).";
+    };
+
     package = mkOption {
       type = types.package;
       default = pkgs.capstan or (throw "services.capstan-agent.package: set it to a build of Capstan");
@@ -63,18 +106,22 @@ in
       wantedBy = [ "multi-user.target" ];
       wants = [ "network-online.target" ];
       after = [ "network-online.target" ];
-      path = [ config.nix.package ];
+      # systemctl for the systemd check.
+      path = [ config.nix.package config.systemd.package ];
       # The agent runs deployments that may restart this very unit: never stop it in the middle
       # of switch-to-configuration, and never kill the deployment process it started.
       restartIfChanged = false;
       stopIfChanged = false;
       serviceConfig = {
-        ExecStart = escapeShellArgs [
+        ExecStart = escapeShellArgs ([
           "${cfg.package}/bin/capstan" "deploy" "agent" cfg.name cfg.profile
           "--url" cfg.url
           "--state-dir" "/var/lib/capstan-agent"
           "--verify-timeout" (toString cfg.verifyTimeout)
-        ];
+          "--activation" cfg.activation
+          "--activation-timeout" cfg.activationTimeout
+          "--check-grace" cfg.checkGrace
+        ] ++ checkArguments);
         EnvironmentFile = cfg.credentialsFile;
         StateDirectory = "capstan-agent";
         KillMode = "process";

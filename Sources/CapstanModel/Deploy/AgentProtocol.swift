@@ -86,13 +86,38 @@ public struct DeploymentOutcome: Codable, Sendable, Equatable {
     public var rolledBack: Bool
     /// What the profile points at now.
     public var currentStorePath: String?
+    /// The agent stopped it because the server cancelled it (not succeeded, and not a failure).
+    public var cancelled: Bool
+    /// The health checks that ran, nil when there were none.
+    public var checks: [CheckResult]?
 
-    public init(id: String, succeeded: Bool, reason: String?, rolledBack: Bool, currentStorePath: String?) {
+    public init(
+        id: String, succeeded: Bool, reason: String?, rolledBack: Bool, currentStorePath: String?,
+        cancelled: Bool = false, checks: [CheckResult]? = nil
+    ) {
         self.id = id
         self.succeeded = succeeded
         self.reason = reason
         self.rolledBack = rolledBack
         self.currentStorePath = currentStorePath
+        self.cancelled = cancelled
+        self.checks = checks
+    }
+
+    private enum CodingKeys: String, CodingKey {
+        case id, succeeded, reason, rolledBack, currentStorePath, cancelled, checks
+    }
+
+    /// An agent that predates cancelling and checks sends neither field.
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        id = try container.decode(String.self, forKey: .id)
+        succeeded = try container.decode(Bool.self, forKey: .succeeded)
+        reason = try container.decodeIfPresent(String.self, forKey: .reason)
+        rolledBack = try container.decode(Bool.self, forKey: .rolledBack)
+        currentStorePath = try container.decodeIfPresent(String.self, forKey: .currentStorePath)
+        cancelled = try container.decodeIfPresent(Bool.self, forKey: .cancelled) ?? false
+        checks = try container.decodeIfPresent([CheckResult].self, forKey: .checks)
     }
 }
 
@@ -118,12 +143,17 @@ public struct DeploymentOrder: Codable, Sendable, Equatable {
     public var storePath: String
     /// The rollback (health-check) script for the agent's system, if the deploy.json has one.
     public var rollbackScript: String?
+    /// Health checks, grace period and activation timeout the deploy.json asks for; nil when none.
+    public var activation: ActivationSettings?
 
-    public init(id: String, index: Int, storePath: String, rollbackScript: String?) {
+    public init(
+        id: String, index: Int, storePath: String, rollbackScript: String?, activation: ActivationSettings? = nil
+    ) {
         self.id = id
         self.index = index
         self.storePath = storePath
         self.rollbackScript = rollbackScript
+        self.activation = activation
     }
 }
 
@@ -132,7 +162,8 @@ public enum ServerMessage: Codable, Sendable, Equatable {
     /// Answer to hello: the agent's identity and its cache.
     case welcome(agentID: String, cache: AgentCache?)
     case deploy(DeploymentOrder)
-    /// A deployment the agent reported as running no longer needs to run (cancelled).
+    /// The deployment is cancelled: the agent drops it if it has not started it, stops it before
+    /// the switch, or rolls it back after; it then reports it finished as cancelled.
     case cancel(id: String)
 
     private enum CodingKeys: String, CodingKey { case type, agentID, cache, deployment, id }

@@ -2,14 +2,36 @@ import Foundation
 import NixCore
 
 /// A deploy.json, as Cachix Deploy defines it: which store path each agent should run, and
-/// optionally a health-check script per system.
+/// optionally a health-check script per system. Capstan adds health checks for every agent
+/// (`checks`) or one (`agentChecks`), their `grace` period and an `activationTimeout`.
 public struct DeploySpec: Codable, Sendable, Equatable {
     public var agents: [String: String]
     public var rollbackScript: [String: String]?
+    public var checks: [HealthCheck]?
+    public var agentChecks: [String: [HealthCheck]]?
+    public var grace: TimeSpan?
+    public var activationTimeout: TimeSpan?
 
-    public init(agents: [String: String], rollbackScript: [String: String]? = nil) {
+    static let fields = ["agents", "rollbackScript", "checks", "agentChecks", "grace", "activationTimeout"]
+
+    public init(
+        agents: [String: String], rollbackScript: [String: String]? = nil, checks: [HealthCheck]? = nil,
+        agentChecks: [String: [HealthCheck]]? = nil, grace: TimeSpan? = nil, activationTimeout: TimeSpan? = nil
+    ) {
         self.agents = agents
         self.rollbackScript = rollbackScript
+        self.checks = checks
+        self.agentChecks = agentChecks
+        self.grace = grace
+        self.activationTimeout = activationTimeout
+    }
+
+    /// What this deploy.json asks of `agent`'s activation; nil when it asks nothing (a plain
+    /// deploy.json), so that the deployment runs exactly as one without these fields.
+    public func activation(for agent: String) -> ActivationSettings? {
+        let settings = ActivationSettings(
+            checks: (checks ?? []) + (agentChecks?[agent] ?? []), grace: grace, timeout: activationTimeout)
+        return settings.isEmpty ? nil : settings
     }
 
     /// Parses and checks a deploy.json; errors name the file's field and say what to fix.
@@ -23,8 +45,10 @@ public struct DeploySpec: Codable, Sendable, Equatable {
         guard let root = object as? [String: Any] else {
             throw DeploySpecError("\(source): expected a JSON object with an \"agents\" field")
         }
-        for key in root.keys where key != "agents" && key != "rollbackScript" {
-            throw DeploySpecError("\(source): unknown field \"\(key)\"; only \"agents\" and \"rollbackScript\" are allowed")
+        for key in root.keys.sorted() where !fields.contains(key) {
+            throw DeploySpecError(
+                "\(source): unknown field \"\(key)\"; the fields are "
+                    + fields.map { "\"\($0)\"" }.joined(separator: ", "))
         }
         guard let agentsValue = root["agents"] else {
             throw DeploySpecError("\(source): missing \"agents\": {\"<agent name>\": \"/nix/store/…\"}")
@@ -35,9 +59,48 @@ public struct DeploySpec: Codable, Sendable, Equatable {
         if let value = root["rollbackScript"], !(value is NSNull) {
             rollback = try stringMap(value, field: "rollbackScript", source: source)
         }
-        let spec = DeploySpec(agents: agents, rollbackScript: rollback)
+        var spec = DeploySpec(agents: agents, rollbackScript: rollback)
+        if let value = root["checks"], !(value is NSNull) {
+            spec.checks = try checkList(value, field: "checks", source: source)
+        }
+        if let value = root["agentChecks"], !(value is NSNull) {
+            guard let map = value as? [String: Any] else {
+                throw DeploySpecError("\(source): \"agentChecks\" must be an object of agent names to lists of checks")
+            }
+            var agentChecks: [String: [HealthCheck]] = [:]
+            for (name, list) in map {
+                agentChecks[name] = try checkList(list, field: "agentChecks.\(name)", source: source)
+            }
+            spec.agentChecks = agentChecks
+        }
+        spec.grace = try timeSpan(root["grace"], field: "grace", source: source)
+        spec.activationTimeout = try timeSpan(root["activationTimeout"], field: "activationTimeout", source: source)
         try spec.validate(source: source)
         return spec
+    }
+
+    private static func checkList(_ value: Any, field: String, source: String) throws(DeploySpecError) -> [HealthCheck]
+    {
+        guard let list = value as? [Any] else {
+            throw DeploySpecError("\(source): \"\(field)\" must be a list of checks")
+        }
+        var checks: [HealthCheck] = []
+        for (index, item) in list.enumerated() {
+            do {
+                checks.append(try HealthCheck.parse(item, field: "\(field)[\(index)]"))
+            } catch {
+                throw DeploySpecError("\(source): \(error.description)")
+            }
+        }
+        return checks
+    }
+
+    private static func timeSpan(_ value: Any?, field: String, source: String) throws(DeploySpecError) -> TimeSpan? {
+        guard let value, !(value is NSNull) else { return nil }
+        guard let text = value as? String, let span = TimeSpan(parsing: text) else {
+            throw DeploySpecError("\(source): \"\(field)\" must be a duration such as \"30s\", \"5m\" or \"1h\"")
+        }
+        return span
     }
 
     public func validate(source: String = "deploy.json") throws(DeploySpecError) {
@@ -48,8 +111,15 @@ public struct DeploySpec: Codable, Sendable, Equatable {
                 throw DeploySpecError("\(source): agents: \(error.description)")
             }
             guard (try? StorePath(parsing: path)) != nil else {
-                throw DeploySpecError("\(source): agents.\(name): \"\(path)\" is not a store path (/nix/store/<hash>-<name>)")
+                throw DeploySpecError(
+                    "\(source): agents.\(name): \"\(path)\" is not a store path (/nix/store/<hash>-<name>)")
             }
+        }
+        for name in (agentChecks ?? [:]).keys.sorted() where agents[name] == nil {
+            throw DeploySpecError("\(source): agentChecks.\(name): \"agents\" names no agent \"\(name)\"")
+        }
+        if let activationTimeout, activationTimeout.duration <= .zero {
+            throw DeploySpecError("\(source): \"activationTimeout\" must be longer than 0s")
         }
         for (system, path) in (rollbackScript ?? [:]).sorted(by: { $0.key < $1.key }) {
             guard (try? StorePath(parsing: path)) != nil else {
@@ -59,7 +129,9 @@ public struct DeploySpec: Codable, Sendable, Equatable {
         }
     }
 
-    private static func stringMap(_ value: Any, field: String, source: String) throws(DeploySpecError) -> [String: String] {
+    private static func stringMap(_ value: Any, field: String, source: String) throws(DeploySpecError) -> [String:
+        String]
+    {
         guard let map = value as? [String: Any] else {
             throw DeploySpecError("\(source): \"\(field)\" must be an object of names to store paths")
         }

@@ -31,11 +31,13 @@ public struct DeploymentInfo: Codable, Sendable, Equatable {
     public var createdBy: String?
     /// The dashboard page of this deployment.
     public var url: String
+    /// The agent's health checks after the activation, once it reported them.
+    public var checks: [CheckResult]?
 
     public init(
         id: String, agent: String, index: Int, storePath: String, rollbackScript: String?, status: DeploymentStatus,
         reason: String?, rolledBack: Bool, closureSize: Int64?, createdOn: Date, startedOn: Date?, finishedOn: Date?,
-        createdBy: String?, url: String
+        createdBy: String?, url: String, checks: [CheckResult]? = nil
     ) {
         self.id = id
         self.agent = agent
@@ -51,6 +53,7 @@ public struct DeploymentInfo: Codable, Sendable, Equatable {
         self.finishedOn = finishedOn
         self.createdBy = createdBy
         self.url = url
+        self.checks = checks
     }
 }
 

@@ -86,7 +86,14 @@ struct DashboardRoutes: Sendable {
                 view["lines"] = lines
                 view["lineCount"] = lines.count
                 view["following"] = !info.status.isFinal
-                view["canCancel"] = info.status == .pending
+                view["canCancel"] = info.status == .pending || info.status == .inProgress
+                view["hasChecks"] = !(info.checks ?? []).isEmpty
+                view["checks"] = (info.checks ?? []).map { result -> [String: Any] in
+                    [
+                        "check": result.check, "result": result.passed ? "passed" : "failed",
+                        "attempts": result.attempts, "output": result.output.joined(separator: "\n"),
+                    ]
+                }
                 view["canRetry"] = info.status.isFinal
                 return page("deployment", title: "Deployment #\(info.index) of \(info.agent)", view, actor: principal)
             }
@@ -103,7 +110,8 @@ struct DashboardRoutes: Sendable {
                         [
                             "question": "\(verb) deployment #\(info.index) of \(info.agent)?",
                             "explanation": action == "cancel"
-                                ? "The agent will not run it. Only a deployment that is still pending can be cancelled."
+                                ? "A pending deployment never runs. A running one is stopped by its agent, which rolls "
+                                    + "back if it has already switched; a finished one can no longer be cancelled."
                                 : "This creates a new deployment of the same store path to \(info.agent).",
                             "action": "/deployments/\(id)/\(action)", "button": button, "back": "/deployments/\(id)",
                         ], actor: principal)

@@ -7,6 +7,7 @@ import Foundation
 extension DeployService {
     static let finalSuccessLine = "Successfully activated the deployment."
     static let finalFailureLine = "Failed to activate the deployment."
+    static let finalCancelLine = "Cancelled the deployment."
     /// What the server presumes when a reconnected agent no longer mentions a deployment; the
     /// agent's own report, should it still come, replaces the presumption.
     static let orphanReason = "the agent restarted and no longer runs this deployment (its process was killed)"
@@ -39,7 +40,16 @@ extension DeployService {
             name: cache.name, url: caches.substituterURL(cache), publicKey: cache.publicKey, isPublic: cache.isPublic)
     }
 
-    /// The newest pending deployment of each of these agents, as an order for it, with two queries (per 500 agents), keyed by agent ID; agents
+    /// A stored deployment as an order for an agent of `system`.
+    static func order(_ deployment: DeploymentRecord, system: String?) -> DeploymentOrder {
+        DeploymentOrder(
+            id: deployment.id, index: deployment.index, storePath: deployment.storePath,
+            rollbackScript: system.flatMap { deployment.rollbackScript?[$0] },
+            activation: StoredJSON.value(ActivationSettings.self, from: deployment.activation))
+    }
+
+    /// The newest pending deployment of each of these agents, as an order for it, with two queries
+    /// (per 500 agents), keyed by agent ID; agents
     /// with nothing pending, or gone, are absent.
     public func pendingOrders(forAgentIDs agentIDs: [String]) async throws -> [String: DeploymentOrder] {
         guard !agentIDs.isEmpty else { return [:] }
@@ -49,9 +59,7 @@ extension DeployService {
         var orders: [String: DeploymentOrder] = [:]
         for (agentID, deployment) in pending {
             guard let agent = agents[agentID] else { continue }
-            orders[agentID] = DeploymentOrder(
-                id: deployment.id, index: deployment.index, storePath: deployment.storePath,
-                rollbackScript: agent.system.flatMap { deployment.rollbackScript?[$0] })
+            orders[agentID] = Self.order(deployment, system: agent.system)
         }
         return orders
     }
@@ -111,32 +119,39 @@ extension DeployService {
             try await store.setAgentCurrentStorePath(id: agent.id, storePath: path)
         }
         let presumedOrphan = record.status == .failed && record.reason == Self.orphanReason
-        guard !record.status.isFinal || presumedOrphan else {
+        // Cancelled while Pending, but the agent had already started it: its report says what it undid.
+        let stoppedAfterCancel = record.status == .cancelled && outcome.cancelled
+        guard !record.status.isFinal || presumedOrphan || stoppedAfterCancel else {
             logger.debug("outcome already recorded", metadata: ["deployment": "\(outcome.id)"])
             return
         }
         var reason = outcome.reason
-        if !outcome.succeeded {
+        if !outcome.succeeded && !outcome.cancelled {
             reason = reason ?? "the agent reported a failure"
             if !outcome.rolledBack, !(reason?.contains("roll") ?? false) {
                 reason = (reason ?? "") + "; not rolled back"
             }
         }
+        if stoppedAfterCancel { reason = [record.reason, reason].compactMap { $0 }.joined(separator: "; ") }
         let finalLine =
             outcome.succeeded
             ? Self.finalSuccessLine
-            : Self.finalFailureLine + " " + (reason ?? "") + (outcome.rolledBack ? " (rolled back)" : "")
+            : (outcome.cancelled ? Self.finalCancelLine : Self.finalFailureLine) + " " + (reason ?? "")
+                + (outcome.rolledBack ? " (rolled back)" : "")
         try await appendLines(outcome.id, [finalLine])
+        // A cancelled deployment the agent stopped (and rolled back) ends Cancelled, not Failed.
+        let status: DeploymentStatus = outcome.succeeded ? .succeeded : outcome.cancelled ? .cancelled : .failed
         guard
             let finished = try await store.transitionDeployment(
-                id: outcome.id, from: presumedOrphan ? [.failed] : [.pending, .inProgress],
-                to: outcome.succeeded ? .succeeded : .failed,
+                id: outcome.id, from: presumedOrphan ? [.failed] : stoppedAfterCancel ? [.cancelled] : [.pending, .inProgress],
+                to: status,
                 // The store keeps a reason it is not given; replace the presumption explicitly.
                 reason: outcome.succeeded
                     ? (presumedOrphan ? "reported by the agent after it reconnected" : nil) : reason,
-                rolledBack: outcome.rolledBack, at: Date())
+                rolledBack: outcome.rolledBack, checkResults: outcome.checks.map(StoredJSON.text), at: Date())
         else { return }
-        await self.finished(finished)
+        // Counted and told to webhooks once, when it was cancelled.
+        if !stoppedAfterCancel { await self.finished(finished) }
         logger.info(
             "deployment finished",
             metadata: [
@@ -175,7 +190,7 @@ extension DeployService {
             id: agent.id, system: agent.system, version: agent.version, currentStorePath: nil, at: Date())
     }
 
-    private func appendLines(_ deploymentID: String, _ lines: [String]) async throws {
+    func appendLines(_ deploymentID: String, _ lines: [String]) async throws {
         let now = Date()
         _ = try await store.appendLogLines(
             deploymentID: deploymentID, lines: lines.map { LogLine(time: now, line: $0) })

@@ -132,7 +132,10 @@ public struct DeployService: Sendable {
                         + "add it with `capstan agent create \(name)` (nothing was deployed)")
             }
             names[agent.id] = name
-            requests.append(DeploymentRequest(agentID: agent.id, storePath: path, rollbackScript: spec.rollbackScript))
+            requests.append(
+                DeploymentRequest(
+                    agentID: agent.id, storePath: path, rollbackScript: spec.rollbackScript,
+                    activation: spec.activation(for: name).map(StoredJSON.text)))
         }
         guard !requests.isEmpty else {
             throw ServiceError.badRequest("no agent of deploy.json matches the --agent filter")
@@ -204,7 +207,8 @@ public struct DeployService: Sendable {
             rollbackScript: agent?.system.flatMap { record.rollbackScript?[$0] }, status: record.status,
             reason: record.reason, rolledBack: record.rolledBack, closureSize: record.closureSize,
             createdOn: record.createdAt, startedOn: record.startedAt, finishedOn: record.finishedAt,
-            createdBy: record.createdBy, url: url(of: record))
+            createdBy: record.createdBy, url: url(of: record),
+            checks: StoredJSON.value([CheckResult].self, from: record.checkResults))
     }
 
     /// The lines logged so far (up to `limit`), for pages that show a log without following it.
@@ -278,9 +282,10 @@ public struct DeployService: Sendable {
     public func cancel(id: String, by principal: Principal) async throws -> DeploymentInfo {
         try requireActor(principal)
         let record = try await record(id: id, workspaceID: principal.workspaceID)
+        if record.status == .inProgress { return try await cancelRunning(record, by: principal) }
         guard record.status == .pending else {
             throw ServiceError.conflict(
-                "deployment \(id) is \(record.status.rawValue); only a Pending deployment can be cancelled")
+                "deployment \(id) is \(record.status.rawValue); only a Pending or InProgress deployment can be cancelled")
         }
         guard
             let cancelled = try await store.transitionDeployment(
@@ -299,6 +304,18 @@ public struct DeployService: Sendable {
         return try await info(cancelled)
     }
 
+    /// A running deployment stays InProgress until its agent, told to cancel it, reports it Cancelled
+    /// (rolled back if it had switched) — or finished, when the cancel came after its commit.
+    private func cancelRunning(_ record: DeploymentRecord, by principal: Principal) async throws -> DeploymentInfo {
+        let by = principal.label ?? principal.kind.rawValue
+        try await appendLines(
+            record.id, ["Cancel requested by \(by): the agent stops the deployment, and rolls back if it has switched"])
+        await events.publish(.deploymentCancelled(agentID: record.agentID, deploymentID: record.id))
+        logger.info("running deployment cancelled", metadata: ["deployment": "\(record.id)", "by": "\(by)"])
+        await audit.record(.cancel, by: principal, target: record.id, detail: "while InProgress")
+        return try await info(record)
+    }
+
     /// A finished deployment again: same agent, same store path, a new deployment.
     public func retry(id: String, by principal: Principal) async throws -> DeploymentInfo {
         try requireActor(principal)
@@ -308,7 +325,8 @@ public struct DeployService: Sendable {
                 "deployment \(id) is still \(record.status.rawValue); retry it once it has finished")
         }
         let created = try await redeploy(
-            record.agentID, storePath: record.storePath, rollbackScript: record.rollbackScript, by: principal)
+            record.agentID, storePath: record.storePath, rollbackScript: record.rollbackScript,
+            activation: record.activation, by: principal)
         await audit.record(.retry, by: principal, target: created.id, detail: "retry of \(id)")
         return created
     }
@@ -331,22 +349,22 @@ public struct DeployService: Sendable {
                 "agent '\(agentName)' has no earlier successful deployment than #\(current.index) to roll back to")
         }
         let created = try await redeploy(
-            agent.id, storePath: previous.storePath, rollbackScript: previous.rollbackScript, by: principal)
+            agent.id, storePath: previous.storePath, rollbackScript: previous.rollbackScript,
+            activation: previous.activation, by: principal)
         await audit.record(
             .rollback, by: principal, target: agentName, detail: "deployment \(created.id) back to #\(previous.index)")
         return created
     }
 
     private func redeploy(
-        _ agentID: String, storePath: String, rollbackScript: [String: String]?, by principal: Principal
-    )
-        async throws -> DeploymentInfo
-    {
+        _ agentID: String, storePath: String, rollbackScript: [String: String]?, activation: String?,
+        by principal: Principal
+    ) async throws -> DeploymentInfo {
+        let request = DeploymentRequest(
+            agentID: agentID, storePath: storePath, rollbackScript: rollbackScript, activation: activation)
         let batch = try await store.createDeployments(
-            workspaceID: principal.workspaceID, activationID: UUID().uuidString.lowercased(),
-            createdBy: principal.label,
-            requests: [DeploymentRequest(agentID: agentID, storePath: storePath, rollbackScript: rollbackScript)],
-            at: Date())
+            workspaceID: principal.workspaceID, activationID: UUID().uuidString.lowercased(), createdBy: principal.label,
+            requests: [request], at: Date())
         for old in batch.superseded {
             await finished(old)
             await events.publish(.deploymentCancelled(agentID: old.agentID, deploymentID: old.id))

@@ -3,7 +3,7 @@
 /// Column types are chosen to mean the same on both backends: TEXT, BIGINT (timestamps are
 /// milliseconds since 1970), INTEGER and BOOLEAN (stored as 0/1 by SQLite).
 enum Migrations {
-    static let all: [Migration] = [initialSchema, deployments, operators]
+    static let all: [Migration] = [initialSchema, deployments, operators, activation]
 
     static let initialSchema = Migration(version: 1, name: "workspaces, tokens, caches, paths") { _ in
         [
@@ -182,6 +182,15 @@ enum Migrations {
             )
             """,
             "CREATE INDEX dashboard_sessions_token ON dashboard_sessions (token_id)",
+        ]
+    }
+
+    /// What a deployment asks of its activation (health checks, grace, timeout; JSON) and the check
+    /// results its agent reported (JSON).
+    static let activation = Migration(version: 4, name: "deployment activation settings and check results") { _ in
+        [
+            "ALTER TABLE deployments ADD COLUMN activation TEXT NULL",
+            "ALTER TABLE deployments ADD COLUMN check_results TEXT NULL",
         ]
     }
 }

@@ -24,13 +24,17 @@ public struct DeploymentRecord: Sendable, Equatable, Hashable {
     public var createdBy: String?
     /// Shared by the deployments one activation of a deploy.json created.
     public var activationID: String?
+    /// What the deploy.json asks of the agent's activation (`ActivationSettings` as JSON).
+    public var activation: String?
+    /// The health check results the agent reported (`[CheckResult]` as JSON).
+    public var checkResults: String?
 
     public init(
         id: String, workspaceID: String, agentID: String, index: Int, storePath: String,
         rollbackScript: [String: String]? = nil, status: DeploymentStatus, reason: String? = nil,
         rolledBack: Bool = false,
         closureSize: Int64? = nil, createdAt: Date, startedAt: Date? = nil, finishedAt: Date? = nil,
-        createdBy: String? = nil, activationID: String? = nil
+        createdBy: String? = nil, activationID: String? = nil, activation: String? = nil, checkResults: String? = nil
     ) {
         self.id = id
         self.workspaceID = workspaceID
@@ -47,6 +51,8 @@ public struct DeploymentRecord: Sendable, Equatable, Hashable {
         self.finishedAt = finishedAt
         self.createdBy = createdBy
         self.activationID = activationID
+        self.activation = activation
+        self.checkResults = checkResults
     }
 }
 
@@ -55,11 +61,14 @@ public struct DeploymentRequest: Sendable, Equatable, Hashable {
     public var agentID: String
     public var storePath: String
     public var rollbackScript: [String: String]?
+    /// `ActivationSettings` as JSON, nil when the deploy.json asks nothing of the activation.
+    public var activation: String?
 
-    public init(agentID: String, storePath: String, rollbackScript: [String: String]? = nil) {
+    public init(agentID: String, storePath: String, rollbackScript: [String: String]? = nil, activation: String? = nil) {
         self.agentID = agentID
         self.storePath = storePath
         self.rollbackScript = rollbackScript
+        self.activation = activation
     }
 }
 

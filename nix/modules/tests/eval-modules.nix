@@ -9,6 +9,7 @@ let
     types = {
       str = "str"; path = "path"; int = "int"; package = "package";
       nullOr = t: "null or ${t}"; attrsOf = t: "attribute set of ${t}"; oneOf = ts: "one of";
+      enum = values: "one of ${builtins.concatStringsSep ", " values}"; listOf = t: "list of ${t}"; anything = "anything";
     };
     escapeShellArg = arg: "'${arg}'";
     escapeShellArgs = args: builtins.concatStringsSep " " (map (arg: "'${arg}'") args);
@@ -24,10 +25,13 @@ let
   agentSettings = {
     enable = true; name = "web1"; profile = "system"; url = "https://capstan.example.org";
     credentialsFile = "/etc/capstan-agent/credentials"; verifyTimeout = 90; package = "/capstan";
+    activation = "two-phase"; activationTimeout = "5m"; checkGrace = "45s";
+    checks = [ { systemd = "no-failed-units"; } { http = "http://127.0.0.1:8080/"; status = 200; } ];
   };
   config = {
     networking.hostName = "host";
     nix.package = "/nix-package";
+    systemd.package = "/systemd-package";
     xdg.stateHome = "/home/alice/.local/state";
     services.capstan-agent = agentSettings;
     services.capstan-server = {

@@ -76,7 +76,10 @@ struct DeployActivateCommand: AsyncParsableCommand {
             Output.line(summary(outcome.deployments, timedOut: outcome.timedOut))
         }
         if !outcome.timedOut.isEmpty { throw ExitCode(Self.exitTimedOut) }
-        if outcome.deployments.contains(where: { $0.status != .succeeded }) { throw ExitCode(Self.exitFailed) }
+        let failedCheck = outcome.deployments.contains { ($0.checks ?? []).contains { !$0.passed } }
+        if failedCheck || outcome.deployments.contains(where: { $0.status != .succeeded }) {
+            throw ExitCode(Self.exitFailed)
+        }
     }
 
     private func summary(_ deployments: [DeploymentInfo], timedOut: [String]) -> String {
@@ -90,8 +93,19 @@ struct DeployActivateCommand: AsyncParsableCommand {
             var status = deployment.status.rawValue
             if timedOut.contains(deployment.agent) { status += " (timed out waiting)" }
             if deployment.rolledBack { status += ", rolled back" }
-            return ["\(deployment.agent)", "#\(deployment.index)", status, duration, deployment.reason ?? ""]
+            return [
+                "\(deployment.agent)", "#\(deployment.index)", status, duration, checks(deployment.checks),
+                deployment.reason ?? "",
+            ]
         }
-        return TextTable.render(header: ["AGENT", "DEPLOYMENT", "STATUS", "TIME", "REASON"], rows: rows)
+        return TextTable.render(header: ["AGENT", "DEPLOYMENT", "STATUS", "TIME", "CHECKS", "REASON"], rows: rows)
+    }
+
+    /// `http http://…: passed; command /bin/probe: FAILED (3 attempts)`, or `-` without checks.
+    private func checks(_ results: [CheckResult]?) -> String {
+        guard let results, !results.isEmpty else { return "-" }
+        return results.map { result in
+            "\(result.check): " + (result.passed ? "passed" : "FAILED (\(result.attempts) attempts)")
+        }.joined(separator: "; ")
     }
 }

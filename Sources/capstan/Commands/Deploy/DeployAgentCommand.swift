@@ -1,5 +1,6 @@
 import ArgumentParser
 import CapstanAgent
+import CapstanModel
 import Foundation
 import Logging
 
@@ -13,9 +14,11 @@ struct DeployAgentCommand: AsyncParsableCommand {
         abstract: "Run the deployment agent of this machine: wait for deployments and carry them out.",
         discussion: """
             The agent keeps a connection to the server, and for each deployment fetches the store path from \
-            the agent's cache, switches the profile, activates it, checks that the server is still reachable \
-            (and the rollback script, if any, succeeds) and rolls back otherwise. Each deployment runs in a \
-            process of its own, so restarting the agent (as a NixOS switch may) does not interrupt it.
+            the agent's cache, activates it (NixOS: switch-to-configuration test, then boot once healthy), \
+            checks that the server is still reachable, the rollback script and the health checks pass, and \
+            rolls back otherwise, or when the activation outlives --activation-timeout or is cancelled. Each \
+            deployment runs in a process of its own, so restarting the agent (as a NixOS switch may) does not \
+            interrupt it.
             The token comes from CAPSTAN_AGENT_TOKEN (or CACHIX_AGENT_TOKEN).
             """
     )
@@ -41,12 +44,47 @@ struct DeployAgentCommand: AsyncParsableCommand {
     @Option(help: "Seconds the server may take to answer again after an activation before it is rolled back.")
     var verifyTimeout: Int = 60
 
+    @Option(
+        help: ArgumentHelp(
+            "How NixOS configurations are activated: two-phase (switch-to-configuration test, checks, then boot) or switch.",
+            valueName: "mode"))
+    var activation: ActivationMode = .twoPhase
+
+    @Option(help: "Longest an activation may take, checks included, before it is stopped and rolled back, e.g. 10m.")
+    var activationTimeout: DurationArgument = DurationArgument(.seconds(600))
+
+    @Option(
+        name: .customLong("check"),
+        help: ArgumentHelp(
+            #"A health check of this agent's own, run after every activation (repeatable): {"systemd": "no-failed-units"}, {"http": URL, "status": 200, "timeout": "10s"} or {"command": ["/path", "arg"], "timeout": "30s"}."#,
+            valueName: "json"))
+    var checks: [String] = []
+
+    @Option(help: "How long failing health checks are retried, unless a deployment says otherwise, e.g. 30s.")
+    var checkGrace: DurationArgument = DurationArgument(.seconds(30))
+
     @Option(help: "Log level: trace, debug, info, notice, warning, error.")
     var logLevel: Logger.Level = .info
 
     func validate() throws {
         guard verifyTimeout > 0 else { throw ValidationError("--verify-timeout must be a positive number of seconds") }
         guard !name.isEmpty else { throw ValidationError("the agent name must not be empty") }
+        _ = try parsedChecks()
+    }
+
+    /// The `--check` options as checks; errors name the option and what to fix.
+    func parsedChecks() throws -> [HealthCheck] {
+        try checks.enumerated().map { index, text in
+            guard let object = try? JSONSerialization.jsonObject(with: Data(text.utf8)) else {
+                throw ValidationError(
+                    "--check \(text): not JSON; give an object such as {\"systemd\": \"no-failed-units\"}")
+            }
+            do {
+                return try HealthCheck.parse(object, field: "--check #\(index + 1)")
+            } catch let error as DeploySpecError {
+                throw ValidationError(error.description)
+            }
+        }
     }
 
     func run() async throws {
@@ -68,7 +106,9 @@ struct DeployAgentCommand: AsyncParsableCommand {
                 name: name, serverURL: url ?? environment["CAPSTAN_URL"] ?? "http://127.0.0.1:8080", token: token,
                 profile: profile, profilesDirectory: profilesDir, stateDirectory: stateDir,
                 system: try system ?? AgentConfiguration.detectSystem(), verifyTimeout: .seconds(verifyTimeout),
-                version: CapstanVersion.current, runnerExecutable: try AgentConfiguration.currentExecutable())
+                version: CapstanVersion.current, runnerExecutable: try AgentConfiguration.currentExecutable(),
+                activationMode: activation, activationTimeout: activationTimeout.duration, checks: try parsedChecks(),
+                checkGrace: checkGrace.duration)
             _ = try configuration.connectURL()
         } catch let error as AgentConfigurationError {
             throw ValidationError(error.description)
@@ -87,3 +127,5 @@ struct DeployAgentCommand: AsyncParsableCommand {
             .run(until: shutdown)
     }
 }
+
+extension ActivationMode: ExpressibleByArgument {}

@@ -15,8 +15,9 @@ struct DeployRunCommand: AsyncParsableCommand {
         abstract: "Carry out one deployment the agent prepared in its state directory (started by the agent).",
         discussion: """
             Reads <state-dir>/deployments/<id>/order.json, waits for <state-dir>/lock, then realises, switches, \
-            activates and verifies the configuration, rolling back on failure. Writes log.ndjson as it goes and \
-            result.json at the end. Exits 0 when the deployment succeeded, 1 when it failed.
+            activates and verifies the configuration, rolling back on failure, timeout or cancel (the agent \
+            writes <state-dir>/deployments/<id>/cancel). Writes log.ndjson as it goes and result.json at the \
+            end. Exits 0 when the deployment succeeded, 1 when it failed or was cancelled.
             """,
         shouldDisplay: false
     )
@@ -47,7 +48,8 @@ struct DeployRunCommand: AsyncParsableCommand {
             throw ValidationError("\(error)")
         }
         if !outcome.succeeded {
-            printError("deployment \(id) failed: \(outcome.reason ?? "no reason given")")
+            let ended = outcome.cancelled ? "was cancelled" : "failed"
+            printError("deployment \(id) \(ended): \(outcome.reason ?? "no reason given")")
             throw ExitCode(1)
         }
     }

@@ -27,6 +27,11 @@ func describe(_ deployment: DeploymentInfo) -> String {
     if let started = deployment.startedOn { lines.append("started:     \(formatter.string(from: started))") }
     if let finished = deployment.finishedOn { lines.append("finished:    \(formatter.string(from: finished))") }
     if let size = deployment.closureSize { lines.append("closure:     \(ByteFormat.string(size))") }
+    for result in deployment.checks ?? [] {
+        let attempts = "\(result.attempts) attempt\(result.attempts == 1 ? "" : "s")"
+        lines.append("check:       \(result.check): \(result.passed ? "passed" : "FAILED") (\(attempts))")
+        lines += result.output.map { "               \($0)" }
+    }
     lines.append("url:         \(deployment.url)")
     return lines.joined(separator: "\n")
 }
