@@ -65,7 +65,8 @@ public struct CapstanServer: Sendable {
         let webhooks = WebhookService(store: store, logger: logger)
         let deploy = DeployService(
             store: store, tokens: tokens, caches: caches, outbox: hub, events: events,
-            publicURL: configuration.effectivePublicURL, logger: logger, webhooks: webhooks)
+            publicURL: configuration.effectivePublicURL, logger: logger, webhooks: webhooks,
+            logLimits: configuration.logLimits)
         let dispatcher = AgentDispatcher(deploy: deploy, outbox: hub, events: events, logger: logger)
         let library: MustacheLibrary
         let assets: DashboardAssets

@@ -9,8 +9,11 @@ extension CapstanStore {
     /// Appends lines to a deployment's log with consecutive sequence numbers after the current last one,
     /// in one transaction; returns the last sequence number (the current one when `lines` is empty).
     /// Throws `StorageError.notFound` for an unknown deployment.
+    ///
+    /// With `cap`, a log never grows past `cap.lines` lines: what does not fit is dropped and
+    /// `cap.marker` is appended once in its place, so a reader sees that the log was cut.
     @discardableResult
-    public func appendLogLines(deploymentID: String, lines: [LogLine]) async throws -> Int {
+    public func appendLogLines(deploymentID: String, lines: [LogLine], cap: LogCap? = nil) async throws -> Int {
         let lockClause = database.backend == .postgres ? "FOR NO KEY UPDATE" : ""
         return try await describingFailure("appending \(lines.count) log lines to deployment \(deploymentID)") {
             try await database.transaction { db in
@@ -27,6 +30,13 @@ extension CapstanStore {
                         WHERE deployment_id = \(bind: deploymentID)
                         """
                     ).first(decodingColumn: "seq", as: Int.self) ?? 0
+                var lines = lines
+                if let cap, last + lines.count > cap.lines {
+                    // Past the cap (marker already written) nothing more goes in.
+                    let room = max(0, cap.lines - last)
+                    let marker = last <= cap.lines ? [LogLine(time: Date(), line: cap.marker)] : []
+                    lines = Array(lines.prefix(room)) + marker
+                }
                 var seq = last
                 var start = lines.startIndex
                 while start < lines.endIndex {
@@ -50,6 +60,15 @@ extension CapstanStore {
         }
     }
 
+    /// How many lines a deployment's log holds (its last sequence number).
+    public func logLineCount(deploymentID: String) async throws -> Int {
+        try await describingFailure("counting log lines of deployment \(deploymentID)") {
+            try await sql.raw(
+                "SELECT COALESCE(MAX(seq), 0) AS seq FROM deployment_logs WHERE deployment_id = \(bind: deploymentID)"
+            ).first(decodingColumn: "seq", as: Int.self) ?? 0
+        }
+    }
+
     /// The log lines of a deployment with sequence numbers above `seq`, in order, at most `limit`:
     /// a follower passes the last number it has and gets only what is new.
     public func logLines(deploymentID: String, after seq: Int, limit: Int = 1000) async throws -> [StoredLogLine] {
@@ -68,5 +87,17 @@ extension CapstanStore {
                         line: try row.decode(column: "line", as: String.self)))
             }
         }
+    }
+}
+
+/// A bound on how many lines one deployment's log keeps.
+public struct LogCap: Sendable, Equatable {
+    public var lines: Int
+    /// The line that says the log was cut.
+    public var marker: String
+
+    public init(lines: Int, marker: String) {
+        self.lines = lines
+        self.marker = marker
     }
 }

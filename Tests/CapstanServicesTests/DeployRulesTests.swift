@@ -46,7 +46,7 @@ struct DeployRulesTests {
             #expect(info.rolledBack)
             #expect(info.closureSize == 42)
             // Said once: the outcome line ends the log.
-            let lines = try await services.deploy.logLines(id: id, by: reader).map(\.line)
+            let lines = try await services.deploy.logPage(id: id, after: 0, by: reader).lines.map(\.line)
             #expect(lines.first == "switching")
             #expect(lines.last?.hasPrefix("Failed to activate the deployment.") == true)
             // A second report of the outcome changes nothing.
@@ -126,6 +126,7 @@ struct DeployRulesTests {
             #expect(rollback.storePath == Self.pathA)
             #expect(rollback.status == .pending)
             let failed = try await Self.activate(services, "web1", Self.pathC)
+            #expect(try await services.deploy.agentStarted(agent, deploymentID: failed, closureSize: nil))
             try await services.deploy.agentFinished(
                 agent,
                 outcome: DeploymentOutcome(

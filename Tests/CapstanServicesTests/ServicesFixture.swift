@@ -28,14 +28,15 @@ struct Services {
 
     /// Runs `body` with fresh services and shuts the database down afterwards, whatever happens.
     static func with<R: Sendable>(
-        _ backend: DatabaseBackend, maxNarSize: UInt64 = 1 << 30, _ body: (Services) async throws -> R
+        _ backend: DatabaseBackend, maxNarSize: UInt64 = 1 << 30, logLimits: LogLimits = LogLimits(),
+        _ body: (Services) async throws -> R
     ) async throws -> R {
         let directory = try TemporaryDirectory("capstan-services")
         let url: String? = backend == .postgres ? try PostgresServer.shared().createDatabase() : nil
         let store = try await CapstanStore.open(databaseURL: url, dataDirectory: directory.path, logger: logger)
         do {
             try await store.migrate()
-            let services = try await make(store: store, maxNarSize: maxNarSize)
+            let services = try await make(store: store, maxNarSize: maxNarSize, logLimits: logLimits)
             let result = try await body(services)
             try await store.shutdown()
             withExtendedLifetime(directory) {}
@@ -46,7 +47,7 @@ struct Services {
         }
     }
 
-    private static func make(store: CapstanStore, maxNarSize: UInt64) async throws -> Services {
+    private static func make(store: CapstanStore, maxNarSize: UInt64, logLimits: LogLimits) async throws -> Services {
         let tokens = TokenService(store: store, logger: logger)
         let caches = CacheService(
             store: store, blobs: store.blobs, publicURL: "http://capstan.test", maxNarSize: maxNarSize, logger: logger)
@@ -54,7 +55,7 @@ struct Services {
         let events = EventBus(store: store, logger: logger)
         let deploy = DeployService(
             store: store, tokens: tokens, caches: caches, outbox: outbox, events: events,
-            publicURL: "http://capstan.test", logger: logger)
+            publicURL: "http://capstan.test", logger: logger, logLimits: logLimits)
         let dispatcher = AgentDispatcher(deploy: deploy, outbox: outbox, events: events, logger: logger)
         let workspace = try await store.createWorkspace(name: "main")
         let admin = try await tokens.issue(

@@ -62,8 +62,10 @@ struct DeployRoutes: Sendable {
             try await deploy.retry(id: context.parameters.require("id"), by: context.requirePrincipal())
         }
         api.get("deployments/:id/log") { request, context in
+            // `after=N`: only lines after the N-th (a page already shows the first N).
             let items = try await deploy.followLog(
-                id: context.parameters.require("id"), by: context.requirePrincipal())
+                id: context.parameters.require("id"),
+                after: request.uri.queryParameters["after"].flatMap { Int($0) } ?? 0, by: context.requirePrincipal())
             let encoder = JSONEncoder.capstan
             let body = ResponseBody { writer in
                 for try await item in items {

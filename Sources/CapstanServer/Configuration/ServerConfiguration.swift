@@ -23,6 +23,8 @@ public struct ServerConfiguration: Sendable, Equatable {
     public var cacheHost: String?
     /// How long uploads may stay unfinished, and how much space they may take per cache.
     public var uploadLimits = UploadLimits()
+    /// How much agents may log per line, per message and per deployment.
+    public var logLimits = LogLimits()
 
     public init() {}
 
@@ -75,6 +77,16 @@ public struct ServerConfiguration: Sendable, Equatable {
                 throw ConfigurationError(key: key, value: value, reason: "expected a number of bytes")
             }
             uploadLimits.maxPendingBytesPerCache = bytes
+        case "max_log_lines", "max-log-lines":
+            guard let lines = Int(value), lines > 0 else {
+                throw ConfigurationError(key: key, value: value, reason: "expected a number of lines per deployment")
+            }
+            logLimits.maxLinesPerDeployment = lines
+        case "max_log_line_bytes", "max-log-line-bytes":
+            guard let bytes = Int(value), bytes >= 80 else {
+                throw ConfigurationError(key: key, value: value, reason: "expected a number of bytes, at least 80")
+            }
+            logLimits.maxLineBytes = bytes
         case "cache_host", "cache-host":
             let host = value.trimmingCharacters(in: .whitespaces).lowercased()
             guard host.isEmpty || CacheHost(host) != nil else {
@@ -93,6 +105,7 @@ public struct ServerConfiguration: Sendable, Equatable {
     static let keys = [
         "data_dir", "listen", "public_url", "database_url", "max_nar_size", "default_workspace",
         "agent_reconcile_seconds", "cache_host", "upload_expiry_seconds", "max_pending_upload_bytes",
+        "max_log_lines", "max_log_line_bytes",
     ]
 
     /// Environment variables, e.g. `CAPSTAN_LISTEN`, `CAPSTAN_DATABASE_URL`.

@@ -81,11 +81,17 @@ struct DashboardRoutes: Sendable {
             try await signedIn(context) { principal in
                 let id = try context.parameters.require("id")
                 let info = try await deploy.deployment(id: id, by: principal)
-                let lines = try await deploy.logLines(id: id, by: principal).map(\.line)
+                // A page of the log (the newest by default): a long log is never loaded whole.
+                let after = request.uri.queryParameters["after"].flatMap { Int($0) }
+                let logPage = try await deploy.logPage(id: id, after: after, by: principal)
+                let shownUpTo = logPage.after + logPage.lines.count
                 var view = deploymentView(info)
-                view["lines"] = lines
-                view["lineCount"] = lines.count
-                view["following"] = !info.status.isFinal
+                view["lines"] = logPage.lines.map(\.line)
+                view["lineCount"] = shownUpTo
+                view["totalLines"] = logPage.total
+                if logPage.after > 0 { view["earlier"] = "/deployments/\(id)?after=\(max(0, logPage.after - 1000))" }
+                if shownUpTo < logPage.total { view["later"] = "/deployments/\(id)?after=\(shownUpTo)" }
+                view["following"] = !info.status.isFinal && shownUpTo >= logPage.total
                 view["canCancel"] = info.status == .pending || info.status == .inProgress
                 view["hasChecks"] = !(info.checks ?? []).isEmpty
                 view["checks"] = (info.checks ?? []).map { result -> [String: Any] in

@@ -1,6 +1,7 @@
 import CapstanModel
 import CapstanStorage
 import Foundation
+import NixCore
 
 /// What agents report, and what they are told: the rules behind the agent channel (and the
 /// cachix adapter's), independent of the socket that carries them.
@@ -19,9 +20,10 @@ extension DeployService {
             throw ServiceError.forbidden(
                 "this token belongs to agent '\(agent.name)', but the agent introduced itself as '\(hello.name)'")
         }
+        // What the agent says it runs is kept only when it is a store path at all.
+        let current = hello.currentStorePath.flatMap { (try? StorePath(parsing: $0))?.path }
         try await store.recordAgentSeen(
-            id: agent.id, system: hello.system, version: hello.version, currentStorePath: hello.currentStorePath,
-            at: Date())
+            id: agent.id, system: hello.system, version: hello.version, currentStorePath: current, at: Date())
         logger.info(
             "agent connected",
             metadata: ["agent": "\(agent.name)", "version": "\(hello.version)", "system": "\(hello.system)"])
@@ -105,25 +107,41 @@ extension DeployService {
         }
     }
 
+    /// Lines an agent logged for a deployment it is running (or about to run: a cachix agent's log
+    /// socket may open before its start is recorded). Nothing is appended after the outcome; lines
+    /// are cut to `logLimits`, and their times kept within the deployment's lifetime.
     public func agentLogged(_ agent: AgentRecord, deploymentID: String, lines: [LogLine]) async throws {
-        _ = try await owned(deploymentID, by: agent)
+        let record = try await owned(deploymentID, by: agent)
+        let presumedOrphan = record.status == .failed && record.reason == Self.orphanReason
+        guard !record.status.isFinal || presumedOrphan else {
+            throw ServiceError.conflict(
+                "deployment \(deploymentID) is \(record.status.rawValue); its log takes no more lines")
+        }
         guard !lines.isEmpty else { return }
-        _ = try await store.appendLogLines(deploymentID: deploymentID, lines: lines)
+        let accepted = logLimits.accept(lines, since: record.createdAt, now: Date())
+        _ = try await store.appendLogLines(deploymentID: deploymentID, lines: accepted, cap: logLimits.cap)
         await events.publish(.logAppended(deploymentID: deploymentID))
     }
 
     /// The outcome; reported again after a reconnect, so a second report changes nothing.
     public func agentFinished(_ agent: AgentRecord, outcome: DeploymentOutcome) async throws {
         let record = try await owned(outcome.id, by: agent)
-        if let path = outcome.currentStorePath {
-            try await store.setAgentCurrentStorePath(id: agent.id, storePath: path)
-        }
         let presumedOrphan = record.status == .failed && record.reason == Self.orphanReason
         // Cancelled while Pending, but the agent had already started it: its report says what it undid.
         let stoppedAfterCancel = record.status == .cancelled && outcome.cancelled
         guard !record.status.isFinal || presumedOrphan || stoppedAfterCancel else {
             logger.debug("outcome already recorded", metadata: ["deployment": "\(outcome.id)"])
             return
+        }
+        // Only what the agent started can end: Pending → Succeeded is not a transition.
+        guard record.status != .pending else {
+            throw ServiceError.conflict(
+                "deployment \(outcome.id) was never started by agent '\(agent.name)'; report it started first")
+        }
+        // After a success the agent runs the deployment's store path, whatever it says; after a
+        // failure or cancel it runs what it ran before, which the server already knows.
+        if outcome.succeeded {
+            try await store.setAgentCurrentStorePath(id: agent.id, storePath: record.storePath)
         }
         var reason = outcome.reason
         if !outcome.succeeded && !outcome.cancelled {
@@ -143,7 +161,7 @@ extension DeployService {
         let status: DeploymentStatus = outcome.succeeded ? .succeeded : outcome.cancelled ? .cancelled : .failed
         guard
             let finished = try await store.transitionDeployment(
-                id: outcome.id, from: presumedOrphan ? [.failed] : stoppedAfterCancel ? [.cancelled] : [.pending, .inProgress],
+                id: outcome.id, from: presumedOrphan ? [.failed] : stoppedAfterCancel ? [.cancelled] : [.inProgress],
                 to: status,
                 // The store keeps a reason it is not given; replace the presumption explicitly.
                 reason: outcome.succeeded

@@ -19,11 +19,13 @@ public struct DeployService: Sendable {
     let logger: Logger
     public let audit: AuditLog
     let webhooks: WebhookService
+    let logLimits: LogLimits
 
     public init(
         store: CapstanStore, tokens: TokenService, caches: CacheService, outbox: any AgentOutbox, events: EventBus,
-        publicURL: String, logger: Logger, webhooks: WebhookService? = nil
+        publicURL: String, logger: Logger, webhooks: WebhookService? = nil, logLimits: LogLimits = LogLimits()
     ) {
+        self.logLimits = logLimits
         self.store = store
         self.tokens = tokens
         self.caches = caches
@@ -211,22 +213,21 @@ public struct DeployService: Sendable {
             checks: StoredJSON.value([CheckResult].self, from: record.checkResults))
     }
 
-    /// The lines logged so far (up to `limit`), for pages that show a log without following it.
-    public func logLines(id: String, limit: Int = 10_000, by principal: Principal) async throws -> [LogLine] {
+    /// One page of a deployment's log: the `limit` lines after line `after`, or with `after` nil the
+    /// last `limit` lines; with the number of lines the log holds. Pages keep a long log from ever
+    /// being loaded whole.
+    public func logPage(id: String, after: Int?, limit: Int = 1000, by principal: Principal) async throws -> LogPage {
         try requireReader(principal)
         _ = try await record(id: id, workspaceID: principal.workspaceID)
-        var lines: [LogLine] = []
-        while lines.count < limit {
-            let batch = try await store.logLines(
-                deploymentID: id, after: lines.count, limit: min(1000, limit - lines.count))
-            lines += batch.map(\.line)
-            if batch.count < 1000 { break }
-        }
-        return lines
+        let total = try await store.logLineCount(deploymentID: id)
+        let limit = max(1, min(limit, 1000))
+        let start = max(0, min(after ?? (total - limit), total))
+        let lines = try await store.logLines(deploymentID: id, after: start, limit: limit)
+        return LogPage(after: start, lines: lines.map(\.line), total: total)
     }
 
     /// Everything logged so far, then new lines as they come, then the final deployment.
-    public func followLog(id: String, by principal: Principal) async throws -> AsyncThrowingStream<
+    public func followLog(id: String, after: Int = 0, by principal: Principal) async throws -> AsyncThrowingStream<
         LogStreamItem, any Error
     > {
         try requireReader(principal)
@@ -246,7 +247,7 @@ public struct DeployService: Sendable {
         }
         return AsyncThrowingStream { continuation in
             let task = Task {
-                var seq = 0
+                var seq = max(0, after)
                 var current = first
                 var wakeup = wakeups.makeAsyncIterator()
                 do {
@@ -285,7 +286,8 @@ public struct DeployService: Sendable {
         if record.status == .inProgress { return try await cancelRunning(record, by: principal) }
         guard record.status == .pending else {
             throw ServiceError.conflict(
-                "deployment \(id) is \(record.status.rawValue); only a Pending or InProgress deployment can be cancelled")
+                "deployment \(id) is \(record.status.rawValue); only a Pending or InProgress deployment can be cancelled"
+            )
         }
         guard
             let cancelled = try await store.transitionDeployment(
@@ -363,7 +365,8 @@ public struct DeployService: Sendable {
         let request = DeploymentRequest(
             agentID: agentID, storePath: storePath, rollbackScript: rollbackScript, activation: activation)
         let batch = try await store.createDeployments(
-            workspaceID: principal.workspaceID, activationID: UUID().uuidString.lowercased(), createdBy: principal.label,
+            workspaceID: principal.workspaceID, activationID: UUID().uuidString.lowercased(),
+            createdBy: principal.label,
             requests: [request], at: Date())
         for old in batch.superseded {
             await finished(old)
@@ -383,4 +386,11 @@ public struct DeployService: Sendable {
     private func requireActor(_ principal: Principal) throws {
         try AccessPolicy.require(.changeDeployments, by: principal)
     }
+}
+
+/// A page of a deployment's log: lines `after + 1 …`, of `total`.
+public struct LogPage: Sendable {
+    public var after: Int
+    public var lines: [LogLine]
+    public var total: Int
 }

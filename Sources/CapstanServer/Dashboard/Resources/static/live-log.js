@@ -2,7 +2,6 @@
 (function () {
   const log = document.getElementById("log");
   if (!log || !log.dataset.follow) return;
-  let skip = parseInt(log.dataset.lines || "0", 10);
   const status = document.getElementById("status");
   log.scrollTop = log.scrollHeight;
   function append(text) {
@@ -11,12 +10,11 @@
     span.textContent = text + "\n";
     const atBottom = log.scrollTop + log.clientHeight >= log.scrollHeight - 4;
     log.appendChild(span);
-    log.dataset.lines = String(log.getElementsByClassName("line").length);
+    log.dataset.lines = String(parseInt(log.dataset.lines || "0", 10) + 1);
     if (atBottom) log.scrollTop = log.scrollHeight;
   }
   function handle(item) {
     if (item.line) {
-      if (skip > 0) { skip -= 1; return; }
       append(item.line.line);
     } else if (item.end) {
       if (status) {

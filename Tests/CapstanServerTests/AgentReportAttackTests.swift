@@ -1,0 +1,118 @@
+import Foundation
+import TestSupport
+import Testing
+
+/// A hostile agent, speaking Capstan's agent protocol with a valid agent token, against the real
+/// server: it cannot finish what it never started, cannot name what it runs, cannot flood its log,
+/// and cannot write after the outcome. A long log reaches the dashboard one page at a time.
+@Suite(.serialized) struct AgentReportAttackTests {
+    /// Connects as an agent, then sends each JSON message of `script` (one per line) in order.
+    static let rogueAgent = #"""
+        import asyncio, json, sys, websockets
+        url, token, name, script = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4]
+        async def main():
+            async with websockets.connect(url, extra_headers={"Authorization": "Bearer " + token}, max_size=None) as ws:
+                await ws.send(json.dumps({"type": "hello", "hello": {"name": name, "version": "rogue",
+                    "system": "x86_64-linux", "currentStorePath": "not a store path"}}))
+                welcome = json.loads(await ws.recv())
+                assert welcome["type"] == "welcome", welcome
+                for line in open(script):
+                    if line.strip():
+                        await ws.send(line.strip())
+                        await asyncio.sleep(0.3)
+        asyncio.run(main())
+        """#
+
+    @Test func aRogueAgentCannotRewriteItsDeployments() throws {
+        let temp = try TemporaryDirectory("capstan-rogue")
+        let server = try ServerProcess(
+            dataDirectory: temp.sub("data"), environment: ["CAPSTAN_MAX_LOG_LINES": "1500"])
+        let admin = CapstanCLI(url: server.url, token: try server.adminToken)
+        let created = try admin.run(["agent", "create", "rogue", "--json"]).stdout
+        let token = try #require(
+            (try JSONSerialization.jsonObject(with: created) as? [String: Any])?["token"] as? String)
+        let path = "/nix/store/\(String(repeating: "r", count: 32))-system"
+        func activate() throws -> String {
+            let deployJSON = temp.sub("deploy-\(UUID().uuidString).json")
+            try #"{"agents": {"rogue": "\#(path)"}}"#.write(toFile: deployJSON, atomically: true, encoding: .utf8)
+            let output = try admin.run(["deploy", "activate", deployJSON, "--async", "--json"]).stdout
+            let agents = (try JSONSerialization.jsonObject(with: output) as? [String: Any])?["agents"] as? [String: Any]
+            return try #require((agents?["rogue"] as? [String: Any])?["id"] as? String)
+        }
+        func status(_ id: String) throws -> [String: Any] {
+            try #require(
+                try JSONSerialization.jsonObject(with: admin.run(["deploy", "status", id, "--json"]).stdout)
+                    as? [String: Any])
+        }
+        func run(_ messages: [[String: Any]]) throws {
+            let script = temp.sub("script-\(UUID().uuidString)")
+            try messages.map { String(decoding: try JSONSerialization.data(withJSONObject: $0), as: UTF8.self) }
+                .joined(separator: "\n").write(toFile: script, atomically: true, encoding: .utf8)
+            let program = temp.sub("rogue.py")
+            try Self.rogueAgent.write(toFile: program, atomically: true, encoding: .utf8)
+            let url = server.url.replacingOccurrences(of: "http://", with: "ws://") + "/api/v1/agent/connect"
+            let result = try ProcessRunner.run(["/usr/bin/python3", program, url, token, "rogue", script])
+            #expect(result.status == 0, "\(result.stderrString)")
+        }
+        let outcome: (String, Bool) -> [String: Any] = { id, succeeded in
+            [
+                "type": "finished",
+                "outcome": [
+                    "id": id, "succeeded": succeeded, "rolledBack": false,
+                    "currentStorePath": "/etc/passwd",
+                ] as [String: Any],
+            ]
+        }
+
+        // Pending → Succeeded without ever starting: refused.
+        let first = try activate()
+        try run([outcome(first, true)])
+        #expect(try status(first)["status"] as? String == "Pending")
+        let agents =
+            try JSONSerialization.jsonObject(with: admin.run(["agent", "list", "--json"]).stdout) as? [[String: Any]]
+        #expect(agents?.first?["currentStorePath"] == nil, "the agent named a path it cannot be running")
+
+        // Started, then a flood: a 1 MiB line, 2,000 lines in one message, dates from the future.
+        // Just under the WebSocket frame limit (1 MiB), which ends the connection of a larger message.
+        let huge = String(repeating: "x", count: 900 << 10)
+        let future = "2099-01-01T00:00:00Z"
+        let lines = (0..<2000).map { ["time": future, "line": "flood \($0)"] }
+        try run([
+            ["type": "started", "id": first],
+            ["type": "log", "id": first, "lines": [["time": future, "line": huge]]],
+            ["type": "log", "id": first, "lines": lines],
+            ["type": "log", "id": first, "lines": lines],
+            outcome(first, true),
+            ["type": "log", "id": first, "lines": [["time": future, "line": "written after the outcome"]]],
+        ])
+        let finished = try status(first)
+        try #require(finished["status"] as? String == "Succeeded", "\(finished)")
+        let log = try HTTP.request("GET", "\(server.url)/api/v1/deployments/\(first)/log", token: try server.adminToken)
+        let items = log.text.split(separator: "\n").compactMap {
+            try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any]
+        }
+        let logged = items.compactMap { ($0["line"] as? [String: Any])?["line"] as? String }
+        #expect(logged.count == 1502, "1,500 agent lines, the truncation note, the outcome: \(logged.count)")
+        #expect(logged.allSatisfy { $0.utf8.count <= 17 << 10 })
+        #expect(logged.first?.hasSuffix("[line truncated]") == true)
+        #expect(logged.contains { $0.contains("more lines of one message were dropped") })
+        #expect(logged.dropLast().last?.hasPrefix("[log truncated") == true)
+        #expect(logged.last == "Successfully activated the deployment.")
+        #expect(!logged.contains("written after the outcome"))
+        #expect(!log.text.contains("2099"), "dates from the future are replaced by the server's")
+        let agentsAfter =
+            try JSONSerialization.jsonObject(with: admin.run(["agent", "list", "--json"]).stdout) as? [[String: Any]]
+        #expect(agentsAfter?.first?["currentStorePath"] as? String == path)
+
+        // The dashboard shows a page of the log, not all of it.
+        let jar = temp.sub("jar")
+        _ = try ProcessRunner.run([
+            "curl", "-s", "-o", "/dev/null", "-c", jar, "-H", "Origin: \(server.url)",
+            "--data-urlencode", "token=\(try server.adminToken)", "\(server.url)/sign-in",
+        ])
+        let page = try ProcessRunner.run(["curl", "-s", "-b", jar, "\(server.url)/deployments/\(first)"]).stdoutString
+        #expect(page.components(separatedBy: "<span class=\"line\">").count - 1 == 1000)
+        #expect(page.contains("id=\"earlier\""))
+        #expect(page.contains("Lines up to 1502 of 1502"))
+    }
+}

@@ -1,0 +1,91 @@
+import CapstanModel
+import CapstanServices
+import CapstanStorage
+import Foundation
+import Testing
+
+/// What an agent may report: only transitions of the state machine, only its deployment's store
+/// path as what it runs, and logs within bounds and only while the deployment runs.
+@Suite("Agent reports")
+struct AgentReportRulesTests {
+    static let path = DeployRulesTests.pathA
+
+    @Test(arguments: DatabaseBackend.allCases)
+    func anAgentCannotFinishWhatItNeverStarted(backend: DatabaseBackend) async throws {
+        try await Services.with(backend) { services in
+            let agent = try await services.addAgent("web1")
+            let reader = try await services.principal(.admin)
+            let id = try await DeployRulesTests.activate(services, "web1", Self.path)
+            let error = await #expect(throws: ServiceError.self) {
+                try await services.deploy.agentFinished(
+                    agent,
+                    outcome: DeploymentOutcome(
+                        id: id, succeeded: true, reason: nil, rolledBack: false, currentStorePath: "/etc/shadow"))
+            }
+            #expect(error?.kind == .conflict)
+            #expect(try await services.deploy.deployment(id: id, by: reader).status == .pending)
+            #expect(try await services.store.agent(id: agent.id)?.currentStorePath == nil)
+        }
+    }
+
+    @Test(arguments: DatabaseBackend.allCases)
+    func theCurrentPathIsOnlyEverTheDeploymentsStorePath(backend: DatabaseBackend) async throws {
+        try await Services.with(backend) { services in
+            let agent = try await services.addAgent("web1")
+            let id = try await DeployRulesTests.activate(services, "web1", Self.path)
+            #expect(try await services.deploy.agentStarted(agent, deploymentID: id, closureSize: nil))
+            try await services.deploy.agentFinished(
+                agent,
+                outcome: DeploymentOutcome(
+                    id: id, succeeded: true, reason: nil, rolledBack: false, currentStorePath: "anything at all"))
+            #expect(try await services.store.agent(id: agent.id)?.currentStorePath == Self.path)
+            // A hello naming something that is not a store path is not believed.
+            _ = try await services.deploy.agentConnected(
+                try await services.principal(.agent),
+                hello: AgentHello(
+                    name: "web1", version: "1", system: "x86_64-linux", currentStorePath: "../../etc/passwd",
+                    runningDeployment: nil))
+            #expect(try await services.store.agent(id: agent.id)?.currentStorePath == Self.path)
+        }
+    }
+
+    @Test(arguments: DatabaseBackend.allCases)
+    func logsAreBoundedAndEndWithTheOutcome(backend: DatabaseBackend) async throws {
+        let limits = LogLimits(maxLineBytes: 100, maxLinesPerMessage: 5, maxLinesPerDeployment: 8)
+        try await Services.with(backend, logLimits: limits) { services in
+            let agent = try await services.addAgent("web1")
+            let reader = try await services.principal(.admin)
+            let id = try await DeployRulesTests.activate(services, "web1", Self.path)
+            #expect(try await services.deploy.agentStarted(agent, deploymentID: id, closureSize: nil))
+            let future = Date().addingTimeInterval(10 * 365 * 86400)
+            try await services.deploy.agentLogged(
+                agent, deploymentID: id,
+                lines: [LogLine(time: future, line: String(repeating: "é", count: 200))]
+                    + (1...7).map { LogLine(time: Date(), line: "line \($0)") })
+            try await services.deploy.agentLogged(
+                agent, deploymentID: id, lines: (8...12).map { LogLine(time: Date(), line: "line \($0)") })
+            let page = try await services.deploy.logPage(id: id, after: 0, by: reader)
+            // One message keeps 5 lines and says the rest was dropped; the deployment keeps 8 and says so.
+            #expect(page.total == 9)
+            let first = try #require(page.lines.first)
+            #expect(first.line.hasSuffix("[line truncated]"))
+            #expect(first.line.utf8.count <= 100 + " … [line truncated]".utf8.count)
+            #expect(first.time < Date().addingTimeInterval(120), "a date in the future is not kept")
+            #expect(page.lines[5].line.contains("3 more lines of one message were dropped"))
+            #expect(page.lines.last?.line.hasPrefix("[log truncated") == true)
+            try await services.deploy.agentFinished(
+                agent,
+                outcome: DeploymentOutcome(
+                    id: id, succeeded: true, reason: nil, rolledBack: false, currentStorePath: nil))
+            // The outcome line is the server's own: it is written even past the cap, and is the last.
+            let end = try await services.deploy.logPage(id: id, after: nil, by: reader)
+            #expect(end.lines.last?.line == "Successfully activated the deployment.")
+            let late = await #expect(throws: ServiceError.self) {
+                try await services.deploy.agentLogged(
+                    agent, deploymentID: id, lines: [LogLine(time: Date(), line: "late")])
+            }
+            #expect(late?.kind == .conflict)
+            #expect(try await services.deploy.logPage(id: id, after: nil, by: reader).total == end.total)
+        }
+    }
+}
