@@ -63,7 +63,12 @@ func controlCharactersAreRefused(control: Character) {
 @Test("Parsing refuses a line holding a control character, naming the line")
 func parsingRefusesControlCharacters() throws {
     let head = "StorePath: \(storePath.path)\nURL: nar/x.nar\nNarHash: \(narHash.encoded(.nix32))\nNarSize: 1\n"
-    #expect(try NarInfo(parsing: head.replacingOccurrences(of: "\n", with: "\r\n")).narSize == 1, "CRLF stays readable")
+    #expect(try NarInfo(parsing: head).narSize == 1)
+    #expect("CRLF line ends are refused, as Nix refuses them") {
+        _ = try NarInfo(parsing: head.replacingOccurrences(of: "\n", with: "\r\n"))
+    } throws: { error in
+        (error as? NarInfoError)?.line == 1
+    }
     for line in [
         "Deriver: 5vqjqkd6xwncl1fq3gg1qqmpf9nhb8dg-x.drv\rReferences: \(otherPath.baseName)",
         "CA: text:sha256:\(narHash.digest(.nix32))\0",

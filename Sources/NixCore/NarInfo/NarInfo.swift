@@ -61,9 +61,12 @@ public struct NarInfo: Sendable, Equatable {
         var sigs: [String] = []
         var ca: String?
 
-        for (index, rawLine) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+        // Split on the newline byte as Nix does: "\r\n" is one Character, and a CR is refused below.
+        for (index, bytes) in text.utf8.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false)
+            .enumerated()
+        {
             let lineNumber = index + 1
-            let line = rawLine.hasSuffix("\r") ? rawLine.dropLast() : rawLine
+            let line = Substring(bytes)
             if line.isEmpty { continue }
             if let control = Self.firstControlCharacter(in: line) {
                 throw NarInfoError(
