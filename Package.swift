@@ -7,6 +7,9 @@ let package = Package(
     products: [
         .executable(name: "capstan", targets: ["capstan"]),
         .library(name: "NixCore", targets: ["NixCore"]),
+        // For the fuzz targets in Fuzz/, a package of their own.
+        .library(name: "CapstanModel", targets: ["CapstanModel"]),
+        .library(name: "CapstanEffects", targets: ["CapstanEffects"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-crypto.git", "3.12.3"..<"5.0.0"),

@@ -46,8 +46,7 @@ struct CommandExecutor: Sendable {
         throws -> String
     {
         guard let program = command.first else { return "" }
-        var environment = ProcessInfo.processInfo.environment
-        environment.merge(extraEnvironment) { $1 }
+        let environment = ChildEnvironment.current(merging: extraEnvironment)
         log.append("$ \(command.joined(separator: " "))")
         var outPipe: [Int32] = [-1, -1]
         var errPipe: [Int32] = [-1, -1]

@@ -14,7 +14,7 @@ public enum RunnerLauncher {
     {
         try ProcessSpawner.spawn(
             [executable, "deploy", "run", "--state-dir", stateDirectory, "--id", directory.id],
-            environment: ProcessInfo.processInfo.environment, stdout: .file(directory.runnerOutputFile),
+            environment: ChildEnvironment.current(), stdout: .file(directory.runnerOutputFile),
             stderr: .file(directory.runnerOutputFile), newSession: true)
     }
 }

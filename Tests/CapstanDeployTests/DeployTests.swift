@@ -103,6 +103,22 @@ import TestSupport
         #expect(machine.currentProfileTarget == newer)
     }
 
+    @Test func activationScriptsDoNotSeeTheAgentToken() throws {
+        let fixture = try DeployFixture()
+        let machine = try fixture.addAgent("envcheck")
+        let marker = fixture.marker("envcheck")
+        var dumping = ToyConfiguration.Options()
+        dumping.switchPrelude = "env > \(marker).env"
+        let path = try fixture.configuration("envcheck", marker: marker, options: dumping)
+        let activation = try fixture.activate(try fixture.deployJSON(["envcheck": path]), ["--async"])
+        let id = try #require(DeployFixture.deploymentIDs(activation.stdoutString)["envcheck"])
+        #expect(try eventually { try fixture.deployment(id)["status"] as? String == "Succeeded" }, "\(machine.log)")
+        let environment = try String(contentsOfFile: marker + ".env", encoding: .utf8)
+        #expect(environment.contains("PATH="), "the dump is the switch's environment")
+        #expect(!environment.contains("AGENT_TOKEN"), "the switch saw the agent's token")
+        #expect(!environment.contains(machine.token))
+    }
+
     @Test func switchThatKillsTheAgentStillFinishes() throws {
         let fixture = try DeployFixture()
         let machine = try fixture.addAgent("selfrestart")

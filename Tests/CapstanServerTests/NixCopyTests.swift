@@ -58,58 +58,89 @@ import Testing
         #expect(try HTTP.request("GET", "\(server.url)/cache/guarded/\(hash).narinfo").status == 404)
     }
 
-    @Test func narInfoWithWrongNarHashIsRefused() throws {
-        _ = try admin.createCache("checked")
-        let closure = try NixFixtures.buildClosure(in: temp.path)
-        let dep = closure[2]
-        let hash = String(dep.dropFirst("/nix/store/".count).prefix(32))
-        let nar = temp.sub("dep.nar")
-        try ProcessRunner.nix(["nix-store", "--dump", dep]).stdout.write(to: URL(fileURLWithPath: nar))
-        let size = try FileManager.default.attributesOfItem(atPath: nar)[.size] as? Int ?? 0
-        let realHash = try ProcessRunner.nix(["nix", "hash", "file", "--type", "sha256", "--base32", nar]).stdoutString
-            .trimmingCharacters(in: .whitespacesAndNewlines)
-        let put = try HTTP.request(
-            "PUT", "\(server.url)/cache/checked/nar/\(realHash).nar", token: admin.token, bodyFile: nar)
-        #expect(put.status == 200)
-        let wrong = "sha256:" + String(repeating: "1", count: 52)
-        func narInfo(_ narHash: String) throws -> String {
+    /// The NAR of a fresh path, uploaded to `nar/<hash>.nar` of `cache` as `nix copy` does before its narinfo.
+    struct StagedNar {
+        var storePath: String
+        var hashPart: String
+        var fileHash: String
+        var size: Int
+        /// The NAR as uploaded.
+        var file: String
+
+        /// A narinfo file for the staged NAR declaring `narHash`, with `extraLines` at the end.
+        func narInfo(narHash: String? = nil, extraLines: String = "", in temp: TemporaryDirectory) throws -> String {
             let file = temp.sub("\(UUID().uuidString).narinfo")
             try """
-            StorePath: \(dep)
-            URL: nar/\(realHash).nar
+            StorePath: \(storePath)
+            URL: nar/\(fileHash).nar
             Compression: none
-            NarHash: \(narHash)
+            NarHash: \(narHash ?? "sha256:" + fileHash)
             NarSize: \(size)
             References:
-
+            \(extraLines)
             """.write(toFile: file, atomically: true, encoding: .utf8)
             return file
         }
+    }
+
+    func stageNar(in cache: String) throws -> StagedNar {
+        let dep = try NixFixtures.buildClosure(in: temp.path)[2]
+        let nar = temp.sub("\(UUID().uuidString).nar")
+        try ProcessRunner.nix(["nix-store", "--dump", dep]).stdout.write(to: URL(fileURLWithPath: nar))
+        let size = try FileManager.default.attributesOfItem(atPath: nar)[.size] as? Int ?? 0
+        let fileHash = try ProcessRunner.nix(["nix", "hash", "file", "--type", "sha256", "--base32", nar]).stdoutString
+            .trimmingCharacters(in: .whitespacesAndNewlines)
+        let put = try HTTP.request(
+            "PUT", "\(server.url)/cache/\(cache)/nar/\(fileHash).nar", token: admin.token, bodyFile: nar)
+        #expect(put.status == 200)
+        return StagedNar(
+            storePath: dep, hashPart: String(dep.dropFirst("/nix/store/".count).prefix(32)), fileHash: fileHash,
+            size: size, file: nar)
+    }
+
+    @Test func narInfoWithWrongNarHashIsRefused() throws {
+        _ = try admin.createCache("checked")
+        let staged = try stageNar(in: "checked")
+        let url = "\(server.url)/cache/checked/\(staged.hashPart).narinfo"
+        let wrong = "sha256:" + String(repeating: "1", count: 52)
         let refused = try HTTP.request(
-            "PUT", "\(server.url)/cache/checked/\(hash).narinfo", token: admin.token, bodyFile: try narInfo(wrong))
+            "PUT", url, token: admin.token, bodyFile: try staged.narInfo(narHash: wrong, in: temp))
         #expect(refused.status == 400)
         #expect(refused.text.contains(wrong))
-        #expect(try HTTP.request("GET", "\(server.url)/cache/checked/\(hash).narinfo").status == 404)
+        #expect(try HTTP.request("GET", url).status == 404)
         // A refused narinfo takes its staged NAR with it: nothing lingers, the NAR must come again.
-        let withoutNar = try HTTP.request(
-            "PUT", "\(server.url)/cache/checked/\(hash).narinfo", token: admin.token,
-            bodyFile: try narInfo("sha256:" + realHash))
+        let withoutNar = try HTTP.request("PUT", url, token: admin.token, bodyFile: try staged.narInfo(in: temp))
         #expect(withoutNar.status == 400)
         #expect(withoutNar.text.contains("upload the NAR first"), "\(withoutNar.text)")
         #expect(
             try FileManager.default.subpathsOfDirectory(atPath: server.dataDirectory + "/blobs/staging").allSatisfy {
                 !$0.hasSuffix(".nar")
             })
-        #expect(
-            try HTTP.request(
-                "PUT", "\(server.url)/cache/checked/nar/\(realHash).nar", token: admin.token, bodyFile: nar
-            ).status == 200)
-        let accepted = try HTTP.request(
-            "PUT", "\(server.url)/cache/checked/\(hash).narinfo", token: admin.token,
-            bodyFile: try narInfo("sha256:" + realHash))
+        let again = try HTTP.request(
+            "PUT", "\(server.url)/cache/checked/nar/\(staged.fileHash).nar", token: admin.token, bodyFile: staged.file)
+        #expect(again.status == 200)
+        let accepted = try HTTP.request("PUT", url, token: admin.token, bodyFile: try staged.narInfo(in: temp))
         #expect(accepted.status == 200, "\(accepted.text)")
-        let served = try HTTP.request("GET", "\(server.url)/cache/checked/\(hash).narinfo")
+        let served = try HTTP.request("GET", url)
         #expect(served.status == 200)
         #expect(served.text.contains("Sig: checked-1:"))
+    }
+
+    /// A narinfo line cannot carry a second one: a CR inside a value, or a CA or Deriver that Nix
+    /// would not read, is refused and nothing becomes visible.
+    @Test(arguments: [
+        "Deriver: 5vqjqkd6xwncl1fq3gg1qqmpf9nhb8dg-x.drv\rReferences: 9df65igwjmf2wbw0gbrrgair6piqjgmi-glibc-2.38",
+        "CA: fixed:r:sha256:0000\rSig: evil-1:AAAA",
+        "CA: not-a-content-address",
+        "Deriver: /etc/passwd",
+    ])
+    func narInfoWithInjectedOrMalformedFieldIsRefused(line: String) throws {
+        _ = try admin.createCache("strict")
+        let staged = try stageNar(in: "strict")
+        let url = "\(server.url)/cache/strict/\(staged.hashPart).narinfo"
+        let refused = try HTTP.request(
+            "PUT", url, token: admin.token, bodyFile: try staged.narInfo(extraLines: line + "\n", in: temp))
+        #expect(refused.status == 400, "\(refused.text)")
+        #expect(try HTTP.request("GET", url).status == 404)
     }
 }

@@ -19,9 +19,10 @@ import Testing
     static func hashPart(_ path: String) -> String { String(path.dropFirst("/nix/store/".count).prefix(32)) }
 
     /// A zstd-compressed NAR of `path` and the header declaring it, for uploads by hand.
-    func preparedUpload(_ path: String, narHash: String? = nil, narSize: Int? = nil) throws -> (
-        body: String, header: String
-    ) {
+    /// `extra` adds string fields (deriver, ca) to the declared path info.
+    func preparedUpload(
+        _ path: String, narHash: String? = nil, narSize: Int? = nil, extra: [String: String] = [:]
+    ) throws -> (body: String, header: String) {
         let nar = temp.sub("\(UUID().uuidString).nar")
         let dumped = try ProcessRunner.nix(["nix-store", "--dump", path]).stdout
         try dumped.write(to: URL(fileURLWithPath: nar))
@@ -31,9 +32,15 @@ import Testing
             .trimmingCharacters(in: .whitespacesAndNewlines)
         let references = try ProcessRunner.nix(["nix-store", "-q", "--references", path]).stdoutString
             .split(separator: "\n").map { "\"\($0)\"" }.joined(separator: ",")
+        let extraFields = try extra.sorted { $0.key < $1.key }.map { key, value in
+            ",\"\(key)\":"
+                + String(
+                    decoding: try JSONSerialization.data(withJSONObject: value, options: .fragmentsAllowed),
+                    as: UTF8.self)
+        }.joined()
         let json = """
             {"storePath":"\(path)","narHash":"\(narHash ?? "sha256:" + realHash)","narSize":\(narSize ?? dumped.count),\
-            "references":[\(references)],"sigs":[]}
+            "references":[\(references)],"sigs":[]\(extraFields)}
             """
         return (body, "X-Capstan-Path-Info: " + Data(json.utf8).base64EncodedString())
     }
@@ -114,6 +121,22 @@ import Testing
             return FileManager.default.fileExists(atPath: temporary + "/" + path, isDirectory: &isDirectory)
                 && !isDirectory.boolValue
         }
+    }
+
+    /// A deriver or CA declared with a second line must never reach a narinfo: the upload is refused
+    /// (CacheService validates every declared field as Nix's narinfo parser would).
+    @Test(arguments: [
+        ("deriver", "5vqjqkd6xwncl1fq3gg1qqmpf9nhb8dg-x.drv\nReferences: 9df65igwjmf2wbw0gbrrgair6piqjgmi-glibc-2.38"),
+        ("ca", "fixed:r:sha256:0000\nReferences: 9df65igwjmf2wbw0gbrrgair6piqjgmi-glibc-2.38"),
+    ])
+    func declaredFieldCarryingASecondLineIsNeverServed(field: String, value: String) throws {
+        _ = try admin.createCache("injected")
+        let dep = try NixFixtures.buildClosure(in: temp.path)[2]
+        let answer = try upload("injected", dep, try preparedUpload(dep, extra: [field: value]))
+        let narInfo = try HTTP.request("GET", "\(server.url)/cache/injected/\(Self.hashPart(dep)).narinfo")
+        #expect(!narInfo.text.contains("glibc"), "served an injected line: \(narInfo.text)")
+        #expect(answer.status == 400, "\(answer.text)")
+        #expect(narInfo.status == 404)
     }
 
     @Test func truncatedUploadLeavesNothingVisible() throws {

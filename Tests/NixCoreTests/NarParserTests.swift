@@ -1,7 +1,7 @@
 import Foundation
 import NixCore
-import Testing
 import TestSupport
+import Testing
 
 /// An archive that must be rejected, the words its error must contain and where.
 struct MaliciousNar: CustomTestStringConvertible, Sendable {
@@ -28,9 +28,13 @@ func nested(_ levels: Int) -> NarTokens {
 }
 
 let maliciousArchives: [MaliciousNar] = [
-    MaliciousNar(name: "bad magic", nar: NarTokens().tokens("nix-archive-2").file("x"), message: "does not start with 'nix-archive-1'"),
-    MaliciousNar(name: "huge first token", nar: NarTokens().length(1 << 62), message: "does not start with 'nix-archive-1'"),
-    MaliciousNar(name: "empty input", nar: NarTokens(), message: "truncated NAR: input ended where 'nix-archive-1' was expected"),
+    MaliciousNar(
+        name: "bad magic", nar: NarTokens().tokens("nix-archive-2").file("x"),
+        message: "does not start with 'nix-archive-1'"),
+    MaliciousNar(
+        name: "huge first token", nar: NarTokens().length(1 << 62), message: "does not start with 'nix-archive-1'"),
+    MaliciousNar(
+        name: "empty input", nar: NarTokens(), message: "truncated NAR: input ended where 'nix-archive-1' was expected"),
     MaliciousNar(
         name: "unknown node type", nar: header.tokens("(", "type", "fifo", ")"),
         message: "unexpected token 'fifo' where 'regular', 'symlink' or 'directory' was expected"),
@@ -59,9 +63,12 @@ let maliciousArchives: [MaliciousNar] = [
         nar: rootDirectory.entry("a").file("1").endEntry().entry("a").file("2").endEntry().endDirectory(),
         message: "duplicate directory entry 'a'"),
     MaliciousNar(name: "empty name", nar: directoryWithEntry([]), message: "invalid entry name '': it is empty"),
-    MaliciousNar(name: "name with slash", nar: directoryWithEntry(Array("a/b".utf8)), message: "invalid entry name 'a/b': it contains '/'"),
+    MaliciousNar(
+        name: "name with slash", nar: directoryWithEntry(Array("a/b".utf8)),
+        message: "invalid entry name 'a/b': it contains '/'"),
     MaliciousNar(name: "name with NUL", nar: directoryWithEntry([97, 0, 98]), message: "it contains a NUL byte"),
-    MaliciousNar(name: "dot", nar: directoryWithEntry([46]), message: "invalid entry name '.': '.' and '..' cannot be entries"),
+    MaliciousNar(
+        name: "dot", nar: directoryWithEntry([46]), message: "invalid entry name '.': '.' and '..' cannot be entries"),
     MaliciousNar(name: "dot dot", nar: directoryWithEntry([46, 46]), message: "invalid entry name '..'"),
     MaliciousNar(
         name: "oversize name", nar: rootDirectory.tokens("entry", "(", "name").length(5000),
@@ -77,16 +84,25 @@ let maliciousArchives: [MaliciousNar] = [
         name: "non-zero padding after contents",
         nar: header.tokens("(", "type", "regular", "contents").token(Array("abc".utf8), padding: [0, 7, 0, 0, 0]),
         message: "non-zero padding"),
-    MaliciousNar(name: "trailing data", nar: header.file("x").raw([0]), message: "trailing data after the end of the archive"),
     MaliciousNar(
-        name: "second root object", nar: header.file("x").file("y"), message: "trailing data after the end of the archive"),
+        name: "trailing data", nar: header.file("x").raw([0]), message: "trailing data after the end of the archive"),
+    MaliciousNar(
+        name: "second root object", nar: header.file("x").file("y"),
+        message: "trailing data after the end of the archive"),
     MaliciousNar(
         name: "deeper than a custom limit", nar: nested(6), message: "entries nested deeper than the limit of 5 levels",
         limits: NarLimits(maxDepth: 5)),
-    MaliciousNar(name: "deeper than the default limit", nar: nested(257), message: "nested deeper than the limit of 256 levels"),
+    MaliciousNar(
+        name: "deeper than the default limit", nar: nested(257), message: "nested deeper than the limit of 256 levels"),
     MaliciousNar(
         name: "contents longer than the input", nar: header.tokens("(", "type", "regular", "contents").length(1 << 60),
         message: "truncated NAR: input ended where 1152921504606846976 more bytes of file contents was expected"),
+    // Found by fuzzing: NarValidator added the declared length to its total, which overflowed and trapped.
+    MaliciousNar(
+        name: "contents longer than any NAR after another file",
+        nar: rootDirectory.entry("a").file("a").endEntry().entry("b").tokens("(", "type", "regular", "contents")
+            .length(UInt64.max),
+        message: "file contents of 18446744073709551615 bytes cannot fit in a NAR"),
     // Write-through attempts: a symlink followed by an entry that would reach through it.
     MaliciousNar(
         name: "symlink then a directory of the same name",
@@ -99,7 +115,8 @@ let maliciousArchives: [MaliciousNar] = [
         message: "duplicate directory entry 'a'"),
     MaliciousNar(
         name: "symlink then a path through it",
-        nar: rootDirectory.entry("a").symlink("..").endEntry().entry("a/escape").file("pwned").endEntry().endDirectory(),
+        nar: rootDirectory.entry("a").symlink("..").endEntry().entry("a/escape").file("pwned").endEntry()
+            .endDirectory(),
         message: "invalid entry name 'a/escape': it contains '/'"),
     MaliciousNar(
         name: "symlink then an entry sorting before it",
@@ -126,7 +143,9 @@ let maliciousArchives: [MaliciousNar] = [
         let restoreIn = dir.sub("work")
         try FileManager.default.createDirectory(atPath: restoreIn, withIntermediateDirectories: false)
         #expect(throws: NarParseError.self) {
-            try parse(archive.nar.data, into: NarRestorer(target: restoreIn + "/target"), chunkSize: 5, limits: archive.limits)
+            try parse(
+                archive.nar.data, into: NarRestorer(target: restoreIn + "/target"), chunkSize: 5, limits: archive.limits
+            )
         }
         #expect(try FileManager.default.contentsOfDirectory(atPath: sentinel).isEmpty)
         #expect(try FileManager.default.contentsOfDirectory(atPath: dir.path).sorted() == ["sentinel", "work"])

@@ -11,7 +11,7 @@ public final class AgentMachine: @unchecked Sendable {
     public let serverURL: String
     /// The machine's simulated systemd units and HTTP service.
     public let toy: ToySystem
-    private let token: String
+    public let token: String
     private let extraArguments: [String]
     public private(set) var process: Process?
 

@@ -22,13 +22,7 @@ let
   phaseCode =
     name:
     "runHook pre${capitalise name}\neval \"\${${name}Script:-}\"\nrunHook post${capitalise name}\n";
-  capstanExe =
-    if capstan == null then
-      "capstan"
-    else if builtins.isAttrs capstan then
-      "${capstan}/bin/capstan"
-    else
-      "${capstan}";
+  capstanExe = import ./capstan-exe.nix "mkEffect" capstan;
 in
 {
   name ? "effect",

@@ -31,13 +31,7 @@ let
       builtins.attrValues (deploy.agents or { }) ++ builtins.attrValues (deploy.rollbackScript or { })
     else
       [ ];
-  capstanExe =
-    if capstan == null then
-      "capstan"
-    else if builtins.isAttrs capstan then
-      "${capstan}/bin/capstan"
-    else
-      "${capstan}";
+  capstanExe = import ./capstan-exe.nix "runCachixDeploy" capstan;
   mkEffect = mkEffectWith capstan;
 in
 mkEffect (

@@ -1,5 +1,4 @@
 import CapstanModel
-import CapstanServices
 import Foundation
 
 /// JSON shapes of the cachix protocol (see docs/cachix.md), kept apart from Capstan's own API

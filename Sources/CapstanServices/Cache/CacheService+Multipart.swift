@@ -152,6 +152,9 @@ extension CacheService {
             storePath = try StorePath(parsing: info.storePath)
             narHash = try NixHash(parsing: info.narHash, algorithm: .sha256)
             references = try info.references.map { try Self.storePath(fromReference: $0) }
+            _ = try NarInfo(
+                validating: storePath, url: "nar/pending", narHash: narHash, narSize: info.narSize,
+                references: references, deriver: info.deriver.map { Self.baseName($0) })
         } catch {
             throw ServiceError.badRequest("path info for \(info.storePath): \(error)")
         }

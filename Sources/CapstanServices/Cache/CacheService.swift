@@ -147,7 +147,17 @@ public struct CacheService: Sendable {
             return nil
         }
         ServerMetrics.cacheRequest(kind: "narinfo", result: "hit")
-        let text = ByteBuffer(string: try Self.narInfo(for: path).rendered())
+        let rendered: String
+        do {
+            rendered = try Self.narInfo(for: path).rendered()
+        } catch {
+            // Stored before fields were validated: never served, whatever it holds.
+            logger.error(
+                "refusing to serve a stored narinfo with an invalid field; remove the path and push it again",
+                metadata: ["cache": "\(cache.name)", "path": "\(path.storePath)", "error": "\(error)"])
+            return nil
+        }
+        let text = ByteBuffer(string: rendered)
         memo.remember(narInfo: text, cacheID: cache.id, hashPart: hashPart)
         return text
     }
@@ -203,6 +213,10 @@ public struct CacheService: Sendable {
             storePath = try StorePath(parsing: info.storePath)
             declaredHash = try NixHash(parsing: info.narHash)
             references = try info.references.map { try Self.storePath(fromReference: $0) }
+            // Every declared field as Nix's narinfo parser reads it: nothing can add a line.
+            _ = try NarInfo(
+                validating: storePath, url: "nar/pending", narHash: declaredHash, narSize: info.narSize,
+                references: references, deriver: info.deriver.map { Self.baseName($0) }, sigs: info.sigs, ca: info.ca)
         } catch {
             throw ServiceError.badRequest("path info for \(info.storePath): \(error)")
         }

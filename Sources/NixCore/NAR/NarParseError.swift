@@ -14,6 +14,8 @@ public struct NarParseError: Error, CustomStringConvertible, Sendable, Equatable
         case nonZeroPadding
         /// A token length beyond the limit for what it encodes; nothing is allocated for it.
         case tokenTooLong(what: String, length: UInt64, limit: Int)
+        /// File contents declared longer than any NAR can be: its size would pass 2^64 bytes.
+        case contentsTooLong(length: UInt64)
         case tooDeep(limit: Int)
         /// The input ended before the root object was complete.
         case truncated(expected: String)
@@ -51,6 +53,8 @@ public struct NarParseError: Error, CustomStringConvertible, Sendable, Equatable
             "non-zero padding after a token"
         case .tokenTooLong(let what, let length, let limit):
             "\(what) of \(length) bytes is longer than the limit of \(limit) bytes"
+        case .contentsTooLong(let length):
+            "file contents of \(length) bytes cannot fit in a NAR, whose size is a 64-bit number"
         case .tooDeep(let limit):
             "entries nested deeper than the limit of \(limit) levels"
         case .truncated(let expected):

@@ -122,7 +122,8 @@ public struct NarParser<Visitor: NarVisitor> {
                 } else {
                     let n = min(8 - lengthBytesRead, available)
                     for i in 0..<n {
-                        lengthValue |= UInt64(base.load(fromByteOffset: index + i, as: UInt8.self)) << (8 * (lengthBytesRead + i))
+                        lengthValue |=
+                            UInt64(base.load(fromByteOffset: index + i, as: UInt8.self)) << (8 * (lengthBytesRead + i))
                     }
                     lengthBytesRead += n
                     index += n
@@ -172,6 +173,9 @@ public struct NarParser<Visitor: NarVisitor> {
 
     private mutating func lengthRead(_ length: UInt64) throws {
         if expectation == .contentsLength {
+            // The contents and up to 7 bytes of padding follow; no real NAR passes 2^64 bytes, and a
+            // declared length that would must not reach visitors that add sizes up.
+            guard length <= UInt64.max - offset - 7 else { throw error(.contentsTooLong(length: length)) }
             try visitor.createRegularFile(at: path, executable: executable, size: length, contentsOffset: offset)
             remaining = length
             lengthOfContents = length

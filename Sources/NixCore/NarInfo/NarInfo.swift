@@ -61,10 +61,17 @@ public struct NarInfo: Sendable, Equatable {
         var sigs: [String] = []
         var ca: String?
 
-        for (index, rawLine) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+        // Split on the newline byte as Nix does: "\r\n" is one Character, and a CR is refused below.
+        for (index, bytes) in text.utf8.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false)
+            .enumerated()
+        {
             let lineNumber = index + 1
-            let line = rawLine.hasSuffix("\r") ? rawLine.dropLast() : rawLine
+            let line = Substring(bytes)
             if line.isEmpty { continue }
+            if let control = Self.firstControlCharacter(in: line) {
+                throw NarInfoError(
+                    line: lineNumber, reason: "the line contains the control character \(Self.codePoint(control))")
+            }
             guard let colon = line.firstIndex(of: ":") else {
                 throw NarInfoError(line: lineNumber, reason: "expected 'Key: value', got '\(line)'")
             }
@@ -77,7 +84,14 @@ public struct NarInfo: Sendable, Equatable {
             }
             /// Runs a nested parser, re-raising its error tagged with this line and key.
             func parse<T>(_ body: () throws -> T) throws -> T {
-                do { return try body() } catch { throw fail("\(error)") }
+                do {
+                    return try body()
+                } catch var error as NarInfoError {
+                    error.line = lineNumber
+                    throw error
+                } catch {
+                    throw fail("\(error)")
+                }
             }
             switch key {
             case "StorePath":
@@ -104,12 +118,14 @@ public struct NarInfo: Sendable, Equatable {
                 }
             case "Deriver":
                 // Some writers put a placeholder here rather than leaving the field out.
-                if field != "unknown-deriver" && !field.isEmpty {
+                if field != Self.unknownDeriver && !field.isEmpty {
                     deriver = try parse { try StorePath(baseName: field, storeDir: storeDir).baseName }
                 }
             case "Sig":
+                try parse { try Self.checkSignature(field) }
                 sigs.append(field)
             case "CA":
+                try parse { try Self.checkContentAddress(field) }
                 ca = field
             default:
                 continue
@@ -124,10 +140,13 @@ public struct NarInfo: Sendable, Equatable {
             storePath: storePath, url: url, compression: compression.flatMap { $0.isEmpty ? nil : $0 } ?? "bzip2",
             fileHash: fileHash, fileSize: fileSize, narHash: narHash, narSize: narSize, references: references,
             deriver: deriver, sigs: sigs, ca: ca)
+        try validate()
     }
 
-    /// The narinfo text, fields in the order Nix writes them, ending with a newline.
-    public func rendered() -> String {
+    /// The narinfo text, fields in the order Nix writes them, ending with a newline; refuses
+    /// (rather than writes) a value that `validate()` refuses, so no value can add a line.
+    public func rendered() throws -> String {
+        try validate()
         var out = "StorePath: \(storePath.path)\n"
         out += "URL: \(url)\n"
         out += "Compression: \(compression)\n"

@@ -1,0 +1,1 @@
+../../../Sources/CapstanServer/Cachix/CachixWire.swift

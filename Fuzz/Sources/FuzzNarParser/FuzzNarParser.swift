@@ -1,0 +1,7 @@
+import Foundation
+
+@main enum FuzzNarParser {
+    static func main() {
+        exit(runFuzzer { data, size in fuzzOne(data, size, NarParserHarness.run) })
+    }
+}

@@ -1,0 +1,7 @@
+import Foundation
+
+@main enum FuzzSecretsFile {
+    static func main() {
+        exit(runFuzzer { data, size in fuzzOne(data, size, SecretsFileHarness.run) })
+    }
+}
