@@ -55,19 +55,19 @@ public struct CapstanServer: Sendable {
             try? await store.shutdown()
             throw error
         }
-        let tokens = TokenService(store: store, logger: logger)
+        let events = EventBus(store: store, logger: logger)
+        let tokens = TokenService(store: store, logger: logger, events: events)
         let caches = CacheService(
             store: store, blobs: store.blobs, publicURL: configuration.effectivePublicURL,
             maxNarSize: configuration.maxNarSize, cacheHost: configuration.cacheHost.flatMap(CacheHost.init),
             uploadLimits: configuration.uploadLimits, logger: logger)
         let hub = AgentHub(logger: logger)
-        let events = EventBus(store: store, logger: logger)
         let webhooks = WebhookService(store: store, logger: logger)
         let deploy = DeployService(
             store: store, tokens: tokens, caches: caches, outbox: hub, events: events,
             publicURL: configuration.effectivePublicURL, logger: logger, webhooks: webhooks,
             logLimits: configuration.logLimits)
-        let dispatcher = AgentDispatcher(deploy: deploy, outbox: hub, events: events, logger: logger)
+        let dispatcher = AgentDispatcher(deploy: deploy, outbox: hub, events: events, tokens: tokens, logger: logger)
         let library: MustacheLibrary
         let assets: DashboardAssets
         do {

@@ -125,6 +125,23 @@ import Testing
         #expect(evaluated.stdoutString == "\"passed\"")
     }
 
+    /// What an effect derives from a secret stays private to it while it runs.
+    @Test func effectFilesArePrivate() throws {
+        let fixture = try EffectFixture()
+        try fixture.writeProject(
+            """
+            { effect = lib.mkEffect {
+                effectScript = ''
+                  echo derived > derived
+                  echo "umask=$(umask) build=$(stat -c %a /build) home=$(stat -c %a "$HOME") file=$(stat -c %a derived)"
+                '';
+              }; }
+            """)
+        let result = try fixture.runEffect("effect")
+        #expect(result.status == 0, "\(result.output)")
+        #expect(result.stdoutString.contains("umask=0077 build=700 home=700 file=600"), "\(result.output)")
+    }
+
     @Test func sandboxKeepsTheStoreReadOnlyAndUnmappedSecretsOut() throws {
         let fixture = try EffectFixture()
         try fixture.addSecret("mapped", ["--string", "value", "visible-value"])

@@ -109,6 +109,9 @@ actor RecordingOutbox: AgentOutbox {
         return delivered.count
     }
 
+    @discardableResult
+    func close(tokenID: String) -> Int { 0 }
+
     func messages(to agentID: String) -> [ServerMessage] { sent.filter { $0.agentID == agentID }.map(\.message) }
 }
 

@@ -26,6 +26,9 @@ public struct EffectRunner: Sendable {
         process.standardInput = FileHandle.nullDevice
         process.standardOutput = FileHandle.standardOutput
         process.standardError = FileHandle.standardError
+        // The sandbox inherits the umask: every file the effect writes is private to it.
+        let previousMask = umask(0o077)
+        defer { umask(previousMask) }
         do {
             try process.run()
         } catch {
@@ -41,8 +44,9 @@ public struct EffectRunner: Sendable {
         var bytes = Array(template.utf8CString)
         guard let made = mkdtemp(&bytes) else { throw EffectError.sandbox("cannot create \(template)") }
         let path = String(cString: made)
-        // The effect's user owns nothing on the host; its build directory must still be writable to it.
-        chmod(path, 0o711)
+        // Private: what an effect derives from a secret is for no other user of the host. The
+        // effect's user is this process's own, mapped, so it can still write its build directory.
+        chmod(path, 0o700)
         return path
     }
 

@@ -34,7 +34,9 @@ public struct EffectSandbox: Sendable {
     /// Creates the directories and files the sandbox binds.
     public func populate(secrets: [String: Secret]) throws {
         let fm = FileManager.default
-        try fm.createDirectory(atPath: hostBuild + "/home", withIntermediateDirectories: true)
+        try fm.createDirectory(
+            atPath: hostBuild + "/home", withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+        chmod(hostBuild, 0o700)
         try fm.createDirectory(atPath: hostSecrets, withIntermediateDirectories: true)
         try fm.createDirectory(atPath: hostEtc, withIntermediateDirectories: true)
         let secretsJSON = JSONValue.object(secrets.mapValues(\.json)).rendered() + "\n"

@@ -1,6 +1,7 @@
 import CapstanModel
 import CapstanServices
 import Foundation
+import HummingbirdWebSocket
 import Logging
 
 /// The agents connected to this replica, and a way to talk to each.
@@ -10,15 +11,25 @@ public actor AgentHub: AgentOutbox {
     public struct Session: Sendable {
         public let id: UUID
         public let agentID: String
+        /// The token that authenticated the connection: revoking it closes the connection.
+        public let tokenID: String
         let send: @Sendable (ServerMessage) async throws -> Void
+        let close: @Sendable () async -> Void
 
-        public init(id: UUID, agentID: String, send: @escaping @Sendable (ServerMessage) async throws -> Void) {
+        public init(
+            id: UUID, agentID: String, tokenID: String, send: @escaping @Sendable (ServerMessage) async throws -> Void,
+            close: @escaping @Sendable () async -> Void
+        ) {
             self.id = id
             self.agentID = agentID
+            self.tokenID = tokenID
             self.send = send
+            self.close = close
         }
     }
 
+    /// Other sockets a token holds open (a cachix agent's deployment and log sockets, log viewers).
+    private var others: [UUID: (tokenID: String, close: @Sendable () async -> Void)] = [:]
     private var sessions: [String: Session] = [:]
     /// When this replica last saw each agent disconnect (to answer "online?" without waiting
     /// for the database's last-seen time to age).
@@ -91,5 +102,39 @@ public actor AgentHub: AgentOutbox {
             }
             return await group.reduce(0) { $0 + ($1 ? 1 : 0) }
         }
+    }
+
+    /// Runs `body` for a socket that `tokenID` authenticated, closing it with `close` if the token is revoked meanwhile.
+    public func track(tokenID: String, close: @escaping @Sendable () async -> Void) -> UUID {
+        let id = UUID()
+        others[id] = (tokenID, close)
+        return id
+    }
+
+    public func untrack(_ id: UUID) { others[id] = nil }
+
+    /// Closes every connection `tokenID` authenticated, all at once.
+    @discardableResult
+    public func close(tokenID: String) async -> Int {
+        let closers =
+            sessions.values.filter { $0.tokenID == tokenID }.map(\.close)
+            + others.values.filter { $0.tokenID == tokenID }.map(\.close)
+        await withTaskGroup(of: Void.self) { group in
+            for close in closers { group.addTask { await close() } }
+        }
+        return closers.count
+    }
+}
+
+extension AgentHub {
+    /// Runs a socket's handler; if the token that authenticated it is revoked meanwhile, the socket is closed.
+    func tracking(
+        _ principal: Principal, _ outbound: WebSocketOutboundWriter, _ body: () async throws -> Void
+    ) async throws {
+        let id = track(tokenID: principal.tokenID) {
+            try? await outbound.close(.policyViolation, reason: "the token was revoked")
+        }
+        defer { Task { await self.untrack(id) } }
+        try await body()
     }
 }

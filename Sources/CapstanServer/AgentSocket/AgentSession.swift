@@ -39,9 +39,14 @@ struct AgentSession: Sendable {
             return
         }
         let agentID = agent.id
-        let connection = AgentHub.Session(id: UUID(), agentID: agentID) { message in
-            if let frame = try codec.frame(for: message, agentID: agentID) { try await outbound.write(.text(frame)) }
-        }
+        let connection = AgentHub.Session(
+            id: UUID(), agentID: agentID, tokenID: principal.tokenID,
+            send: { message in
+                if let frame = try codec.frame(for: message, agentID: agentID) {
+                    try await outbound.write(.text(frame))
+                }
+            },
+            close: { try? await outbound.close(.policyViolation, reason: "the agent's token was revoked") })
         // Welcomed first: an agent drops a deployment that arrives before it is registered.
         try await connection.send(.welcome(agentID: agent.id, cache: try await deploy.cacheFor(agent)))
         await hub.attach(connection)

@@ -65,7 +65,9 @@ struct CachixDeployRoutes: Sendable {
             onUpgrade: { inbound, outbound, context in
                 let principal = try context.requestContext.requirePrincipal()
                 let agent = try await deploy.agent(authenticatedAs: principal)
-                try await deploymentEvents(agent: agent, inbound: inbound, logger: context.logger)
+                try await session.hub.tracking(principal, outbound) {
+                    try await deploymentEvents(agent: agent, inbound: inbound, logger: context.logger)
+                }
             })
         router.ws(
             "api/v1/deploy/log/:id",
@@ -84,11 +86,13 @@ struct CachixDeployRoutes: Sendable {
             onUpgrade: { inbound, outbound, context in
                 let id = try context.requestContext.parameters.require("id")
                 let principal = try context.requestContext.requirePrincipal()
-                if context.request.uri.queryParameters["view"] == "true" {
-                    try await viewLog(id: id, principal: principal, inbound: inbound, outbound: outbound)
-                } else {
-                    let agent = try await deploy.agent(authenticatedAs: principal)
-                    try await writeLog(id: id, agent: agent, inbound: inbound, logger: context.logger)
+                try await session.hub.tracking(principal, outbound) {
+                    if context.request.uri.queryParameters["view"] == "true" {
+                        try await viewLog(id: id, principal: principal, inbound: inbound, outbound: outbound)
+                    } else {
+                        let agent = try await deploy.agent(authenticatedAs: principal)
+                        try await writeLog(id: id, agent: agent, inbound: inbound, logger: context.logger)
+                    }
                 }
             })
     }

@@ -1,5 +1,6 @@
 import CapstanModel
 import CapstanStorage
+import Foundation
 
 /// Who is making a request: the token that authenticated it and what that token is scoped to.
 public struct Principal: Sendable {
@@ -9,6 +10,9 @@ public struct Principal: Sendable {
     public var cacheID: String?
     public var agentID: String?
     public var label: String?
+    /// When the credential stops being valid by itself (a dashboard session); nil for tokens,
+    /// which last until revoked. What a principal holds open ends then.
+    public var expiresAt: Date?
 
     public init(token: TokenRecord) {
         tokenID = token.id

@@ -27,7 +27,9 @@ extension TokenService {
             session.expiresAt > Date(),
             let token = try await store.token(id: session.tokenID), token.revokedAt == nil
         else { return nil }
-        return Principal(token: token)
+        var principal = Principal(token: token)
+        principal.expiresAt = session.expiresAt
+        return principal
     }
 
     public func signOut(sessionSecret: String) async throws {

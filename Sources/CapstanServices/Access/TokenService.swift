@@ -9,11 +9,19 @@ public struct TokenService: Sendable {
     let logger: Logger
     let principals = PrincipalMemo()
     let audit: AuditLog
+    /// Where a revocation is announced to every replica (and to this one's open connections).
+    let events: EventBus?
 
-    public init(store: CapstanStore, logger: Logger) {
+    public init(store: CapstanStore, logger: Logger, events: EventBus? = nil) {
         self.store = store
         self.logger = logger
+        self.events = events
         audit = AuditLog(store: store, logger: logger)
+    }
+
+    /// A token revoked anywhere: this replica stops trusting what it remembered of it.
+    public func revoked(tokenID: String) {
+        principals.forget(tokenID: tokenID)
     }
 
     /// Resolves a presented secret to its principal; unknown and revoked tokens are refused.
@@ -94,6 +102,7 @@ public struct TokenService: Sendable {
             throw ServiceError.notFound("token \(id) does not exist in this workspace")
         }
         principals.forget(tokenID: id)
+        await events?.publish(.tokenRevoked(tokenID: id))
         logger.info("token revoked", metadata: ["token": "\(id)", "by": "\(principal.tokenID)"])
         await audit.record(.tokenRevoked, by: principal, target: id)
     }

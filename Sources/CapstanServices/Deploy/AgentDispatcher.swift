@@ -8,11 +8,15 @@ public struct AgentDispatcher: Sendable {
     let outbox: any AgentOutbox
     let events: EventBus
     let logger: Logger
+    let tokens: TokenService?
 
-    public init(deploy: DeployService, outbox: any AgentOutbox, events: EventBus, logger: Logger) {
+    public init(
+        deploy: DeployService, outbox: any AgentOutbox, events: EventBus, tokens: TokenService? = nil, logger: Logger
+    ) {
         self.deploy = deploy
         self.outbox = outbox
         self.events = events
+        self.tokens = tokens
         self.logger = logger
     }
 
@@ -46,6 +50,14 @@ public struct AgentDispatcher: Sendable {
                 await sendCreated(created)
                 created.removeAll()
                 await outbox.send([(agentID, .cancel(id: deploymentID))])
+            case .tokenRevoked(let tokenID):
+                tokens?.revoked(tokenID: tokenID)
+                let closed = await outbox.close(tokenID: tokenID)
+                if closed > 0 {
+                    logger.notice(
+                        "closed connections of a revoked token",
+                        metadata: ["token": "\(tokenID)", "count": "\(closed)"])
+                }
             case .deploymentChanged, .logAppended:
                 continue
             }

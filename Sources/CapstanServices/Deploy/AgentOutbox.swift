@@ -12,4 +12,7 @@ public protocol AgentOutbox: Sendable {
     /// Sends each message to its agent if it is connected here, all at once; returns how many were sent.
     @discardableResult
     func send(_ messages: [(agentID: String, message: ServerMessage)]) async -> Int
+    /// Ends every connection that a token authenticated (it was revoked); returns how many.
+    @discardableResult
+    func close(tokenID: String) async -> Int
 }

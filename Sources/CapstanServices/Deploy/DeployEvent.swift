@@ -10,12 +10,16 @@ public enum DeployEvent: Codable, Sendable, Equatable {
     case deploymentCancelled(agentID: String, deploymentID: String)
     case deploymentChanged(agentID: String, deploymentID: String)
     case logAppended(deploymentID: String)
+    /// A token was revoked: every replica ends what it holds open for it.
+    case tokenRevoked(tokenID: String)
 
+    /// The deployment the event is about; empty for a revocation.
     public var deploymentID: String {
         switch self {
         case .deploymentCreated(_, let id), .deploymentCancelled(_, let id), .deploymentChanged(_, let id),
             .logAppended(let id):
             id
+        case .tokenRevoked: ""
         }
     }
 }

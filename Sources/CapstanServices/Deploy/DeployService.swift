@@ -3,6 +3,7 @@ import CapstanStorage
 import Foundation
 import Logging
 import NixCore
+import Synchronization
 
 /// The rules of deployments: who may start them, what a status change means, which agent
 /// receives what. Routes for Capstan's API and for the cachix adapter both call this.
@@ -235,13 +236,27 @@ public struct DeployService: Sendable {
         // Subscribe before the first read so that nothing logged in between is missed.
         let subscription = events.subscribe()
         let (wakeups, wake) = AsyncStream<Void>.makeStream(bufferingPolicy: .bufferingNewest(1))
+        // Revoking the follower's token, or its session expiring, ends the stream.
+        let credentialEnded = CredentialEnd()
         let listener = Task {
-            for await event in subscription where event.deploymentID == id { wake.yield() }
+            for await event in subscription {
+                if event == .tokenRevoked(tokenID: principal.tokenID) {
+                    credentialEnded.end()
+                    wake.yield()
+                } else if event.deploymentID == id {
+                    wake.yield()
+                }
+            }
         }
         // A lost notification only delays the follower until the next tick.
         let ticker = Task {
+            var expiry = principal.expiresAt
             while !Task.isCancelled {
-                try? await Task.sleep(for: .seconds(5))
+                try? await Task.sleep(for: .seconds(min(5, max(0.05, expiry?.timeIntervalSinceNow ?? 5))))
+                if let end = expiry, end <= Date() {
+                    credentialEnded.end()
+                    expiry = nil
+                }
                 wake.yield()
             }
         }
@@ -261,6 +276,9 @@ public struct DeployService: Sendable {
                             break
                         }
                         guard await wakeup.next() != nil else { break }
+                        if credentialEnded.hasEnded {
+                            throw ServiceError.unauthorized("the credential following this log was revoked or expired")
+                        }
                         current = try await store.deployment(id: id) ?? current
                     }
                     continuation.finish()
@@ -393,4 +411,11 @@ public struct LogPage: Sendable {
     public var after: Int
     public var lines: [LogLine]
     public var total: Int
+}
+
+/// Set once a follower's credential stops being valid.
+final class CredentialEnd: Sendable {
+    private let ended = Mutex(false)
+    func end() { ended.withLock { $0 = true } }
+    var hasEnded: Bool { ended.withLock { $0 } }
 }

@@ -61,7 +61,7 @@ struct DeployActivateCommand: AsyncParsableCommand {
         ) { event in
             guard !quiet else { return }
             switch event {
-            case .line(let agent, let line): Output.line("[\(agent)] \(line.line)")
+            case .line(let agent, let line): Output.line("[\(agent)] \(PrintableText.sanitize(line.line))")
             case .reconnecting(let agent, let error):
                 printError("[\(agent)] lost the log stream (\(error)); reconnecting")
             case .waiting(let agents):
