@@ -107,6 +107,7 @@ public struct CapstanServer: Sendable {
     public func makeRouter() -> Router<CapstanRequestContext> {
         let router = Router(context: CapstanRequestContext.self)
         router.add(middleware: LogRequestsMiddleware(.debug))
+        router.add(middleware: APIErrorMiddleware<CapstanRequestContext>())
         router.add(
             middleware: MetricsEndpoint<CapstanRequestContext>(
                 registry: metricsRegistry, token: configuration.metricsToken, openWithoutToken: false))
