@@ -12,6 +12,8 @@ public struct HTTPLimits: Sendable, Equatable {
     public var maxHeaderBytes: Int = 32 << 10
     /// Connections held at once; nil: derived from the process's descriptor limit.
     public var maxConnections: Int?
+    /// On SIGTERM, how long connections get to finish before the rest are closed.
+    public var shutdownGrace: Duration = .seconds(2)
 
     public init() {}
 

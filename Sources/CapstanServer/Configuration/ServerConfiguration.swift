@@ -110,6 +110,11 @@ public struct ServerConfiguration: Sendable, Equatable {
             httpLimits.idleTimeout = .seconds(try Self.positive(key, value, "a number of seconds"))
         case "http_max_header_bytes", "http-max-header-bytes":
             httpLimits.maxHeaderBytes = try Self.positive(key, value, "a number of bytes")
+        case "shutdown_grace_seconds", "shutdown-grace-seconds":
+            guard let seconds = Int(value), seconds >= 0 else {
+                throw ConfigurationError(key: key, value: value, reason: "expected a number of seconds")
+            }
+            httpLimits.shutdownGrace = .seconds(seconds)
         case "max_connections", "max-connections":
             httpLimits.maxConnections = value.isEmpty ? nil : try Self.positive(key, value, "a number of connections")
         case "metrics_listen", "metrics-listen":
@@ -134,7 +139,7 @@ public struct ServerConfiguration: Sendable, Equatable {
         "data_dir", "listen", "public_url", "database_url", "max_nar_size", "default_workspace",
         "agent_reconcile_seconds", "cache_host", "upload_expiry_seconds", "max_pending_upload_bytes",
         "webhook_allow_networks", "http_header_timeout_seconds", "http_idle_timeout_seconds", "http_max_header_bytes",
-        "max_connections", "metrics_listen", "metrics_token",
+        "max_connections", "shutdown_grace_seconds", "metrics_listen", "metrics_token",
     ]
 
     private static func positive(_ key: String, _ value: String, _ what: String) throws(ConfigurationError) -> Int {
