@@ -114,33 +114,19 @@ import Testing
             descriptorLimit: 256)
         #expect(server.log.contains("connections at most"), "\(server.log)")
 
-        let attacker = Process()
-        attacker.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
-        attacker.arguments = [try clientScript(), "hold", String(server.port), "300", "20"]
-        let output = Pipe()
-        attacker.standardOutput = output
-        try attacker.run()
-        defer {
-            if attacker.isRunning {
-                kill(attacker.processIdentifier, SIGKILL)
-                attacker.waitUntilExit()
-            }
-        }
-        let reader = output.fileHandleForReading
-        var text = ""
-        while !text.contains("\n"), let chunk = try reader.read(upToCount: 1), !chunk.isEmpty {
-            text += String(decoding: chunk, as: UTF8.self)
-        }
-        #expect(text.hasPrefix("held "), "\(text)")
-        let held = Int(text.split(separator: " ").last?.trimmingCharacters(in: .whitespacesAndNewlines) ?? "") ?? 0
+        let attacker = try HelperProcess(
+            ["/usr/bin/python3", try clientScript(), "hold", String(server.port), "300", "20"],
+            errorPath: temp.sub("attacker.err"))
+        let text = try attacker.readLine() ?? ""
+        #expect(text.hasPrefix("held "), "\(text)\(attacker.errors)")
+        let held = Int(text.split(separator: " ").last ?? "") ?? 0
         #expect(held >= 250, "the attacker opened only \(held) connections")
 
         // While they are held, the server answers, every time.
         for _ in 0..<5 {
             #expect(try healthAnswers(server), "\(server.log.suffix(2000))")
         }
-        attacker.waitUntilExit()
-        let rest = String(decoding: reader.readDataToEndOfFile(), as: UTF8.self)
+        let rest = attacker.finish()
         let words = rest.split(separator: " ").map { $0.trimmingCharacters(in: .whitespacesAndNewlines) }
         #expect(words.first == "closed", "\(rest)")
         // Every half-sent request was closed: made room for others, or timed out after 3 s.

@@ -11,32 +11,14 @@ import Testing
         let server = try ServerProcess(dataDirectory: temp.sub("data"))
         let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
             .deletingLastPathComponent().appendingPathComponent("Benchmarks/agent_hold.py").path
-        let holder = Process()
         // Debian's Python carries the websockets package (python3-websockets).
-        holder.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
-        holder.arguments = [
-            script, "--port", String(server.port), "--admin-token", try server.adminToken, "--agents",
-            String(Self.agents), "--wait", "60",
-        ]
-        let output = Pipe()
-        let errors = temp.sub("holder.err")
-        FileManager.default.createFile(atPath: errors, contents: nil)
-        holder.standardOutput = output
-        holder.standardError = try FileHandle(forWritingTo: URL(fileURLWithPath: errors))
-        try holder.run()
-        defer {
-            if holder.isRunning {
-                kill(holder.processIdentifier, SIGKILL)
-                holder.waitUntilExit()
-            }
-        }
-        let reader = output.fileHandleForReading
-        var line = ""
-        while !line.contains("\n"), let byte = try reader.read(upToCount: 1), !byte.isEmpty {
-            line += String(decoding: byte, as: UTF8.self)
-        }
-        let log = { (try? String(contentsOfFile: errors, encoding: .utf8)) ?? "" }
-        try #require(line == "connected \(Self.agents)\n", "\(line)\(log())")
+        let holder = try HelperProcess(
+            [
+                "/usr/bin/python3", script, "--port", String(server.port), "--admin-token", try server.adminToken,
+                "--agents", String(Self.agents), "--wait", "60",
+            ], errorPath: temp.sub("holder.err"))
+        let line = try holder.readLine()
+        try #require(line == "connected \(Self.agents)", "\(line ?? "")\(holder.errors)")
 
         let start = Date()
         kill(server.process.processIdentifier, SIGTERM)
@@ -48,8 +30,7 @@ import Testing
         #expect(stoppedAfter < 5, "stopped after \(stoppedAfter) s")
         #expect(server.process.terminationStatus == 0, "\(server.log.suffix(2000))")
 
-        holder.waitUntilExit()
-        let rest = String(decoding: reader.readDataToEndOfFile(), as: UTF8.self)
-        #expect(rest.hasPrefix("closed \(Self.agents) "), "\(rest)\(log())")
+        let rest = holder.finish()
+        #expect(rest.hasPrefix("closed \(Self.agents) "), "\(rest)\(holder.errors)")
     }
 }
