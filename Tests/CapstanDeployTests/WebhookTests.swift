@@ -161,7 +161,15 @@ final class WebhookReceiver: @unchecked Sendable {
         try finishADeployment(server, token: token, agent: "first", in: temp)
         #expect(eventually(timeout: 30) { target.requests.count == 1 }, "\(target.requests)")
         #expect(eventually(timeout: 30) { redirector.requests.count >= 1 })
-        let first = try deliveries(server, token: token)
+        // Each webhook's first attempt recorded (they run concurrently).
+        var first: [[String: Any]] = []
+        #expect(
+            eventually(timeout: 30) {
+                first = (try? deliveries(server, token: token)) ?? []
+                return [reached, redirected, closed].allSatisfy { id in
+                    first.contains { $0["webhookID"] as? String == id }
+                }
+            }, "\(first)")
         #expect(first.first { $0["webhookID"] as? String == reached }?["delivered"] as? Bool == true, "\(first)")
         let redirect = try #require(first.first { $0["webhookID"] as? String == redirected }, "\(first)")
         #expect(redirect["delivered"] as? Bool == false)
