@@ -41,12 +41,14 @@ import Testing
                     "--checks",
                     "not_a_server_error,status_code_conformance,content_type_conformance,"
                         + "response_headers_conformance,response_schema_conformance",
-                    "--phases", phases, "--max-examples", "40", "--workers", "2", "--request-timeout", "10",
+                    "--phases", phases, "--max-examples", "40", "--workers", "1", "--request-timeout", "10",
                     "--seed", "1", "--generation-database", "none", "--report", "junit", "--report-dir", report,
                     "--no-color",
                 ] + selection,
                 environment: ProcessInfo.processInfo.environment.merging(["SCHEMATHESIS_TELEMETRY": "false"]) { $1 })
         }
+        // One worker: with two, schemathesis once failed inside Python's ast module ("AST constructor
+        // recursion depth mismatch"), a fault of the tool rather than a finding about the server.
         // Everything but revoking tokens, which would soon revoke the token the run uses…
         let result = try schemathesis(
             ["--exclude-operation-id", "revokeToken"], phases: "examples,coverage,fuzzing,stateful")

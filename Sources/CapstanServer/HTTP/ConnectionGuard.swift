@@ -20,6 +20,7 @@ final class ConnectionGuard: ChannelInboundHandler, RemovableChannelHandler {
     private var tail: [UInt8] = []
     private var deadline: Scheduled<Void>?
     private var registered = false
+    private var refused = false
 
     init(registry: ConnectionRegistry, headerTimeout: TimeAmount, maxHeaderBytes: Int, logger: Logger) {
         self.registry = registry
@@ -97,6 +98,8 @@ final class ConnectionGuard: ChannelInboundHandler, RemovableChannelHandler {
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        // Answered 431 and closing: the rest of those headers goes nowhere.
+        if refused { return }
         guard let seen = headerBytes else {
             context.fireChannelRead(data)
             return
@@ -137,6 +140,7 @@ final class ConnectionGuard: ChannelInboundHandler, RemovableChannelHandler {
     }
 
     private func refuse(_ context: ChannelHandlerContext) {
+        refused = true
         headerBytes = nil
         deadline?.cancel()
         deadline = nil
