@@ -62,7 +62,8 @@ public struct CapstanServer: Sendable {
             maxNarSize: configuration.maxNarSize, cacheHost: configuration.cacheHost.flatMap(CacheHost.init),
             uploadLimits: configuration.uploadLimits, logger: logger)
         let hub = AgentHub(logger: logger)
-        let webhooks = WebhookService(store: store, logger: logger)
+        let webhooks = WebhookService(
+            store: store, logger: logger, destinations: configuration.webhookDestinations)
         let deploy = DeployService(
             store: store, tokens: tokens, caches: caches, outbox: hub, events: events,
             publicURL: configuration.effectivePublicURL, logger: logger, webhooks: webhooks,
@@ -107,9 +108,13 @@ public struct CapstanServer: Sendable {
     public func makeRouter() -> Router<CapstanRequestContext> {
         let router = Router(context: CapstanRequestContext.self)
         router.add(middleware: LogRequestsMiddleware(.debug))
+        router.add(middleware: APIErrorMiddleware<CapstanRequestContext>())
+        router.add(
+            middleware: MetricsEndpoint<CapstanRequestContext>(
+                registry: metricsRegistry, token: configuration.metricsToken, openWithoutToken: false))
         router.add(middleware: TokenAuthenticator<CapstanRequestContext>(tokens: tokens))
         HealthRoutes(store: store).register(on: router)
-        MetricsRoutes(registry: metricsRegistry, store: store, hub: hub).register(on: router)
+        OpenAPIRoutes().register(on: router)
         BinaryCacheRoutes(caches: caches).register(on: router)
         let workspaces = WorkspaceService(
             store: store, tokens: tokens, operatorWorkspace: configuration.defaultWorkspace, logger: logger)
@@ -137,6 +142,16 @@ public struct CapstanServer: Sendable {
         return router
     }
 
+    /// The metrics listener's router: `/metrics` and `/health`, nothing else.
+    func makeMetricsRouter() -> Router<BasicRequestContext> {
+        let router = Router(context: BasicRequestContext.self)
+        router.add(
+            middleware: MetricsEndpoint<BasicRequestContext>(
+                registry: metricsRegistry, token: configuration.metricsToken, openWithoutToken: true))
+        router.get("health") { _, _ in "ok\n" }
+        return router
+    }
+
     var agentSession: AgentSession {
         AgentSession(
             deploy: deploy, dispatcher: dispatcher, hub: hub, reconcileDelay: configuration.agentReconcileDelay)
@@ -144,17 +159,21 @@ public struct CapstanServer: Sendable {
 
     /// Serves until SIGTERM or SIGINT, then closes the database.
     public func run() async throws {
+        HTTPLimits.raiseDescriptorLimit()
+        let limits = configuration.httpLimits
+        let connections = ConnectionRegistry(capacity: limits.effectiveMaxConnections, logger: logger)
+        logger.info("client connections at most \(connections.capacity)")
         let app = Application(
             router: makeRouter(),
-            server: .http1WebSocketUpgrade(
+            server: .guardedHTTP1WebSocketUpgrade(
                 webSocketRouter: makeWebSocketRouter(),
-                configuration: .init(
-                    http1: .init(),
-                    // Pings every 20 s; an agent that misses one is dropped, well within a minute.
-                    ws: .init(maxFrameSize: 1 << 20, autoPing: .enabled(timePeriod: .seconds(20))))),
+                // Pings every 20 s; an agent that misses one is dropped, well within a minute.
+                webSocket: .init(maxFrameSize: 1 << 20, autoPing: .enabled(timePeriod: .seconds(20))),
+                limits: limits, registry: connections, logger: logger),
             configuration: .init(
-                address: .hostname(configuration.listenHost, port: configuration.listenPort), serverName: "capstan"),
-            services: [
+                address: .hostname(configuration.listenHost, port: configuration.listenPort), serverName: "capstan",
+                availableConnectionsDelegate: RegistryAcceptance(registry: connections)),
+            services: metricsServices() + [
                 BackgroundService(name: "deploy events") { [events] in await events.run() },
                 BackgroundService(name: "agent dispatcher") { await dispatcher.run() },
                 BackgroundService(name: "upload sweeper") { [caches, logger] in
@@ -178,13 +197,40 @@ public struct CapstanServer: Sendable {
                     ])
             },
             logger: logger)
+        // Signalled first on SIGTERM (services shut down in reverse order), so its grace runs
+        // alongside the server's own shutdown.
+        let closer = ConnectionCloser(registry: connections, grace: limits.shutdownGrace, logger: logger)
+        let services = ServiceGroup(
+            configuration: .init(
+                services: [app, closer], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         do {
-            try await app.runService()
+            try await services.run()
         } catch {
             try? await store.shutdown()
             throw error
         }
         try await store.shutdown()
+    }
+}
+
+extension CapstanServer {
+    /// What `/metrics` reads: deployments counted in memory, and the metrics listener when configured.
+    func metricsServices() -> [any Service] {
+        let tally = DeploymentTally(store: store, events: events, logger: logger)
+        var services: [any Service] = [BackgroundService(name: "deployment metrics") { await tally.run() }]
+        if let address = configuration.metricsListen {
+            services.append(
+                Application(
+                    router: makeMetricsRouter(),
+                    configuration: .init(
+                        address: .hostname(address.host, port: address.port), serverName: "capstan-metrics"),
+                    onServerRunning: { [logger] channel in
+                        logger.notice(
+                            "metrics listening", metadata: ["address": "\(channel.localAddress?.description ?? "?")"])
+                    },
+                    logger: logger))
+        }
+        return services
     }
 }
 

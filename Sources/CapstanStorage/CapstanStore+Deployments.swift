@@ -313,6 +313,24 @@ extension CapstanStore {
         }
     }
 
+    /// The id and status of every deployment still `Pending` or `InProgress`, in every workspace: what
+    /// the in-memory metrics follow from start.
+    public func openDeployments() async throws -> [(id: String, status: DeploymentStatus)] {
+        let open: [any Encodable & Sendable] = [
+            DeploymentStatus.pending.rawValue, DeploymentStatus.inProgress.rawValue,
+        ]
+        return try await describingFailure("listing open deployments") {
+            try await sql.raw("SELECT id, status FROM deployments WHERE status IN (\(binds: open))").all().map { row in
+                let text = try row.decode(column: "status", as: String.self)
+                guard let status = DeploymentStatus(rawValue: text) else {
+                    throw StorageError.invalidRow(
+                        table: "deployments", key: "status '\(text)'", reason: "unknown deployment status '\(text)'")
+                }
+                return (id: try row.decode(column: "id", as: String.self), status: status)
+            }
+        }
+    }
+
     static let deploymentColumns = """
         id, workspace_id, agent_id, idx, store_path, rollback_script, status, reason, rolled_back, closure_size, \
         created_at, started_at, finished_at, created_by, activation_id, activation, check_results

@@ -11,9 +11,15 @@ final class DeployFixture: @unchecked Sendable {
     let activateToken: String
     var machines: [String: AgentMachine] = [:]
 
-    init(serverArguments: [String] = [], server: ServerProcess? = nil, temp: TemporaryDirectory? = nil) throws {
+    init(
+        serverArguments: [String] = [], serverEnvironment: [String: String] = [:], server: ServerProcess? = nil,
+        temp: TemporaryDirectory? = nil
+    ) throws {
         self.temp = try temp ?? TemporaryDirectory("capstan-deploy")
-        self.server = try server ?? ServerProcess(dataDirectory: self.temp.sub("data"), arguments: serverArguments)
+        self.server =
+            try server
+            ?? ServerProcess(
+                dataDirectory: self.temp.sub("data"), arguments: serverArguments, environment: serverEnvironment)
         admin = CapstanCLI(url: self.server.url, token: try self.server.adminToken)
         if let existing = try? admin.run(["cache", "info", "fleet", "--json"], check: false), existing.status == 0,
             let object = try JSONSerialization.jsonObject(with: existing.stdout) as? [String: Any],

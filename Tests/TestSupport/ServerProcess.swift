@@ -9,9 +9,12 @@ public final class ServerProcess: @unchecked Sendable {
     public private(set) var process: Process
     private let extraArguments: [String]
     private let environment: [String: String]
+    /// `ulimit -n` for the server process, when set: started through `sh -c 'ulimit -n N; exec …'`.
+    private let descriptorLimit: Int?
 
     public init(
-        dataDirectory: String, port: Int? = nil, arguments: [String] = [], environment: [String: String] = [:]
+        dataDirectory: String, port: Int? = nil, arguments: [String] = [], environment: [String: String] = [:],
+        descriptorLimit: Int? = nil
     ) throws {
         self.port = try port ?? FreePort.find()
         self.dataDirectory = dataDirectory
@@ -19,6 +22,7 @@ public final class ServerProcess: @unchecked Sendable {
         self.logPath = dataDirectory + ".log"
         self.extraArguments = arguments
         self.environment = environment
+        self.descriptorLimit = descriptorLimit
         process = Process()
         try start()
     }
@@ -33,10 +37,18 @@ public final class ServerProcess: @unchecked Sendable {
 
     public func start() throws {
         let process = Process()
-        process.executableURL = URL(fileURLWithPath: TestEnvironment.capstanBinary)
-        process.arguments =
+        let arguments =
             ["serve", "--data-dir", dataDirectory, "--listen", "127.0.0.1:\(port)", "--log-level", "debug"]
             + extraArguments
+        if let descriptorLimit {
+            // `exec` keeps the process id, so stopping and the watchdog reach the server itself.
+            process.executableURL = URL(fileURLWithPath: "/bin/sh")
+            process.arguments =
+                ["-c", "ulimit -n \(descriptorLimit) && exec \"$0\" \"$@\"", TestEnvironment.capstanBinary] + arguments
+        } else {
+            process.executableURL = URL(fileURLWithPath: TestEnvironment.capstanBinary)
+            process.arguments = arguments
+        }
         var env = ProcessInfo.processInfo.environment
         env.merge(environment) { $1 }
         process.environment = env

@@ -38,6 +38,7 @@ public actor AgentHub: AgentOutbox {
 
     public init(logger: Logger) {
         self.logger = logger
+        ServerMetrics.agentsConnected(0)
     }
 
     /// Registers a connection; an older connection of the same agent is replaced.
@@ -48,12 +49,14 @@ public actor AgentHub: AgentOutbox {
         }
         sessions[session.agentID] = session
         disconnectedAt[session.agentID] = nil
+        ServerMetrics.agentsConnected(sessions.count)
     }
 
     public func detach(_ session: Session) {
         guard sessions[session.agentID]?.id == session.id else { return }
         sessions[session.agentID] = nil
         disconnectedAt[session.agentID] = Date()
+        ServerMetrics.agentsConnected(sessions.count)
     }
 
     public func isConnected(_ agentID: String) -> Bool { sessions[agentID] != nil }

@@ -4,6 +4,7 @@ import CapstanStorage
 import Foundation
 import HummingbirdWebSocket
 import Logging
+import ServiceLifecycle
 
 /// One agent's control socket, whatever its protocol: hello, welcome, attach to the hub, the
 /// pending deployment, heartbeats and the agent's reports, detach. Orders reach the agent only
@@ -54,13 +55,18 @@ struct AgentSession: Sendable {
             await dispatcher.handOver(to: agent.id)
             try await serve(agent, hello: hello, codec: codec, frames: &frames, logger: logger)
         } catch {
-            await hub.detach(connection)
-            try? await deploy.agentSeen(agent)
+            await disconnected(agent, connection)
             throw error
         }
-        await hub.detach(connection)
-        try? await deploy.agentSeen(agent)
+        await disconnected(agent, connection)
         logger.info("agent disconnected", metadata: ["agent": "\(agent.name)"])
+    }
+
+    /// The agent's last-seen time is written when it goes, except when the server stops: every agent
+    /// goes then, and the heartbeat wrote it moments ago.
+    private func disconnected(_ agent: AgentRecord, _ connection: AgentHub.Session) async {
+        await hub.detach(connection)
+        if !Task.isShuttingDownGracefully { try? await deploy.agentSeen(agent) }
     }
 
     private static func readHello(

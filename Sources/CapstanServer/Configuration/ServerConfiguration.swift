@@ -25,6 +25,24 @@ public struct ServerConfiguration: Sendable, Equatable {
     public var uploadLimits = UploadLimits()
     /// How much agents may log per line, per message and per deployment.
     public var logLimits = LogLimits()
+    /// Which addresses webhooks may be delivered to: public ones, plus the networks allowed here.
+    public var webhookDestinations = WebhookDestinationPolicy()
+    /// Bounds on clients' connections: header and idle timeouts, header size, how many at once.
+    public var httpLimits = HTTPLimits()
+    /// A second address serving only `/metrics` (and `/health`), e.g. on an internal interface.
+    public var metricsListen: ListenAddress?
+    /// The bearer token `/metrics` asks for; without one, `/metrics` is served only on `metricsListen`.
+    public var metricsToken: String?
+
+    public struct ListenAddress: Sendable, Equatable {
+        public var host: String
+        public var port: Int
+
+        init(_ address: (host: String, port: Int)) {
+            host = address.host
+            port = address.port
+        }
+    }
 
     public init() {}
 
@@ -37,16 +55,19 @@ public struct ServerConfiguration: Sendable, Equatable {
 
     /// Applies `host:port`, `:port` or `[v6]:port`.
     public mutating func setListen(_ value: String) throws(ConfigurationError) {
+        (listenHost, listenPort) = try Self.address(value, key: "listen")
+    }
+
+    static func address(_ value: String, key: String) throws(ConfigurationError) -> (host: String, port: Int) {
         let trimmed = value.trimmingCharacters(in: .whitespaces)
         guard let colon = trimmed.lastIndex(of: ":"), let port = Int(trimmed[trimmed.index(after: colon)...]),
             (0...65535).contains(port)
         else {
-            throw ConfigurationError(key: "listen", value: value, reason: "expected HOST:PORT, e.g. 127.0.0.1:8080")
+            throw ConfigurationError(key: key, value: value, reason: "expected HOST:PORT, e.g. 127.0.0.1:8080")
         }
         var host = String(trimmed[..<colon])
         if host.hasPrefix("[") && host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
-        listenHost = host.isEmpty ? "127.0.0.1" : host
-        listenPort = port
+        return (host.isEmpty ? "127.0.0.1" : host, port)
     }
 
     /// Applies one setting by its configuration-file key.
@@ -95,6 +116,30 @@ public struct ServerConfiguration: Sendable, Equatable {
                     reason: "expected a host name, optionally with :PORT, e.g. cache.example.org")
             }
             cacheHost = host.isEmpty ? nil : host
+        case "http_header_timeout_seconds", "http-header-timeout-seconds":
+            httpLimits.headerTimeout = .seconds(try Self.positive(key, value, "a number of seconds"))
+        case "http_idle_timeout_seconds", "http-idle-timeout-seconds":
+            httpLimits.idleTimeout = .seconds(try Self.positive(key, value, "a number of seconds"))
+        case "http_max_header_bytes", "http-max-header-bytes":
+            httpLimits.maxHeaderBytes = try Self.positive(key, value, "a number of bytes")
+        case "shutdown_grace_seconds", "shutdown-grace-seconds":
+            guard let seconds = Int(value), seconds >= 0 else {
+                throw ConfigurationError(key: key, value: value, reason: "expected a number of seconds")
+            }
+            httpLimits.shutdownGrace = .seconds(seconds)
+        case "max_connections", "max-connections":
+            httpLimits.maxConnections = value.isEmpty ? nil : try Self.positive(key, value, "a number of connections")
+        case "metrics_listen", "metrics-listen":
+            metricsListen = value.isEmpty ? nil : ListenAddress(try Self.address(value, key: key))
+        case "metrics_token", "metrics-token":
+            metricsToken = value.isEmpty ? nil : value
+        case "webhook_allow_networks", "webhook-allow-networks":
+            guard let networks = IPNetwork.list(value) else {
+                throw ConfigurationError(
+                    key: key, value: value,
+                    reason: "expected networks in CIDR notation, comma-separated, e.g. 127.0.0.0/8, 10.1.0.0/16")
+            }
+            webhookDestinations.allowedNetworks = networks
         default:
             throw ConfigurationError(
                 key: key, value: value,
@@ -106,7 +151,16 @@ public struct ServerConfiguration: Sendable, Equatable {
         "data_dir", "listen", "public_url", "database_url", "max_nar_size", "default_workspace",
         "agent_reconcile_seconds", "cache_host", "upload_expiry_seconds", "max_pending_upload_bytes",
         "max_log_lines", "max_log_line_bytes",
+        "webhook_allow_networks", "http_header_timeout_seconds", "http_idle_timeout_seconds", "http_max_header_bytes",
+        "max_connections", "shutdown_grace_seconds", "metrics_listen", "metrics_token",
     ]
+
+    private static func positive(_ key: String, _ value: String, _ what: String) throws(ConfigurationError) -> Int {
+        guard let number = Int(value), number > 0 else {
+            throw ConfigurationError(key: key, value: value, reason: "expected \(what), more than 0")
+        }
+        return number
+    }
 
     /// Environment variables, e.g. `CAPSTAN_LISTEN`, `CAPSTAN_DATABASE_URL`.
     public mutating func apply(environment: [String: String]) throws(ConfigurationError) {

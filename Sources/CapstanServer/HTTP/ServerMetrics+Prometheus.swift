@@ -1,5 +1,6 @@
 import CapstanServices
 import Metrics
+import NIOCore
 import Prometheus
 
 extension ServerMetrics {
@@ -14,5 +15,28 @@ extension ServerMetrics {
         ]
         MetricsSystem.bootstrap(factory)
         return registry
+    }
+
+    /// The registry in the text format, each metric with its `# HELP` line (swift-metrics has no
+    /// place for help texts, so they are added here, before each metric's `# TYPE` line).
+    static func exposition(of registry: PrometheusCollectorRegistry) -> ByteBuffer {
+        var emitted: [UInt8] = []
+        emitted.reserveCapacity(4096)
+        registry.emit(into: &emitted)
+        var buffer = ByteBuffer()
+        buffer.reserveCapacity(emitted.count + 1024)
+        for line in emitted.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false) {
+            let typePrefix = Array("# TYPE ".utf8)
+            if line.starts(with: typePrefix) {
+                let name = String(
+                    decoding: line.dropFirst(typePrefix.count).prefix { $0 != UInt8(ascii: " ") }, as: UTF8.self)
+                if let text = help[name] { buffer.writeString("# HELP \(name) \(text)\n") }
+            }
+            buffer.writeBytes(line)
+            buffer.writeInteger(UInt8(ascii: "\n"))
+        }
+        // `split` keeps the empty piece after the last newline.
+        if emitted.last == UInt8(ascii: "\n") { buffer.moveWriterIndex(to: buffer.writerIndex - 1) }
+        return buffer
     }
 }

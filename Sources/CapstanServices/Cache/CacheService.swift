@@ -49,8 +49,12 @@ public struct CacheService: Sendable {
         let compression = try Self.compression(named: request.compression ?? "zstd", field: "compression")
         // Named as cachix agents expect it when caches have host names of their own.
         let keyName = request.keyName ?? cacheHost?.keyName(forCache: request.name) ?? "\(request.name)-1"
-        guard !keyName.isEmpty, !keyName.contains(":") else {
-            throw ServiceError.badRequest("key name '\(keyName)' must be non-empty and contain no ':'")
+        // Nix reads keys as `name:base64`, listed with spaces between them: no ':' and no blanks in a name.
+        guard !keyName.isEmpty, keyName.utf8.count <= 200, !keyName.contains(":"),
+            keyName.unicodeScalars.allSatisfy({ $0.value > 0x20 && $0.value < 0x7f })
+        else {
+            throw ServiceError.badRequest(
+                "key name '\(keyName)' must be 1 to 200 printable ASCII characters, with no ':' and no spaces")
         }
         let key = try NixSecretKey.generate(name: keyName)
         let record = CacheRecord(

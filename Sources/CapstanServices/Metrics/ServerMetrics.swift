@@ -37,12 +37,26 @@ package enum ServerMetrics {
         Counter(label: uploadsRejected, dimensions: [("reason", reason)]).increment()
     }
 
-    /// Gauges read from the current state rather than kept up by events: the store's counts cover
-    /// every replica, the hub's count this one.
-    package static func refreshGauges(agentsConnected connected: Int, deploymentCounts: [DeploymentStatus: Int]) {
-        Gauge(label: agentsConnected).record(connected)
-        for (status, count) in deploymentCounts {
-            Gauge(label: deployments, dimensions: [("status", status.rawValue)]).record(count)
+    /// Deployments in each status (see `DeploymentTally`).
+    package static func deployments(_ counts: [DeploymentStatus: Int]) {
+        for status in DeploymentStatus.allCases {
+            Gauge(label: deployments, dimensions: [("status", status.rawValue)]).record(counts[status] ?? 0)
         }
     }
+
+    /// Agents connected to this replica, recorded as they come and go.
+    package static func agentsConnected(_ count: Int) {
+        Gauge(label: agentsConnected).record(count)
+    }
+
+    /// What each metric means, for the `# HELP` lines of the Prometheus text format.
+    package static let help: [String: String] = [
+        agentsConnected: "Agents connected to this server process.",
+        deployments: "Deployments in each status, in every workspace.",
+        deploymentsFinished: "Deployments that reached a final status, by that status, counted by this process.",
+        deploymentDuration: "Time from an agent taking a deployment to its final status.",
+        cacheRequests: "Binary cache requests by kind (narinfo, nar) and result (hit, miss).",
+        cacheBytesServed: "Bytes of binary cache responses by kind (narinfo, nar).",
+        uploadsRejected: "Cache uploads refused, by reason.",
+    ]
 }

@@ -17,21 +17,42 @@ public struct WebhookService: Sendable {
     /// Waits before retry n (1-based): base, 2·base, 4·base, … ; `attempts` tries in all.
     let retryBase: Duration
     let attempts: Int
+    /// Which addresses deliveries may go to.
+    let destinations: WebhookDestinationPolicy
 
-    public init(store: CapstanStore, logger: Logger, retryBase: Duration = .seconds(1), attempts: Int = 6) {
+    public init(
+        store: CapstanStore, logger: Logger, retryBase: Duration = .seconds(1), attempts: Int = 6,
+        destinations: WebhookDestinationPolicy = .init()
+    ) {
         self.store = store
         self.logger = logger
         self.audit = AuditLog(store: store, logger: logger)
         self.retryBase = retryBase
         self.attempts = attempts
+        self.destinations = destinations
     }
 
     public func add(_ request: CreateWebhookRequest, by principal: Principal) async throws -> WebhookInfo {
         try requireAdmin(principal, "adding a webhook")
         guard let url = URL(string: request.url), let scheme = url.scheme?.lowercased(),
-            scheme == "http" || scheme == "https", url.host != nil
+            scheme == "http" || scheme == "https", let host = url.host, !host.isEmpty
         else {
             throw ServiceError.badRequest("webhook URL '\(request.url)' must be an absolute http:// or https:// URL")
+        }
+        // Checked again at every delivery; refused now when it already points inside.
+        do {
+            _ = try await destinations.destination(host: host)
+        } catch {
+            switch error {
+            case .notAllowed:
+                throw ServiceError.badRequest(
+                    "webhook URL '\(request.url)' points at a loopback, private, link-local or other internal "
+                        + "address; webhooks are delivered to public addresses only (an operator may allow networks "
+                        + "with webhook_allow_networks)")
+            case .unresolvable:
+                // The name may exist by the time a deployment finishes; each delivery resolves it again.
+                break
+            }
         }
         if let secret = request.secret, secret.isEmpty {
             throw ServiceError.badRequest(
@@ -97,41 +118,92 @@ public struct WebhookService: Sendable {
             if attempt > 1 {
                 try? await Task.sleep(for: retryBase * (1 << min(attempt - 2, 10)))
             }
-            var statusCode: Int?
-            var failure: String?
-            do {
-                var request = HTTPClientRequest(url: hook.url)
-                request.method = .POST
-                request.headers.add(name: "Content-Type", value: "application/json")
-                request.headers.add(name: "User-Agent", value: "capstan-webhook")
-                request.headers.add(name: "X-Capstan-Event", value: Self.finishedEvent)
-                if let secret = hook.secret {
-                    request.headers.add(
-                        name: WebhookPayload.signatureHeader, value: Self.signature(of: body, secret: secret))
-                }
-                request.body = .bytes(ByteBuffer(bytes: body))
-                let response = try await HTTPClient.shared.execute(request, timeout: .seconds(10))
-                statusCode = Int(response.status.code)
-                // Drained so the connection can be reused; what the receiver says is not kept.
-                _ = try? await response.body.collect(upTo: 64 << 10)
-                if !(200..<300).contains(response.status.code) { failure = "HTTP \(response.status.code)" }
-            } catch {
-                failure = "\(error)"
-            }
-            let delivered = failure == nil
+            let result = await post(body, to: hook)
             do {
                 try await store.insertWebhookDelivery(
                     WebhookDeliveryRecord(
                         webhookID: hook.id, deploymentID: deploymentID, event: Self.finishedEvent, attempt: attempt,
-                        time: Date(), statusCode: statusCode, error: failure, delivered: delivered))
+                        time: Date(), statusCode: result.statusCode, error: result.failure?.shown,
+                        delivered: result.failure == nil))
             } catch {
                 logger.error(
                     "could not record a webhook delivery", metadata: ["webhook": "\(hook.id)", "error": "\(error)"])
             }
-            if delivered { return }
+            guard let failure = result.failure else { return }
+            // The detail stays in the server's log, for its operator; the workspace sees `shown`.
             logger.warning(
                 "webhook delivery failed",
-                metadata: ["webhook": "\(hook.url)", "attempt": "\(attempt)", "error": "\(failure ?? "")"])
+                metadata: ["webhook": "\(hook.url)", "attempt": "\(attempt)", "error": "\(failure.detail)"])
+            if failure.isFinal { return }
+        }
+    }
+
+    /// Why an attempt failed: a short text the workspace's admins see, which says nothing about the
+    /// network behind the server (whether a port is open, what an address answers), and the detail
+    /// for the server's log.
+    struct DeliveryFailure: Sendable {
+        var shown: String
+        var detail: String
+        /// Trying again cannot help: the destination is not allowed.
+        var isFinal = false
+
+        static let notAllowed = "destination not allowed"
+        static let unresolvable = "could not resolve the host"
+        static let unreachable = "could not connect, or no answer in time"
+    }
+
+    /// One attempt: the host resolved and checked now, the request sent to the checked address,
+    /// redirects not followed (a redirect could point anywhere).
+    func post(_ body: Data, to hook: WebhookRecord) async -> (statusCode: Int?, failure: DeliveryFailure?) {
+        guard let url = URL(string: hook.url), let host = url.host else {
+            return (nil, DeliveryFailure(shown: "invalid URL", detail: "cannot parse \(hook.url)", isFinal: true))
+        }
+        let destination: WebhookDestinationPolicy.Destination
+        do {
+            destination = try await destinations.destination(host: host)
+        } catch {
+            switch error {
+            case .notAllowed:
+                let detail = "\(host) resolves to an internal address"
+                return (nil, DeliveryFailure(shown: DeliveryFailure.notAllowed, detail: detail, isFinal: true))
+            case .unresolvable:
+                return (nil, DeliveryFailure(shown: DeliveryFailure.unresolvable, detail: "\(host) does not resolve"))
+            }
+        }
+        var configuration = HTTPClient.Configuration(
+            redirectConfiguration: .disallow,
+            timeout: .init(connect: .seconds(5), read: .seconds(10)))
+        if IPAddress(host) == nil { configuration.dnsOverride = [host: destination.address.description] }
+        let client = HTTPClient(eventLoopGroup: HTTPClient.defaultEventLoopGroup, configuration: configuration)
+        let result = await send(body, to: hook, with: client)
+        try? await client.shutdown().get()
+        return result
+    }
+
+    private func send(
+        _ body: Data, to hook: WebhookRecord, with client: HTTPClient
+    ) async -> (statusCode: Int?, failure: DeliveryFailure?) {
+        do {
+            var request = HTTPClientRequest(url: hook.url)
+            request.method = .POST
+            request.headers.add(name: "Content-Type", value: "application/json")
+            request.headers.add(name: "User-Agent", value: "capstan-webhook")
+            request.headers.add(name: "X-Capstan-Event", value: Self.finishedEvent)
+            if let secret = hook.secret {
+                request.headers.add(
+                    name: WebhookPayload.signatureHeader, value: Self.signature(of: body, secret: secret))
+            }
+            request.body = .bytes(ByteBuffer(bytes: body))
+            let response = try await client.execute(request, timeout: .seconds(15))
+            // Drained so the connection closes cleanly; what the receiver says is not kept.
+            _ = try? await response.body.collect(upTo: 64 << 10)
+            let code = Int(response.status.code)
+            guard (200..<300).contains(code) else {
+                return (code, DeliveryFailure(shown: "HTTP \(code)", detail: "HTTP \(code)"))
+            }
+            return (code, nil)
+        } catch {
+            return (nil, DeliveryFailure(shown: DeliveryFailure.unreachable, detail: "\(error)"))
         }
     }
 

@@ -24,6 +24,9 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: "Address to listen on, HOST:PORT (default 127.0.0.1:8080).")
     var listen: String?
 
+    @Option(help: "Address serving only /metrics and /health, HOST:PORT (default: none; see docs/configuration.md).")
+    var metricsListen: String?
+
     @Option(help: "URL clients use to reach this server (default derived from --listen).")
     var publicURL: String?
 
@@ -47,6 +50,7 @@ struct ServeCommand: AsyncParsableCommand {
             if let publicURL { settings.publicURL = publicURL }
             if let databaseURL { settings.databaseURL = databaseURL }
             if let cacheHost { try settings.set("cache_host", cacheHost) }
+            if let metricsListen { try settings.set("metrics_listen", metricsListen) }
         } catch {
             throw ValidationError(error.description)
         }
