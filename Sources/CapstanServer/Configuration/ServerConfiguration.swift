@@ -1,3 +1,4 @@
+import CapstanModel
 import CapstanServices
 import Foundation
 
@@ -23,6 +24,13 @@ public struct ServerConfiguration: Sendable, Equatable {
     public var cacheHost: String?
     /// How long uploads may stay unfinished, and how much space they may take per cache.
     public var uploadLimits = UploadLimits()
+    /// Garbage collection's interval and grace period, and how often path uses are recorded.
+    public var cacheLifecycle = CacheLifecycleSettings()
+    /// Absent: blobs are files under the data directory. `s3://BUCKET[/PREFIX]?endpoint=URL&region=R`:
+    /// an S3-compatible object store (credentials from `AWS_ACCESS_KEY_ID`/`AWS_SECRET_ACCESS_KEY`).
+    public var blobStore: String?
+    /// With an object store: answer NAR downloads with a redirect to a presigned URL of the object.
+    public var narRedirect = false
 
     public init() {}
 
@@ -83,6 +91,20 @@ public struct ServerConfiguration: Sendable, Equatable {
                     reason: "expected a host name, optionally with :PORT, e.g. cache.example.org")
             }
             cacheHost = host.isEmpty ? nil : host
+        case "blob_store", "blob-store":
+            blobStore = value.isEmpty ? nil : value
+        case "nar_redirect", "nar-redirect":
+            switch value.lowercased() {
+            case "true", "yes", "1": narRedirect = true
+            case "false", "no", "0", "": narRedirect = false
+            default: throw ConfigurationError(key: key, value: value, reason: "expected true or false")
+            }
+        case "gc_interval", "gc-interval":
+            cacheLifecycle.gcInterval = try Self.duration(key, value)
+        case "gc_blob_grace", "gc-blob-grace":
+            cacheLifecycle.blobGrace = try Self.duration(key, value)
+        case "access_flush_interval", "access-flush-interval":
+            cacheLifecycle.accessFlushInterval = try Self.duration(key, value)
         default:
             throw ConfigurationError(
                 key: key, value: value,
@@ -93,7 +115,16 @@ public struct ServerConfiguration: Sendable, Equatable {
     static let keys = [
         "data_dir", "listen", "public_url", "database_url", "max_nar_size", "default_workspace",
         "agent_reconcile_seconds", "cache_host", "upload_expiry_seconds", "max_pending_upload_bytes",
+        "gc_interval", "gc_blob_grace", "access_flush_interval", "blob_store", "nar_redirect",
     ]
+
+    /// A duration more than zero: `1h`, `30m`, `90s`, `7d`, or plain seconds.
+    static func duration(_ key: String, _ value: String) throws(ConfigurationError) -> Duration {
+        guard let span = TimeSpan(parsing: value), span.duration > .zero else {
+            throw ConfigurationError(key: key, value: value, reason: "expected a duration such as 1h, 30m or 90s")
+        }
+        return span.duration
+    }
 
     /// Environment variables, e.g. `CAPSTAN_LISTEN`, `CAPSTAN_DATABASE_URL`.
     public mutating func apply(environment: [String: String]) throws(ConfigurationError) {

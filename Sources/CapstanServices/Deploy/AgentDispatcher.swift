@@ -46,7 +46,7 @@ public struct AgentDispatcher: Sendable {
                 await sendCreated(created)
                 created.removeAll()
                 await outbox.send([(agentID, .cancel(id: deploymentID))])
-            case .deploymentChanged, .logAppended:
+            case .deploymentChanged, .logAppended, .cacheChanged:
                 continue
             }
         }
