@@ -66,7 +66,11 @@ let package = Package(
                 .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
+                // The S3 blob store: request signing and HTTP.
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
             ]
         ),
         // Every rule of the domain; no HTTP framework here.
@@ -156,7 +160,10 @@ let package = Package(
         .testTarget(name: "CapstanCLITests", dependencies: ["NixCore", "TestSupport", "capstan"]),
         .testTarget(
             name: "CapstanStorageTests",
-            dependencies: ["CapstanStorage", "TestSupport", .product(name: "NIOCore", package: "swift-nio")]),
+            dependencies: [
+                "CapstanStorage", "TestSupport", .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ]),
         .testTarget(
             name: "CapstanServerTests",
             dependencies: ["CapstanServer", "CapstanServices", "CapstanClient", "TestSupport"]),

@@ -79,22 +79,10 @@ extension CapstanAPIClient {
                     let request = makeRequest(.GET, "/api/v1/deployments/\(id)/log")
                     let response = try await http.execute(request, timeout: .hours(24))
                     guard response.status.code == 200 else {
-                        let body = try await response.body.collect(upTo: 1 << 20)
-                        let data = Data(body.readableBytesView)
-                        let message = (try? JSONDecoder().decode(APIErrorBody.self, from: data).error)
-                            ?? String(decoding: data.prefix(500), as: UTF8.self)
-                        throw ClientError(status: Int(response.status.code), message: message, url: request.url)
+                        throw await ClientError(answer: response, url: request.url)
                     }
-                    let decoder = JSONDecoder.capstan
-                    var pending = Data()
-                    for try await chunk in response.body {
-                        pending.append(contentsOf: chunk.readableBytesView)
-                        while let newline = pending.firstIndex(of: UInt8(ascii: "\n")) {
-                            let line = pending[pending.startIndex..<newline]
-                            pending = Data(pending[pending.index(after: newline)...])
-                            guard !line.isEmpty else { continue }
-                            continuation.yield(try decoder.decode(LogStreamItem.self, from: line))
-                        }
+                    for try await item in response.body.jsonLines(of: LogStreamItem.self, url: request.url) {
+                        continuation.yield(item)
                     }
                     continuation.finish()
                 } catch {

@@ -42,10 +42,21 @@ public struct CapstanServer: Sendable {
         metricsRegistry: PrometheusCollectorRegistry = PrometheusCollectorRegistry()
     ) async throws -> CapstanServer {
         try DataDirectory.prepare(configuration.dataDirectory)
-        // Replicas sharing a data directory keep their writes in flight apart.
-        let blobs = try FileBlobStore(
-            root: (configuration.dataDirectory as NSString).appendingPathComponent("blobs"),
-            owner: "\(FileBlobStore.defaultOwner)-\(configuration.listenPort)")
+        // Replicas sharing a data directory or a bucket keep their writes in flight apart.
+        let owner = "\(FileBlobStore.defaultOwner)-\(configuration.listenPort)"
+        let blobs: any BlobStore
+        if let url = configuration.blobStore {
+            let location = try S3Location(url: url, environment: ProcessInfo.processInfo.environment)
+            blobs = try await S3BlobStore.open(location: location, owner: owner, logger: logger)
+            logger.info(
+                "blobs in an object store",
+                metadata: [
+                    "endpoint": "\(location.endpoint)", "bucket": "\(location.bucket)", "prefix": "\(location.prefix)",
+                ])
+        } else {
+            blobs = try FileBlobStore(
+                root: (configuration.dataDirectory as NSString).appendingPathComponent("blobs"), owner: owner)
+        }
         let store = try await CapstanStore.open(
             databaseURL: configuration.databaseURL, dataDirectory: configuration.dataDirectory, blobs: blobs,
             logger: logger)
@@ -60,7 +71,8 @@ public struct CapstanServer: Sendable {
         let caches = CacheService(
             store: store, blobs: store.blobs, publicURL: configuration.effectivePublicURL,
             maxNarSize: configuration.maxNarSize, cacheHost: configuration.cacheHost.flatMap(CacheHost.init),
-            uploadLimits: configuration.uploadLimits, logger: logger)
+            uploadLimits: configuration.uploadLimits, lifecycle: configuration.cacheLifecycle, events: events,
+            narRedirect: configuration.narRedirect, logger: logger)
         let hub = AgentHub(logger: logger)
         let webhooks = WebhookService(
             store: store, logger: logger, destinations: configuration.webhookDestinations)
@@ -176,6 +188,8 @@ public struct CapstanServer: Sendable {
             services: metricsServices() + [
                 BackgroundService(name: "deploy events") { [events] in await events.run() },
                 BackgroundService(name: "agent dispatcher") { await dispatcher.run() },
+                BackgroundService(name: "cache events") { [caches] in await caches.followCacheEvents() },
+                BackgroundService(name: "cache maintenance") { [caches] in await caches.runMaintenance() },
                 BackgroundService(name: "upload sweeper") { [caches, logger] in
                     // At start (what a crash left), then as uploads expire.
                     while !Task.isCancelled {

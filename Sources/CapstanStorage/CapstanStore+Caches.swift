@@ -9,11 +9,13 @@ extension CapstanStore {
                 try await db.raw(
                     """
                     INSERT INTO caches (id, workspace_id, name, is_public, key_name, secret_key, public_key,
-                                        compression, priority, created_at)
+                                        compression, priority, created_at, retention_seconds, max_size,
+                                        keep_generations)
                     VALUES (\(bind: record.id), \(bind: record.workspaceID), \(bind: record.name),
                             \(bind: record.isPublic), \(bind: record.keyName), \(bind: record.secretKey),
                             \(bind: record.publicKey), \(bind: record.compression), \(bind: record.priority),
-                            \(bind: record.createdAt.unixMilliseconds))
+                            \(bind: record.createdAt.unixMilliseconds), \(bind: record.retentionSeconds),
+                            \(bind: record.maxSize), \(bind: record.keepGenerations))
                     ON CONFLICT (name) DO NOTHING
                     RETURNING id
                     """
@@ -49,6 +51,14 @@ extension CapstanStore {
         }
     }
 
+    /// Every cache of every workspace, by name: for the server's periodic work.
+    public func allCaches() async throws -> [CacheRecord] {
+        try await describingFailure("listing caches") {
+            try await sql.raw("SELECT \(unsafeRaw: Self.cacheColumns) FROM caches ORDER BY name").all()
+                .map(CacheRecord.init(row:))
+        }
+    }
+
     /// Counts the paths of a cache and adds up their sizes.
     public func stats(cacheID: String) async throws -> CacheStats {
         try await describingFailure("computing statistics of cache \(cacheID)") {
@@ -69,8 +79,10 @@ extension CapstanStore {
         }
     }
 
-    static let cacheColumns =
-        "id, workspace_id, name, is_public, key_name, secret_key, public_key, compression, priority, created_at"
+    static let cacheColumns = """
+        id, workspace_id, name, is_public, key_name, secret_key, public_key, compression, priority, created_at, \
+        retention_seconds, max_size, keep_generations, last_gc_at
+        """
 }
 
 extension CacheRecord {
@@ -85,6 +97,10 @@ extension CacheRecord {
             publicKey: try row.decode(column: "public_key", as: String.self),
             compression: try row.decode(column: "compression", as: String.self),
             priority: try row.decode(column: "priority", as: Int.self),
-            createdAt: Date(unixMilliseconds: try row.decode(column: "created_at", as: Int64.self)))
+            createdAt: Date(unixMilliseconds: try row.decode(column: "created_at", as: Int64.self)),
+            retentionSeconds: try row.decode(column: "retention_seconds", as: Int64?.self),
+            maxSize: try row.decode(column: "max_size", as: Int64?.self),
+            keepGenerations: try row.decode(column: "keep_generations", as: Int.self),
+            lastGCAt: try row.decode(column: "last_gc_at", as: Int64?.self).map(Date.init(unixMilliseconds:)))
     }
 }

@@ -65,12 +65,14 @@ extension CapstanStore {
                     try await db.raw(
                         """
                         INSERT INTO paths (cache_id, hash_part, store_path, nar_hash, nar_size, file_name, file_hash,
-                                           file_size, compression, refs, deriver, sigs, ca, created_at)
+                                           file_size, compression, refs, deriver, sigs, ca, created_at,
+                                           last_accessed_at)
                         VALUES (\(bind: record.cacheID), \(bind: record.hashPart), \(bind: record.storePath),
                                 \(bind: record.narHash), \(bind: record.narSize), \(bind: record.fileName),
                                 \(bind: record.fileHash), \(bind: record.fileSize), \(bind: record.compression),
                                 \(bind: record.references.joined(separator: " ")), \(bind: record.deriver),
                                 \(bind: record.sigs.joined(separator: "\n")), \(bind: record.ca),
+                                \(bind: record.createdAt.unixMilliseconds),
                                 \(bind: record.createdAt.unixMilliseconds))
                         ON CONFLICT (cache_id, hash_part) DO NOTHING
                         RETURNING hash_part

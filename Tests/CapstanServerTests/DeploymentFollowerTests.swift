@@ -41,7 +41,7 @@ import Testing
             }
         }
         // It stops at the deadline, not when the (never-ending) deployments would.
-        #expect(ContinuousClock.now - started < .seconds(45))
+        #expect(ContinuousClock.now - started < .seconds(120))
         #expect(outcome.timedOut == ["offline1", "offline2"])
         #expect(outcome.deployments.map(\.status) == [.pending, .pending])
         #expect(reminders.withLock { $0 } >= 1)

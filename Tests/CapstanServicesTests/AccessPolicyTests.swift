@@ -29,7 +29,7 @@ struct AccessPolicyTests {
     static let expected: [TokenKind: Set<String>] = [
         .admin: [
             "createCache", "manageAgents", "manageTokens", "readAudit", "manageWebhooks", "signIn", "activate",
-            "readDeployments", "changeDeployments", "readCache", "writeCache", "createWorkspace",
+            "readDeployments", "changeDeployments", "readCache", "writeCache", "manageCache", "createWorkspace",
         ],
         .activate: ["signIn", "activate", "readDeployments", "changeDeployments"],
         .push: ["readCache", "writeCache"],
@@ -44,6 +44,7 @@ struct AccessPolicyTests {
             ("activate", .activate), ("readDeployments", .readDeployments),
             ("changeDeployments", .changeDeployments), ("actAsAgent", .actAsAgent),
             ("readCache", .readCache(cache)), ("writeCache", .writeCache(cache)),
+            ("manageCache", .manageCache(cache)),
             ("createWorkspace", .createWorkspace(homeWorkspace: "operators", operatorWorkspace: "operators")),
         ]
     }
@@ -71,6 +72,7 @@ struct AccessPolicyTests {
         let foreign = Self.cache(isPublic: false)
         #expect(!AccessPolicy.allows(principal, .readCache(foreign)))
         #expect(!AccessPolicy.allows(principal, .writeCache(foreign)))
+        #expect(!AccessPolicy.allows(principal, .manageCache(foreign)))
         #expect(
             (#expect(throws: ServiceError.self) { try AccessPolicy.requireRead(foreign, by: principal) })?.kind
                 == .notFound)
@@ -81,6 +83,7 @@ struct AccessPolicyTests {
         let open = Self.cache(isPublic: true)
         #expect(AccessPolicy.allows(principal, .readCache(open)))
         #expect(!AccessPolicy.allows(principal, .writeCache(open)))
+        #expect(!AccessPolicy.allows(principal, .manageCache(open)))
         #expect(AccessPolicy.permission(on: open, by: principal) == .read)
     }
 

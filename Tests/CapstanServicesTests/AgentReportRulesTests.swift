@@ -88,4 +88,22 @@ struct AgentReportRulesTests {
             #expect(try await services.deploy.logPage(id: id, after: nil, by: reader).total == end.total)
         }
     }
+
+    /// After a reconnect, only what the agent ran before connecting and no longer mentions is an orphan.
+    @Test(arguments: DatabaseBackend.allCases)
+    func aDeploymentStartedOverTheNewConnectionIsNoOrphan(backend: DatabaseBackend) async throws {
+        try await Services.with(backend) { services in
+            let agent = try await services.addAgent("web1")
+            let reader = try await services.principal(.admin)
+            let before = try await DeployRulesTests.activate(services, "web1", Self.path)
+            #expect(try await services.deploy.agentStarted(agent, deploymentID: before, closureSize: nil))
+            try await Task.sleep(for: .milliseconds(20))
+            let connectedAt = Date()
+            try await Task.sleep(for: .milliseconds(20))
+            let after = try await DeployRulesTests.activate(services, "web1", DeployRulesTests.pathB)
+            #expect(try await services.deploy.agentStarted(agent, deploymentID: after, closureSize: nil))
+            try await services.deploy.reconcile(agent, running: nil, connectedAt: connectedAt)
+            #expect(try await services.deploy.deployment(id: after, by: reader).status == .inProgress)
+        }
+    }
 }

@@ -29,14 +29,15 @@ struct Services {
     /// Runs `body` with fresh services and shuts the database down afterwards, whatever happens.
     static func with<R: Sendable>(
         _ backend: DatabaseBackend, maxNarSize: UInt64 = 1 << 30, logLimits: LogLimits = LogLimits(),
-        _ body: (Services) async throws -> R
+        lifecycle: CacheLifecycleSettings = CacheLifecycleSettings(), _ body: (Services) async throws -> R
     ) async throws -> R {
         let directory = try TemporaryDirectory("capstan-services")
         let url: String? = backend == .postgres ? try PostgresServer.shared().createDatabase() : nil
         let store = try await CapstanStore.open(databaseURL: url, dataDirectory: directory.path, logger: logger)
         do {
             try await store.migrate()
-            let services = try await make(store: store, maxNarSize: maxNarSize, logLimits: logLimits)
+            let services = try await make(
+                store: store, maxNarSize: maxNarSize, logLimits: logLimits, lifecycle: lifecycle)
             let result = try await body(services)
             try await store.shutdown()
             withExtendedLifetime(directory) {}
@@ -47,12 +48,15 @@ struct Services {
         }
     }
 
-    private static func make(store: CapstanStore, maxNarSize: UInt64, logLimits: LogLimits) async throws -> Services {
+    private static func make(
+        store: CapstanStore, maxNarSize: UInt64, logLimits: LogLimits, lifecycle: CacheLifecycleSettings
+    ) async throws -> Services {
         let tokens = TokenService(store: store, logger: logger)
-        let caches = CacheService(
-            store: store, blobs: store.blobs, publicURL: "http://capstan.test", maxNarSize: maxNarSize, logger: logger)
-        let outbox = RecordingOutbox()
         let events = EventBus(store: store, logger: logger)
+        let caches = CacheService(
+            store: store, blobs: store.blobs, publicURL: "http://capstan.test", maxNarSize: maxNarSize,
+            lifecycle: lifecycle, events: events, logger: logger)
+        let outbox = RecordingOutbox()
         let deploy = DeployService(
             store: store, tokens: tokens, caches: caches, outbox: outbox, events: events,
             publicURL: "http://capstan.test", logger: logger, logLimits: logLimits)

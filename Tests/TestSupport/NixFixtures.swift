@@ -99,3 +99,28 @@ public enum NixFixtures {
         }
     }
 }
+
+extension NixFixtures {
+    /// Realises `paths` on a machine of its own: an empty `/nix` (bound over the real one in a private
+    /// mount namespace) and its own Nix caches, so everything must come from `substituter`.
+    public static func substituteIntoEmptyStore(
+        _ paths: [String], substituter: String, key: String, in directory: TemporaryDirectory
+    ) throws -> ProcessResult {
+        let machine = directory.sub("empty-store-\(UUID().uuidString.lowercased())")
+        try FileManager.default.createDirectory(atPath: machine + "/nix", withIntermediateDirectories: true)
+        let command =
+            [
+                "nix-store", "-r", "--max-jobs", "0", "--option", "substituters", substituter,
+                "--option", "trusted-public-keys", key, "--option", "require-sigs", "true",
+                "--option", "narinfo-cache-negative-ttl", "0",
+            ] + paths
+        var environment = TestEnvironment.nixEnvironment
+        environment["HOME"] = machine + "/home"
+        environment["XDG_CACHE_HOME"] = machine + "/cache"
+        return try ProcessRunner.run(
+            [
+                "unshare", "-m", "--propagation", "private", "sh", "-c",
+                "mount --bind '\(machine)/nix' /nix && exec " + command.map { "'\($0)'" }.joined(separator: " "),
+            ], environment: environment)
+    }
+}

@@ -30,10 +30,15 @@ public struct CacheInfo: Codable, Sendable, Equatable {
     public var narSize: Int64?
     public var fileSize: Int64?
     public var createdAt: Date
+    /// What the cache keeps, and for how long.
+    public var retention: CacheRetention?
+    /// Detailed figures, in the answer about one cache.
+    public var statistics: CacheStatistics?
 
     public init(
         name: String, isPublic: Bool, publicKey: String, compression: String, storeDir: String, priority: Int,
-        url: String, pathCount: Int? = nil, narSize: Int64? = nil, fileSize: Int64? = nil, createdAt: Date
+        url: String, pathCount: Int? = nil, narSize: Int64? = nil, fileSize: Int64? = nil, createdAt: Date,
+        retention: CacheRetention? = nil, statistics: CacheStatistics? = nil
     ) {
         self.name = name
         self.isPublic = isPublic
@@ -46,6 +51,8 @@ public struct CacheInfo: Codable, Sendable, Equatable {
         self.narSize = narSize
         self.fileSize = fileSize
         self.createdAt = createdAt
+        self.retention = retention
+        self.statistics = statistics
     }
 }
 

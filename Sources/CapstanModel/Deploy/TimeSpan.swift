@@ -1,7 +1,7 @@
 import Foundation
 
 /// A duration as people write it in deploy.json and on the command line: `500ms`, `10s`, `5m`,
-/// `1h`, `1m30s`, or a plain number of seconds. Encoded as that text.
+/// `1h`, `7d`, `1m30s`, or a plain number of seconds. Encoded as that text.
 public struct TimeSpan: Codable, Sendable, Hashable, Comparable, CustomStringConvertible {
     public var duration: Duration
 
@@ -18,7 +18,7 @@ public struct TimeSpan: Codable, Sendable, Hashable, Comparable, CustomStringCon
             duration = .milliseconds(Int64((seconds * 1000).rounded()))
             return
         }
-        let units: [String: Int64] = ["ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000]
+        let units: [String: Int64] = ["ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000]
         var milliseconds: Double = 0
         var rest = Substring(text)
         while !rest.isEmpty {

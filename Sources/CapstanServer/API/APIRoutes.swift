@@ -24,7 +24,27 @@ struct APIRoutes: Sendable {
         api.get("caches/:cache") { request, context in
             let cache = try await caches.readableCache(
                 named: context.parameters.require("cache"), by: context.identity)
-            return try await caches.info(cache)
+            return try await caches.detailedInfo(cache, by: context.identity)
+        }
+        api.patch("caches/:cache") { request, context in
+            let principal = try context.requirePrincipal()
+            let body = try await request.decode(as: ConfigureCacheRequest.self, context: context)
+            return try await caches.configure(cacheNamed: context.parameters.require("cache"), body, by: principal)
+        }
+        api.post("caches/:cache/gc") { request, context in
+            let principal = try context.requirePrincipal()
+            let dryRun = request.uri.queryParameters.get("dry_run").map { $0 == "1" || $0 == "true" } ?? false
+            return try await caches.collectGarbage(
+                cacheNamed: context.parameters.require("cache"), dryRun: dryRun, by: principal)
+        }
+        api.post("caches/:cache/verify") { request, context in
+            try await verify(request, context)
+        }
+        api.post("caches/:cache/rm") { request, context in
+            let principal = try context.requirePrincipal()
+            let body = try await request.decode(as: RemovePathsRequest.self, context: context)
+            return try await caches.removePaths(
+                body, fromCacheNamed: context.parameters.require("cache"), by: principal)
         }
         api.post("caches/:cache/missing") { request, context in
             let cache = try await caches.writableCache(
@@ -52,6 +72,34 @@ struct APIRoutes: Sendable {
             try await tokens.revoke(id: context.parameters.require("id"), by: context.requirePrincipal())
             return HTTPResponse.Status.noContent
         }
+    }
+
+    /// Streams newline-delimited JSON: progress lines while the blobs are read, then the report.
+    private func verify(_ request: Request, _ context: CapstanRequestContext) async throws -> Response {
+        let principal = try context.requirePrincipal()
+        let cache = try await caches.managedCache(named: context.parameters.require("cache"), by: principal)
+        let repair = request.uri.queryParameters.get("repair").map { $0 == "1" || $0 == "true" } ?? false
+        let (lines, continuation) = AsyncStream<ByteBuffer>.makeStream(bufferingPolicy: .bufferingNewest(64))
+        let encoder = JSONEncoder.capstan
+        @Sendable func line(_ event: VerifyEvent) -> ByteBuffer {
+            var buffer = ByteBuffer(bytes: (try? encoder.encode(event)) ?? Data("{}".utf8))
+            buffer.writeString("\n")
+            return buffer
+        }
+        let task = Task {
+            do {
+                let report = try await caches.verify(cache, repair: repair, by: principal) { step in
+                    continuation.yield(line(VerifyEvent(progress: step)))
+                }
+                continuation.yield(line(VerifyEvent(report: report)))
+            } catch {
+                continuation.yield(line(VerifyEvent(error: "verification of cache '\(cache.name)' failed: \(error)")))
+            }
+            continuation.finish()
+        }
+        continuation.onTermination = { _ in task.cancel() }
+        return Response(
+            status: .ok, headers: [.contentType: "application/x-ndjson"], body: ResponseBody(asyncSequence: lines))
     }
 
     private func uploadPath(_ request: Request, _ context: CapstanRequestContext) async throws -> PathUploadResult {

@@ -33,6 +33,7 @@ struct AgentSession: Sendable {
             return
         }
         let agent: AgentRecord
+        let connectedAt = Date()
         do {
             agent = try await deploy.agentConnected(principal, hello: hello)
         } catch let error as ServiceError {
@@ -53,7 +54,8 @@ struct AgentSession: Sendable {
         await hub.attach(connection)
         do {
             await dispatcher.handOver(to: agent.id)
-            try await serve(agent, hello: hello, codec: codec, frames: &frames, logger: logger)
+            try await serve(
+                agent, hello: hello, connectedAt: connectedAt, codec: codec, frames: &frames, logger: logger)
         } catch {
             await disconnected(agent, connection)
             throw error
@@ -79,14 +81,14 @@ struct AgentSession: Sendable {
     }
 
     private func serve(
-        _ agent: AgentRecord, hello: AgentHello, codec: some AgentCodec,
+        _ agent: AgentRecord, hello: AgentHello, connectedAt: Date, codec: some AgentCodec,
         frames: inout WebSocketInboundMessageStream.AsyncIterator, logger: Logger
     ) async throws {
         try await withThrowingTaskGroup(of: Void.self) { group in
             if codec.reportsRunningDeployments {
                 group.addTask {
                     try await Task.sleep(for: reconcileDelay)
-                    try await deploy.reconcile(agent, running: hello.runningDeployment)
+                    try await deploy.reconcile(agent, running: hello.runningDeployment, connectedAt: connectedAt)
                 }
             }
             group.addTask {

@@ -1,3 +1,4 @@
+import CapstanModel
 import CapstanServices
 import Foundation
 
@@ -43,6 +44,13 @@ public struct ServerConfiguration: Sendable, Equatable {
             port = address.port
         }
     }
+    /// Garbage collection's interval and grace period, and how often path uses are recorded.
+    public var cacheLifecycle = CacheLifecycleSettings()
+    /// Absent: blobs are files under the data directory. `s3://BUCKET[/PREFIX]?endpoint=URL&region=R`:
+    /// an S3-compatible object store (credentials from `AWS_ACCESS_KEY_ID`/`AWS_SECRET_ACCESS_KEY`).
+    public var blobStore: String?
+    /// With an object store: answer NAR downloads with a redirect to a presigned URL of the object.
+    public var narRedirect = false
 
     public init() {}
 
@@ -140,6 +148,20 @@ public struct ServerConfiguration: Sendable, Equatable {
                     reason: "expected networks in CIDR notation, comma-separated, e.g. 127.0.0.0/8, 10.1.0.0/16")
             }
             webhookDestinations.allowedNetworks = networks
+        case "blob_store", "blob-store":
+            blobStore = value.isEmpty ? nil : value
+        case "nar_redirect", "nar-redirect":
+            switch value.lowercased() {
+            case "true", "yes", "1": narRedirect = true
+            case "false", "no", "0", "": narRedirect = false
+            default: throw ConfigurationError(key: key, value: value, reason: "expected true or false")
+            }
+        case "gc_interval", "gc-interval":
+            cacheLifecycle.gcInterval = try Self.duration(key, value)
+        case "gc_blob_grace", "gc-blob-grace":
+            cacheLifecycle.blobGrace = try Self.duration(key, value)
+        case "access_flush_interval", "access-flush-interval":
+            cacheLifecycle.accessFlushInterval = try Self.duration(key, value)
         default:
             throw ConfigurationError(
                 key: key, value: value,
@@ -153,6 +175,7 @@ public struct ServerConfiguration: Sendable, Equatable {
         "max_log_lines", "max_log_line_bytes",
         "webhook_allow_networks", "http_header_timeout_seconds", "http_idle_timeout_seconds", "http_max_header_bytes",
         "max_connections", "shutdown_grace_seconds", "metrics_listen", "metrics_token",
+        "gc_interval", "gc_blob_grace", "access_flush_interval", "blob_store", "nar_redirect",
     ]
 
     private static func positive(_ key: String, _ value: String, _ what: String) throws(ConfigurationError) -> Int {
@@ -160,6 +183,14 @@ public struct ServerConfiguration: Sendable, Equatable {
             throw ConfigurationError(key: key, value: value, reason: "expected \(what), more than 0")
         }
         return number
+    }
+
+    /// A duration more than zero: `1h`, `30m`, `90s`, `7d`, or plain seconds.
+    static func duration(_ key: String, _ value: String) throws(ConfigurationError) -> Duration {
+        guard let span = TimeSpan(parsing: value), span.duration > .zero else {
+            throw ConfigurationError(key: key, value: value, reason: "expected a duration such as 1h, 30m or 90s")
+        }
+        return span.duration
     }
 
     /// Environment variables, e.g. `CAPSTAN_LISTEN`, `CAPSTAN_DATABASE_URL`.

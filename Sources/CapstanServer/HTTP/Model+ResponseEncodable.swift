@@ -8,3 +8,4 @@ extension CreatedToken: ResponseEncodable {}
 extension MissingPathsResponse: ResponseEncodable {}
 extension PathUploadResult: ResponseEncodable {}
 extension CreatedWorkspace: ResponseEncodable {}
+extension GCReport: ResponseEncodable {}

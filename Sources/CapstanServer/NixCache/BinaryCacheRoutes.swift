@@ -93,6 +93,9 @@ struct BinaryCacheRoutes: Sendable {
         guard let nar = try await caches.nar(in: cache, fileName: file) else {
             throw ServiceError.notFound("nar/\(file) is not in cache '\(cache.name)'")
         }
+        if includeBody, let url = caches.redirectURL(of: nar) {
+            return Response(status: .temporaryRedirect, headers: [.location: url, .cacheControl: "no-store"])
+        }
         let size = Int(nar.size)
         var headers: HTTPFields = [.contentType: "application/x-nix-nar", .acceptRanges: "bytes"]
         var range = 0...(size - 1)

@@ -10,6 +10,8 @@ public enum Action: Sendable, Equatable {
     case readCache(CacheRecord)
     /// Upload paths into a cache.
     case writeCache(CacheRecord)
+    /// Change what a cache keeps, collect its garbage, remove and verify its paths.
+    case manageCache(CacheRecord)
     /// Add agents to the workspace.
     case manageAgents
     /// Create, list and revoke tokens.
@@ -61,6 +63,8 @@ public enum AccessPolicy {
             case .push, .read: return principal.cacheID == cache.id
             case .activate: return false
             }
+        case .manageCache(let cache):
+            return principal.kind == .admin && principal.workspaceID == cache.workspaceID
         case .writeCache(let cache):
             guard principal.workspaceID == cache.workspaceID else { return false }
             switch principal.kind {
@@ -132,6 +136,8 @@ public enum AccessPolicy {
         case .readCache(let cache): return "this \(kind) token may not read cache '\(cache.name)'"
         case .writeCache(let cache):
             return "this \(kind) token may not write to cache '\(cache.name)'; use a push token of that cache"
+        case .manageCache(let cache):
+            return "managing cache '\(cache.name)' needs an admin token of its workspace; this one is a \(kind) token"
         }
     }
 }

@@ -13,6 +13,10 @@ public enum AuditAction: String, Sendable {
     case tokenCreated = "token.create"
     case tokenRevoked = "token.revoke"
     case cacheCreated = "cache.create"
+    case cacheConfigured = "cache.configure"
+    case cacheCollected = "cache.gc"
+    case cachePathsRemoved = "cache.rm"
+    case cacheVerified = "cache.verify"
     case webhookAdded = "webhook.add"
     case webhookRemoved = "webhook.remove"
 }

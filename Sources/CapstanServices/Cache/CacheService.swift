@@ -19,13 +19,20 @@ public struct CacheService: Sendable {
     /// When set, caches are also served at `<cache>.<host>` and new keys are named after it.
     public let cacheHost: CacheHost?
     let logger: Logger
-    let memo = ReadMemo()
+    let memo: ReadMemo
     let audit: AuditLog
     let uploadLimits: UploadLimits
+    public let lifecycle: CacheLifecycleSettings
+    /// Tells every replica what to forget when paths are removed; nil: this process only.
+    let events: EventBus?
+    let accessLog = CacheAccessLog()
+    /// With an object store: NAR downloads are redirected to presigned URLs instead of streamed.
+    let narRedirect: Bool
 
     public init(
         store: CapstanStore, blobs: any BlobStore, publicURL: String, maxNarSize: UInt64, cacheHost: CacheHost? = nil,
-        uploadLimits: UploadLimits = UploadLimits(), logger: Logger
+        uploadLimits: UploadLimits = UploadLimits(), lifecycle: CacheLifecycleSettings = CacheLifecycleSettings(),
+        events: EventBus? = nil, narRedirect: Bool = false, logger: Logger
     ) {
         self.store = store
         self.blobs = blobs
@@ -33,7 +40,11 @@ public struct CacheService: Sendable {
         self.maxNarSize = maxNarSize
         self.cacheHost = cacheHost
         self.uploadLimits = uploadLimits
+        self.lifecycle = lifecycle
+        self.events = events
+        self.narRedirect = narRedirect
         self.logger = logger
+        memo = ReadMemo(narInfoLifetime: lifecycle.narInfoLifetime)
         audit = AuditLog(store: store, logger: logger)
     }
 
@@ -88,7 +99,10 @@ public struct CacheService: Sendable {
         return CacheInfo(
             name: cache.name, isPublic: cache.isPublic, publicKey: cache.publicKey, compression: cache.compression,
             storeDir: Self.storeDir, priority: cache.priority, url: substituterURL(cache), pathCount: stats.pathCount,
-            narSize: stats.narSize, fileSize: stats.fileSize, createdAt: cache.createdAt)
+            narSize: stats.narSize, fileSize: stats.fileSize, createdAt: cache.createdAt,
+            retention: CacheRetention(
+                retention: cache.retentionSeconds.map { TimeSpan(.seconds($0)) }, maxSize: cache.maxSize,
+                keepGenerations: cache.keepGenerations, lastGC: cache.lastGCAt))
     }
 
     public func substituterURL(_ cache: CacheRecord) -> String { "\(publicURL)/cache/\(cache.name)" }
@@ -119,7 +133,7 @@ public struct CacheService: Sendable {
         return cache
     }
 
-    /// The cache row, from memory when it was read before (cache rows never change).
+    /// The cache row, from memory when it was read before (a reconfigured cache is forgotten).
     func cache(named name: String) async throws -> CacheRecord? {
         if let cache = memo.cache(named: name) { return cache }
         guard let cache = try await store.cache(named: name) else { return nil }
@@ -144,13 +158,16 @@ public struct CacheService: Sendable {
     public func narInfoText(in cache: CacheRecord, hashPart: String) async throws -> ByteBuffer? {
         if let text = memo.narInfo(cacheID: cache.id, hashPart: hashPart) {
             ServerMetrics.cacheRequest(kind: "narinfo", result: "hit")
+            accessLog.narInfo(cacheID: cache.id, hashPart: hashPart, found: true)
             return text
         }
         guard let path = try await store.path(cacheID: cache.id, hashPart: hashPart) else {
             ServerMetrics.cacheRequest(kind: "narinfo", result: "miss")
+            accessLog.narInfo(cacheID: cache.id, hashPart: hashPart, found: false)
             return nil
         }
         ServerMetrics.cacheRequest(kind: "narinfo", result: "hit")
+        accessLog.narInfo(cacheID: cache.id, hashPart: hashPart, found: true)
         let rendered: String
         do {
             rendered = try Self.narInfo(for: path).rendered()
@@ -174,7 +191,15 @@ public struct CacheService: Sendable {
         }
         let size = try await blobs.size(of: .nar(fileName))
         ServerMetrics.cacheRequest(kind: "nar", result: size != nil ? "hit" : "miss")
+        if size != nil { accessLog.narDownload(cacheID: cache.id, fileName: fileName) }
         return size.map { StoredNar(key: .nar(fileName), size: $0) }
+    }
+
+    /// Where to send a NAR download instead of streaming it, when the server is set to redirect
+    /// and the blob store can presign URLs (valid for an hour).
+    public func redirectURL(of nar: StoredNar) -> String? {
+        guard narRedirect else { return nil }
+        return blobs.presignedURL(of: nar.key, expires: 3600)
     }
 
     /// The bytes of a stored NAR (those in `range`): a local file the HTTP layer may send as it is,
@@ -371,11 +396,26 @@ public struct CacheService: Sendable {
 
     /// Moves the checked blob into place, signs the narinfo with the cache's key and makes the
     /// path visible, in that order, so a crash at any point leaves no visible half-path.
+    ///
+    /// The blob may be one garbage collection found unused (the same NAR stored before): it is
+    /// reclaimed first, which waits for a deletion in progress, and the path must become visible
+    /// well within the grace period after that, or the upload gives up (see `CacheGarbageCollector`).
     private func commit(
         cache: CacheRecord, storePath: StorePath, references: [StorePath], deriver: String?, clientSigs: [String],
         ca: String?, compression: CompressionMethod, result: IngestResult, writer: any BlobWriter
     ) async throws -> PathRecord {
         let fileName = result.fileHash.digest(.nix32) + ".nar" + compression.fileExtension
+        // From here on, an orphan record of this blob can only be younger than `reclaimed`.
+        var reclaimed = ContinuousClock.now
+        do {
+            if try await store.isOrphanBlob(fileName: fileName) {
+                try await store.reclaimOrphanBlob(fileName: fileName)
+                reclaimed = .now
+            }
+        } catch {
+            await writer.discard()
+            throw error
+        }
         try await writer.commit(as: .nar(fileName))
         let secretKey = try NixSecretKey(parsing: cache.secretKey)
         var narInfo = NarInfo(
@@ -390,6 +430,13 @@ public struct CacheService: Sendable {
             fileHash: result.fileHash.narInfoString, fileSize: Int64(result.fileSize),
             compression: compression.rawValue, references: references.map(\.baseName).sorted(),
             deriver: narInfo.deriver, sigs: narInfo.sigs + otherSigs, ca: ca, createdAt: Date())
+        guard ContinuousClock.now - reclaimed < lifecycle.uploadCommitDeadline else {
+            // Too slow to be sure the blob outlives a collection that found it unused: let the next
+            // collection judge it, and have the client try again.
+            try? await store.addOrphanBlobs([fileName], at: Date())
+            throw ServiceError(
+                .unavailable, "storing \(storePath.path) took too long to be made visible safely; upload it again")
+        }
         let inserted = try await store.insertPath(record)
         logger.info(
             inserted ? "path stored" : "path already present",

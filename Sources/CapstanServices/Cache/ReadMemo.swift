@@ -42,14 +42,23 @@ struct RecentlyUsedMap<Key: Hashable, Value> {
     }
 }
 
-/// What the binary-cache routes read on every request and that cannot change once written:
-/// cache rows (caches are never renamed, edited or deleted) and the rendered narinfo of stored
-/// paths (a path, once visible, is never changed or removed). Only found rows are kept: a miss
-/// always asks the database again, so a path pushed through another server sharing the database
-/// shows up at once. Authorisation is not memoised here; callers check it on every request.
+/// What the binary-cache routes read on every request: cache rows and the rendered narinfo of
+/// stored paths. Only found rows are kept: a miss always asks the database again, so a path pushed
+/// through another server sharing the database shows up at once. A path removed (garbage
+/// collection, `cache rm`, a repair) or a cache reconfigured is forgotten through `forget(cacheID:)`
+/// here and, through the event bus, on every replica; a narinfo is also kept no longer than
+/// `narInfoLifetime`, so that one replica missing that event serves a removed path's narinfo at
+/// most that long, well within the grace period before its blob may go. Authorisation is not
+/// memoised here; callers check it on every request.
 final class ReadMemo: Sendable {
+    private struct MemoizedNarInfo {
+        var text: ByteBuffer
+        var expires: ContinuousClock.Instant
+    }
+
     private let caches: Mutex<RecentlyUsedMap<String, CacheRecord>>
-    private let narInfos: Mutex<RecentlyUsedMap<NarInfoKey, ByteBuffer>>
+    private let narInfos: Mutex<RecentlyUsedMap<NarInfoKey, MemoizedNarInfo>>
+    let narInfoLifetime: Duration
 
     struct NarInfoKey: Hashable {
         var cacheID: String
@@ -57,9 +66,10 @@ final class ReadMemo: Sendable {
     }
 
     /// `narInfoCapacity` narinfo texts per generation (about 0.5–2 KiB each).
-    init(cacheCapacity: Int = 256, narInfoCapacity: Int = 8192) {
+    init(cacheCapacity: Int = 256, narInfoCapacity: Int = 8192, narInfoLifetime: Duration = .seconds(60)) {
         caches = Mutex(RecentlyUsedMap(capacity: cacheCapacity))
         narInfos = Mutex(RecentlyUsedMap(capacity: narInfoCapacity))
+        self.narInfoLifetime = narInfoLifetime
     }
 
     func cache(named name: String) -> CacheRecord? {
@@ -71,11 +81,29 @@ final class ReadMemo: Sendable {
     }
 
     func narInfo(cacheID: String, hashPart: String) -> ByteBuffer? {
-        narInfos.withLock { $0.value(for: NarInfoKey(cacheID: cacheID, hashPart: hashPart)) }
+        let key = NarInfoKey(cacheID: cacheID, hashPart: hashPart)
+        let now = ContinuousClock.now
+        return narInfos.withLock { map in
+            guard let entry = map.value(for: key) else { return nil }
+            guard entry.expires > now else {
+                map.removeValue(for: key)
+                return nil
+            }
+            return entry.text
+        }
     }
 
     func remember(narInfo: ByteBuffer, cacheID: String, hashPart: String) {
-        narInfos.withLock { $0.insert(narInfo, for: NarInfoKey(cacheID: cacheID, hashPart: hashPart)) }
+        let entry = MemoizedNarInfo(text: narInfo, expires: .now + narInfoLifetime)
+        narInfos.withLock { $0.insert(entry, for: NarInfoKey(cacheID: cacheID, hashPart: hashPart)) }
+    }
+
+    /// Forgets everything about caches: paths were removed or settings changed (rare, so everything
+    /// goes rather than indexing entries by cache).
+    func forget(cacheID: String) {
+        _ = cacheID
+        caches.withLock { $0.removeAll() }
+        narInfos.withLock { $0.removeAll() }
     }
 }
 

@@ -4,7 +4,8 @@ import Logging
 import Synchronization
 
 /// Something about deployments that every server replica may need to act on: the replica
-/// holding the agent's connection sends it work, replicas following a log wake up.
+/// holding the agent's connection sends it work, replicas following a log wake up. Caches use the
+/// same bus to tell replicas what they must forget.
 public enum DeployEvent: Codable, Sendable, Equatable {
     case deploymentCreated(agentID: String, deploymentID: String)
     case deploymentCancelled(agentID: String, deploymentID: String)
@@ -12,14 +13,16 @@ public enum DeployEvent: Codable, Sendable, Equatable {
     case logAppended(deploymentID: String)
     /// A token was revoked: every replica ends what it holds open for it.
     case tokenRevoked(tokenID: String)
+    /// Paths of a cache were removed or its settings changed: replicas drop what they remember of it.
+    case cacheChanged(cacheID: String)
 
-    /// The deployment the event is about; empty for a revocation.
-    public var deploymentID: String {
+    /// The deployment the event is about; nil for token and cache events.
+    public var deploymentID: String? {
         switch self {
         case .deploymentCreated(_, let id), .deploymentCancelled(_, let id), .deploymentChanged(_, let id),
             .logAppended(let id):
             id
-        case .tokenRevoked: ""
+        case .tokenRevoked, .cacheChanged: nil
         }
     }
 }

@@ -68,8 +68,11 @@ extension DeployService {
 
     /// After a reconnect: deployments the agent had started but neither runs nor reported are failed,
     /// so none stays InProgress forever.
-    public func reconcile(_ agent: AgentRecord, running: String?) async throws {
-        for stale in try await store.deployments(agentID: agent.id, status: .inProgress) where stale.id != running {
+    /// Only deployments the agent had started before it connected (`connectedAt`) can be orphans: one it
+    /// started over this connection is running, whatever its hello said.
+    public func reconcile(_ agent: AgentRecord, running: String?, connectedAt: Date) async throws {
+        for stale in try await store.deployments(agentID: agent.id, status: .inProgress)
+        where stale.id != running && (stale.startedAt ?? .distantPast) < connectedAt {
             let reason = Self.orphanReason
             try await appendLines(stale.id, [Self.finalFailureLine + " " + reason])
             if let failed = try await store.transitionDeployment(

@@ -90,12 +90,17 @@ public protocol BlobStore: Sendable {
     /// A local file holding exactly the blob's bytes, for zero-copy serving; nil where blobs are
     /// not files (an object store) or the blob is missing.
     func localFile(of key: BlobKey) -> String?
+    /// A URL from which anyone may GET the blob for `expires` seconds, for redirecting downloads to
+    /// the store itself; nil where the store has none (files).
+    func presignedURL(of key: BlobKey, expires: Int) -> String?
 }
 
 extension BlobStore {
     public func read(_ key: BlobKey) async throws -> BlobBytes? { try await read(key, range: nil) }
 
     public func localFile(of key: BlobKey) -> String? { nil }
+
+    public func presignedURL(of key: BlobKey, expires: Int) -> String? { nil }
 
     /// A small blob (a description, not a NAR) read whole; nil when it is missing or larger than `limit`.
     public func contents(of key: BlobKey, limit: Int = 1 << 20) async throws -> [UInt8]? {

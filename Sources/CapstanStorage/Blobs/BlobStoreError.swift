@@ -12,6 +12,10 @@ public enum BlobStoreError: Error, Sendable, Equatable, CustomStringConvertible 
     case system(operation: String, path: String, errno: Int32)
     /// The writer was used after `commit` or `discard`.
     case writerClosed(path: String)
+    /// A blob store URL that cannot be used.
+    case invalidLocation(String, reason: String)
+    /// An object store refused or failed a request; `status` is its HTTP status when it answered.
+    case objectStore(operation: String, status: Int?, reason: String)
 
     public var description: String {
         switch self {
@@ -21,6 +25,10 @@ public enum BlobStoreError: Error, Sendable, Equatable, CustomStringConvertible 
             return "\(operation) \(path) failed: \(String(cString: strerror(code))) (errno \(code))"
         case .writerClosed(let path):
             return "blob writer for \(path) was already committed or discarded"
+        case .invalidLocation(let location, let reason):
+            return "blob store '\(location)': \(reason)"
+        case .objectStore(let operation, let status, let reason):
+            return "object store: \(operation) failed" + (status.map { " (HTTP \($0))" } ?? "") + ": \(reason)"
         }
     }
 }

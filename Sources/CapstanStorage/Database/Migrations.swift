@@ -3,7 +3,7 @@
 /// Column types are chosen to mean the same on both backends: TEXT, BIGINT (timestamps are
 /// milliseconds since 1970), INTEGER and BOOLEAN (stored as 0/1 by SQLite).
 enum Migrations {
-    static let all: [Migration] = [initialSchema, deployments, operators, activation]
+    static let all: [Migration] = [initialSchema, deployments, operators, activation, cacheLifecycle]
 
     static let initialSchema = Migration(version: 1, name: "workspaces, tokens, caches, paths") { _ in
         [
@@ -191,6 +191,36 @@ enum Migrations {
         [
             "ALTER TABLE deployments ADD COLUMN activation TEXT NULL",
             "ALTER TABLE deployments ADD COLUMN check_results TEXT NULL",
+        ]
+    }
+
+    /// What a cache keeps and for how long, when its paths were last used, how often it was asked,
+    /// and the blobs no path uses any more (deleted after a grace period).
+    static let cacheLifecycle = Migration(version: 5, name: "cache retention, path access times, orphan blobs") { _ in
+        [
+            // NULL: kept forever / no size bound.
+            "ALTER TABLE caches ADD COLUMN retention_seconds BIGINT NULL",
+            "ALTER TABLE caches ADD COLUMN max_size BIGINT NULL",
+            "ALTER TABLE caches ADD COLUMN keep_generations INTEGER NOT NULL DEFAULT 3",
+            "ALTER TABLE caches ADD COLUMN last_gc_at BIGINT NULL",
+            "ALTER TABLE paths ADD COLUMN last_accessed_at BIGINT NOT NULL DEFAULT 0",
+            "UPDATE paths SET last_accessed_at = created_at",
+            "CREATE INDEX paths_cache_access ON paths (cache_id, last_accessed_at)",
+            """
+            CREATE TABLE cache_request_counts (
+                cache_id TEXT NOT NULL REFERENCES caches(id) ON DELETE CASCADE,
+                hour BIGINT NOT NULL,
+                hits BIGINT NOT NULL,
+                misses BIGINT NOT NULL,
+                PRIMARY KEY (cache_id, hour)
+            )
+            """,
+            """
+            CREATE TABLE blob_orphans (
+                file_name TEXT PRIMARY KEY,
+                since BIGINT NOT NULL
+            )
+            """,
         ]
     }
 }

@@ -2,7 +2,7 @@ import Foundation
 
 /// Timestamps are stored as BIGINT milliseconds since 1970: the same type and precision on SQLite and PostgreSQL.
 extension Date {
-    var unixMilliseconds: Int64 { Int64((timeIntervalSince1970 * 1000).rounded()) }
+    public var unixMilliseconds: Int64 { Int64((timeIntervalSince1970 * 1000).rounded()) }
 
     init(unixMilliseconds: Int64) {
         self.init(timeIntervalSince1970: Double(unixMilliseconds) / 1000)

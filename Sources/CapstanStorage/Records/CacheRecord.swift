@@ -18,10 +18,20 @@ public struct CacheRecord: Sendable, Equatable, Hashable {
     /// The `Priority` of `nix-cache-info`: lower is preferred by Nix.
     public var priority: Int
     public var createdAt: Date
+    /// Seconds a path is kept after its last download or upload; nil: forever.
+    public var retentionSeconds: Int64?
+    /// The most its paths' stored files may take, in bytes; nil: no bound.
+    public var maxSize: Int64?
+    /// How many of each agent's last successful deployments stay pinned.
+    public var keepGenerations: Int
+    public var lastGCAt: Date?
+
+    public static let defaultKeepGenerations = 3
 
     public init(
         id: String, workspaceID: String, name: String, isPublic: Bool, keyName: String, secretKey: String,
-        publicKey: String, compression: String, priority: Int, createdAt: Date
+        publicKey: String, compression: String, priority: Int, createdAt: Date, retentionSeconds: Int64? = nil,
+        maxSize: Int64? = nil, keepGenerations: Int = CacheRecord.defaultKeepGenerations, lastGCAt: Date? = nil
     ) {
         self.id = id
         self.workspaceID = workspaceID
@@ -33,5 +43,9 @@ public struct CacheRecord: Sendable, Equatable, Hashable {
         self.compression = compression
         self.priority = priority
         self.createdAt = createdAt
+        self.retentionSeconds = retentionSeconds
+        self.maxSize = maxSize
+        self.keepGenerations = keepGenerations
+        self.lastGCAt = lastGCAt
     }
 }

@@ -10,7 +10,8 @@ struct ServeCommand: AsyncParsableCommand {
         discussion: """
             Settings come from, in increasing precedence: defaults, the configuration file (--config or \
             CAPSTAN_CONFIG), CAPSTAN_* environment variables (CAPSTAN_DATA_DIR, CAPSTAN_LISTEN, \
-            CAPSTAN_PUBLIC_URL, CAPSTAN_DATABASE_URL, CAPSTAN_MAX_NAR_SIZE, CAPSTAN_CACHE_HOST) and these flags. \
+            CAPSTAN_PUBLIC_URL, CAPSTAN_DATABASE_URL, CAPSTAN_MAX_NAR_SIZE, CAPSTAN_CACHE_HOST, CAPSTAN_BLOB_STORE, \
+            CAPSTAN_GC_INTERVAL, …) and these flags. \
             See docs/configuration.md for the file format.
             """
     )
@@ -36,6 +37,12 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: "Host name under which each cache is also served as CACHE.HOST, as cachix clients expect.")
     var cacheHost: String?
 
+    @Option(
+        help: ArgumentHelp(
+            "Where NARs are kept: s3://BUCKET[/PREFIX]?endpoint=URL&region=R (credentials from AWS_ACCESS_KEY_ID and "
+                + "AWS_SECRET_ACCESS_KEY); absent: files under the data directory."))
+    var blobStore: String?
+
     @Option(help: "Log level: trace, debug, info, notice, warning, error.")
     var logLevel: Logger.Level?
 
@@ -51,6 +58,7 @@ struct ServeCommand: AsyncParsableCommand {
             if let databaseURL { settings.databaseURL = databaseURL }
             if let cacheHost { try settings.set("cache_host", cacheHost) }
             if let metricsListen { try settings.set("metrics_listen", metricsListen) }
+            if let blobStore { try settings.set("blob_store", blobStore) }
         } catch {
             throw ValidationError(error.description)
         }

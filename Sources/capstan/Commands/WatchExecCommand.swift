@@ -47,8 +47,20 @@ struct WatchExecCommand: AsyncParsableCommand {
         if process.terminationStatus != 0 { throw ExitCode(process.terminationStatus) }
     }
 
+    /// Every valid path. A path deleted while Nix lists them (a garbage collection running beside
+    /// the command) fails the listing: it is taken again, a few times.
     static func validPaths() throws -> Set<String> {
-        let output = try LocalNix.run(["nix", "--extra-experimental-features", "nix-command", "path-info", "--all"])
-        return Set(String(decoding: output, as: UTF8.self).split(separator: "\n").map(String.init))
+        var attempt = 1
+        while true {
+            do {
+                let output = try LocalNix.run([
+                    "nix", "--extra-experimental-features", "nix-command", "path-info", "--all",
+                ])
+                return Set(String(decoding: output, as: UTF8.self).split(separator: "\n").map(String.init))
+            } catch  where attempt < 5 {
+                attempt += 1
+                Thread.sleep(forTimeInterval: 0.2)
+            }
+        }
     }
 }

@@ -1,14 +1,6 @@
+import CapstanModel
 import Foundation
 
 enum ByteFormat {
-    static func string(_ bytes: Int64) -> String {
-        let units = ["B", "KiB", "MiB", "GiB", "TiB"]
-        var value = Double(bytes)
-        var unit = 0
-        while value >= 1024 && unit < units.count - 1 {
-            value /= 1024
-            unit += 1
-        }
-        return unit == 0 ? "\(bytes) B" : String(format: "%.1f %@", value, units[unit])
-    }
+    static func string(_ bytes: Int64) -> String { ByteSize(bytes: bytes).description }
 }

@@ -1,0 +1,157 @@
+import Foundation
+import Synchronization
+import TestSupport
+import Testing
+
+/// Garbage collection against the real server under stress: racing pushes that share blobs, and
+/// a server killed in the middle of a collection. The invariant checked throughout: a narinfo the
+/// cache serves always has its NAR.
+@Suite(.serialized) struct CacheLifecycleEndToEndTests {
+    /// Reads every path's narinfo and NAR as Nix would; a NAR missing while its narinfo is still
+    /// served (before and after the NAR request) is a violation.
+    static func violations(server: ServerProcess, cache: String, hashes: [String]) throws -> [String] {
+        var found: [String] = []
+        for hash in hashes {
+            let narInfo = try HTTP.request("GET", "\(server.url)/cache/\(cache)/\(hash).narinfo")
+            guard narInfo.status == 200,
+                let url = narInfo.text.split(separator: "\n").first(where: { $0.hasPrefix("URL: ") })?.dropFirst(5)
+            else { continue }
+            let nar = try ProcessRunner.run([
+                "curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "\(server.url)/cache/\(cache)/\(url)",
+            ]).stdoutString
+            guard nar != "200" else { continue }
+            let again = try HTTP.request("GET", "\(server.url)/cache/\(cache)/\(hash).narinfo")
+            if again.status == 200 && again.text.contains("URL: \(url)") {
+                found.append("\(cache)/\(hash).narinfo is served but its \(url) answers \(nar)")
+            }
+        }
+        return found
+    }
+
+    static func hashes(_ paths: [String]) -> [String] {
+        paths.map { String($0.dropFirst("/nix/store/".count).prefix(32)) }
+    }
+
+    @Test func aCollectionRacingPushesThatShareBlobsNeverShowsANarinfoWithoutItsNar() throws {
+        let temp = try TemporaryDirectory("capstan-gc-race")
+        let server = try ServerProcess(
+            dataDirectory: temp.sub("data"), environment: ["CAPSTAN_GC_BLOB_GRACE": "1s"])
+        let admin = CapstanCLI(url: server.url, token: try server.adminToken)
+        _ = try admin.createCache("churn")
+        let steadyKey = try admin.createCache("steady")
+        try admin.run(["cache", "configure", "churn", "--retention", "0s"])
+        let closure = try NixFixtures.buildClosure(in: temp.path, payloadBytes: 200_000)
+        let hashes = Self.hashes(closure)
+        let deadline = Date().addingTimeInterval(30)
+        let problems = Mutex<[String]>([])
+        let blobsDeleted = Mutex(0)
+        let rounds = Mutex(0)
+        let group = DispatchGroup()
+        // Push into `churn` and collect it at once: its paths go, their blobs wait for the grace period;
+        // collect again about when it ends, while `steady` may be pushing the same NARs.
+        DispatchQueue.global().async(group: group) {
+            while Date() < deadline {
+                do {
+                    try admin.run(["push", "churn", closure[0]])
+                    for pause in [0, Double.random(in: 1.0...2.0)] {
+                        Thread.sleep(forTimeInterval: pause)
+                        let report = try admin.run(["cache", "gc", "churn", "--json"]).stdout
+                        let object = try JSONSerialization.jsonObject(with: report) as? [String: Any]
+                        blobsDeleted.withLock { $0 += object?["blobsDeleted"] as? Int ?? 0 }
+                    }
+                    rounds.withLock { $0 += 1 }
+                } catch {
+                    problems.withLock { $0.append("churn: \(error)") }
+                }
+            }
+        }
+        // The same NARs pushed into `steady` and removed again: uploads dedup onto blobs being collected.
+        DispatchQueue.global().async(group: group) {
+            while Date() < deadline {
+                do {
+                    try admin.run(["push", "steady", closure[0]])
+                    Thread.sleep(forTimeInterval: Double.random(in: 0...0.5))
+                    try admin.run(["cache", "rm", "steady", closure[2], "--force"])
+                    Thread.sleep(forTimeInterval: Double.random(in: 0.5...2.5))
+                } catch {
+                    problems.withLock { $0.append("steady: \(error)") }
+                }
+            }
+        }
+        // Nix's view, all along.
+        DispatchQueue.global().async(group: group) {
+            while Date() < deadline {
+                do {
+                    let found =
+                        try Self.violations(server: server, cache: "churn", hashes: hashes)
+                        + Self.violations(server: server, cache: "steady", hashes: hashes)
+                    problems.withLock { $0 += found }
+                } catch {
+                    problems.withLock { $0.append("reader: \(error)") }
+                }
+            }
+        }
+        group.wait()
+        #expect(problems.withLock { $0 } == [])
+        #expect(rounds.withLock { $0 } > 3)
+        #expect(blobsDeleted.withLock { $0 } > 0, "the race needs collections that delete blobs")
+        // Afterwards: every remaining narinfo of either cache has its NAR, and the closure pushed once
+        // more substitutes into an empty store.
+        for cache in ["churn", "steady"] {
+            let verify = try admin.run(["cache", "verify", cache, "--json"], check: false)
+            #expect(verify.status == 0, "\(cache): \(verify.stdoutString)\(verify.stderrString)")
+        }
+        try admin.run(["push", "steady", closure[0]])
+        let result = try NixFixtures.substituteIntoEmptyStore(
+            [closure[0]], substituter: "\(server.url)/cache/steady", key: steadyKey, in: temp)
+        #expect(result.status == 0, "\(result.stderrString)")
+    }
+
+    @Test func killingTheServerDuringACollectionLeavesNoNarinfoWithoutItsNar() throws {
+        let temp = try TemporaryDirectory("capstan-gc-kill")
+        let server = try ServerProcess(
+            dataDirectory: temp.sub("data"), environment: ["CAPSTAN_GC_BLOB_GRACE": "300ms"])
+        let admin = CapstanCLI(url: server.url, token: try server.adminToken)
+        _ = try admin.createCache("big")
+        // Many small paths, so that a collection takes long enough to be interrupted.
+        let files = temp.sub("files")
+        try FileManager.default.createDirectory(atPath: files, withIntermediateDirectories: true)
+        let nonce = UUID().uuidString
+        let names = (0..<1500).map { "capstan-gc-kill-\($0)" }
+        for name in names {
+            try "\(name) \(nonce)\n".write(toFile: files + "/" + name, atomically: false, encoding: .utf8)
+        }
+        let paths = try ProcessRunner.nix(["nix-store", "--add"] + names.map { files + "/" + $0 }).stdoutString
+            .split(separator: "\n").map(String.init)
+        #expect(paths.count == names.count)
+        try admin.run(["push", "big", "--stdin", "--jobs", "8"], input: Data(paths.joined(separator: "\n").utf8))
+        try admin.run(["cache", "configure", "big", "--retention", "0s"])
+        var remaining: [Int] = []
+        for delay in [0.05, 0.2, 0.05, 0.4, 0.1, 0.8] {
+            let gc = Process()
+            gc.executableURL = URL(fileURLWithPath: TestEnvironment.capstanBinary)
+            gc.arguments = ["cache", "gc", "big", "--url", server.url, "--token", try server.adminToken]
+            gc.standardOutput = FileHandle.nullDevice
+            gc.standardError = FileHandle.nullDevice
+            try gc.run()
+            Thread.sleep(forTimeInterval: delay)
+            server.kill()
+            gc.waitUntilExit()
+            try server.start()
+            let verify = try admin.run(["cache", "verify", "big", "--json"], check: false)
+            #expect(verify.status == 0, "after a kill \(delay)s into a collection: \(verify.stdoutString)")
+            let report = try JSONSerialization.jsonObject(with: verify.stdout) as? [String: Any]
+            remaining.append(report?["checkedPaths"] as? Int ?? -1)
+        }
+        // Collections run to their end finish the job: no path, and after the grace period no blob.
+        try admin.run(["cache", "gc", "big"])
+        Thread.sleep(forTimeInterval: 0.5)
+        try admin.run(["cache", "gc", "big"])
+        let info = try JSONSerialization.jsonObject(with: try admin.run(["cache", "info", "big", "--json"]).stdout)
+        #expect((info as? [String: Any])?["pathCount"] as? Int == 0)
+        let left = try FileManager.default.contentsOfDirectory(atPath: temp.sub("data") + "/blobs/nar")
+        #expect(left.isEmpty, "\(left.count) blobs left; paths after each kill: \(remaining)")
+        let first = try #require(Self.hashes(paths).first)
+        #expect(try HTTP.request("GET", "\(server.url)/cache/big/\(first).narinfo").status == 404)
+    }
+}
