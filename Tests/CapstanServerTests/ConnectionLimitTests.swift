@@ -67,6 +67,17 @@ import Testing
                         open_.remove(s)
                         last = time.time() - start
             print("closed", len(held) - len(open_), "%.1f" % last, flush=True)
+        elif mode == "keepalive":
+            count, wait = int(sys.argv[3]), float(sys.argv[4])
+            held = []
+            for _ in range(count):
+                s = connect()
+                s.sendall(b"GET /health HTTP/1.1\\r\\nHost: x\\r\\n\\r\\n")
+                if answer(s).startswith("HTTP/1.1 200"):
+                    held.append(s)
+            print("held", len(held), flush=True)
+            time.sleep(wait)
+            print("closed", sum(1 for s in held if closed(s, 0)), flush=True)
         elif mode == "big":
             size = int(sys.argv[3])
             s = connect()
@@ -133,6 +144,24 @@ import Testing
         #expect(words.count == 3 && Int(words[1]) == held, "\(rest)")
         #expect((Double(words.count == 3 ? words[2] : "99") ?? 99) < 10, "\(rest)")
         #expect(try healthAnswers(server))
+        server.stop()
+    }
+
+    /// Connections kept alive between requests count as idle too: over the cap, the oldest of them
+    /// make room for new clients.
+    @Test func keptAliveConnectionsMakeRoomOverTheCap() throws {
+        let server = try ServerProcess(
+            dataDirectory: temp.sub("keepalive"), environment: ["CAPSTAN_MAX_CONNECTIONS": "20"])
+        let client = try HelperProcess(
+            ["/usr/bin/python3", try clientScript(), "keepalive", String(server.port), "30", "3"],
+            errorPath: temp.sub("keepalive.err"))
+        #expect(try client.readLine() == "held 30", "\(client.errors)")
+        #expect(try healthAnswers(server))
+        let closed = client.finish().split(separator: " ").last.flatMap {
+            Int($0.trimmingCharacters(in: .whitespacesAndNewlines))
+        }
+        // 31 clients for 20 places: at least 11 of the kept-alive ones were closed for newer ones.
+        #expect((closed ?? 0) >= 11, "closed \(closed ?? -1)")
         server.stop()
     }
 

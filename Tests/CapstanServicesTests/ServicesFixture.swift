@@ -17,6 +17,7 @@ struct Services {
     let deploy: DeployService
     let dispatcher: AgentDispatcher
     let outbox: RecordingOutbox
+    let events: EventBus
     let workspace: WorkspaceRecord
     let cache: CacheRecord
 
@@ -69,7 +70,7 @@ struct Services {
         let cache = try await caches.readableCache(named: "fleet", by: adminPrincipal)
         return Services(
             store: store, tokens: tokens, caches: caches, deploy: deploy, dispatcher: dispatcher, outbox: outbox,
-            workspace: workspace, cache: cache)
+            events: events, workspace: workspace, cache: cache)
     }
 
     /// A principal of `kind` in this workspace (push and read tokens of the `fleet` cache; agent tokens of `agent`).

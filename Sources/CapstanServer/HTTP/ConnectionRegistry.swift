@@ -22,8 +22,41 @@ final class ConnectionRegistry: Sendable {
         var idleCount = 0
         var evictingCount = 0
         var clock: UInt64 = 0
+        /// Connections in the order they became idle, oldest first from `idleHead`; an item is stale
+        /// once its connection's `idleSince` differs (busy again, idle again later, or gone). Finding
+        /// the longest idle is then amortised constant time, even with tens of thousands connected.
+        var idleOrder: [(since: UInt64, key: ObjectIdentifier)] = []
+        var idleHead = 0
 
         var counted: Int { entries.count - evictingCount }
+
+        mutating func becameIdle(_ key: ObjectIdentifier) {
+            clock += 1
+            entries[key]?.idleSince = clock
+            idleCount += 1
+            idleOrder.append((clock, key))
+            // Stale items are dropped now and then, so the order stays proportional to the connections.
+            if idleOrder.count - idleHead > 2 * entries.count + 1024 {
+                idleOrder = idleOrder[idleHead...].filter { entries[$0.key]?.idleSince == $0.since }
+                idleHead = 0
+            }
+        }
+
+        /// The connection idle the longest, other than `newest`; nil when none is idle.
+        mutating func longestIdle(besides newest: ObjectIdentifier) -> ObjectIdentifier? {
+            while idleHead < idleOrder.count {
+                let item = idleOrder[idleHead]
+                guard entries[item.key]?.idleSince == item.since else {
+                    idleHead += 1
+                    continue
+                }
+                // The newest is the last in the order: reaching it, nothing older is idle.
+                if item.key == newest { return nil }
+                idleHead += 1
+                return item.key
+            }
+            return nil
+        }
     }
 
     let capacity: Int
@@ -44,22 +77,15 @@ final class ConnectionRegistry: Sendable {
     /// longest is told to close (`ConnectionGuard` does it, on its own event loop).
     func opened(_ channel: any Channel) {
         let evicted: (any Channel)? = state.withLock { state in
-            state.clock += 1
             let key = ObjectIdentifier(channel)
-            state.entries[key] = Entry(channel: channel, idleSince: state.clock)
-            state.idleCount += 1
-            guard state.counted > capacity else { return nil }
-            var oldest: (key: ObjectIdentifier, since: UInt64)?
-            for (candidate, entry) in state.entries where candidate != key {
-                guard let since = entry.idleSince else { continue }
-                if since < oldest?.since ?? .max { oldest = (candidate, since) }
-            }
-            guard let oldest else { return nil }
-            state.entries[oldest.key]?.idleSince = nil
-            state.entries[oldest.key]?.evicting = true
+            state.entries[key] = Entry(channel: channel, idleSince: nil)
+            state.becameIdle(key)
+            guard state.counted > capacity, let oldest = state.longestIdle(besides: key) else { return nil }
+            state.entries[oldest]?.idleSince = nil
+            state.entries[oldest]?.evicting = true
             state.idleCount -= 1
             state.evictingCount += 1
-            return state.entries[oldest.key]?.channel
+            return state.entries[oldest]?.channel
         }
         guard let evicted else { return }
         logger.debug(
@@ -91,9 +117,7 @@ final class ConnectionRegistry: Sendable {
         state.withLock { state in
             let key = ObjectIdentifier(channel)
             guard let entry = state.entries[key], entry.idleSince == nil, !entry.evicting else { return }
-            state.clock += 1
-            state.entries[key]?.idleSince = state.clock
-            state.idleCount += 1
+            state.becameIdle(key)
         }
     }
 
