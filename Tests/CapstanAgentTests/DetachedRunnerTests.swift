@@ -17,7 +17,8 @@ struct DetachedRunnerTests {
         return try DeploymentSupervisor(configuration: configuration, logger: Logger(label: "test.supervisor"))
     }
 
-    func waitFor(_ what: String, timeout: Double = 60, _ condition: () async throws -> Bool) async throws {
+    // Generous: a runner is a process of its own, and a loaded machine (CI beside other builds) is slow.
+    func waitFor(_ what: String, timeout: Double = 180, _ condition: () async throws -> Bool) async throws {
         let deadline = Date().addingTimeInterval(timeout)
         while Date() < deadline {
             if try await condition() { return }

@@ -268,11 +268,14 @@ final class MultipartUpload: @unchecked Sendable {
 
     func upload(part bytes: ByteBuffer) async throws {
         let number = parts.count + 1
-        var request = client.makeRequest(
-            .PUT, key: key, query: [("partNumber", String(number)), ("uploadId", uploadID)],
-            headers: ["content-length": String(bytes.readableBytes)])
-        request.body = .bytes(bytes)
-        let response = try await client.send(request, what: "uploading part \(number) of \(key)")
+        let response = try await Self.retrying {
+            // Signed anew for each attempt: a signature carries its time.
+            var request = client.makeRequest(
+                .PUT, key: key, query: [("partNumber", String(number)), ("uploadId", uploadID)],
+                headers: ["content-length": String(bytes.readableBytes)])
+            request.body = .bytes(bytes)
+            return try await client.send(request, what: "uploading part \(number) of \(key)")
+        }
         guard let eTag = response.headers.first(name: "etag") else {
             throw BlobStoreError.objectStore(
                 operation: "uploading part \(number) of \(key)", status: Int(response.status.code),
@@ -302,5 +305,21 @@ final class MultipartUpload: @unchecked Sendable {
         _ = try? await client.send(
             client.makeRequest(.DELETE, key: key, query: [("uploadId", uploadID)]), accepting: [404],
             what: "aborting the multipart upload of \(key)")
+    }
+}
+
+extension MultipartUpload {
+    /// Object stores answer 500 and 503 now and then and expect the request again (as S3's own
+    /// clients do): a part is sent up to four times, a little later each time. Other errors are final.
+    static func retrying<R>(_ operation: () async throws -> R) async throws -> R {
+        var attempt = 1
+        while true {
+            do {
+                return try await operation()
+            } catch BlobStoreError.objectStore(_, let status, _) where attempt < 4 && (status ?? 500) >= 500 {
+                try await Task.sleep(for: .milliseconds(250 * attempt))
+                attempt += 1
+            }
+        }
     }
 }
