@@ -45,7 +45,9 @@ import Testing
                     "--seed", "1", "--generation-database", "none", "--report", "junit", "--report-dir", report,
                     "--no-color",
                 ] + selection,
-                environment: ProcessInfo.processInfo.environment.merging(["SCHEMATHESIS_TELEMETRY": "false"]) { $1 })
+                environment: ProcessInfo.processInfo.environment.merging(["SCHEMATHESIS_TELEMETRY": "false"]) { $1 },
+                // It keeps a cache (.schemathesis/) in its working directory: the test's, not the repository.
+                currentDirectory: temp.path)
         }
         // One worker: with two, schemathesis once failed inside Python's ast module ("AST constructor
         // recursion depth mismatch"), a fault of the tool rather than a finding about the server.
