@@ -99,22 +99,57 @@ public struct CapstanServer: Sendable {
 
     /// On first start: the default workspace and an admin token, printed once and kept in
     /// `<data-dir>/admin-token` (mode 0600). Returns the token when one was created.
+    ///
+    /// One recoverable step: the file is written before anything enters the database, and the step
+    /// runs again at every start until the workspace has a valid admin token, so a start that failed
+    /// half-way (a full disk, an unwritable file) never locks the operators out.
     public func bootstrap() async throws -> String? {
-        if try await store.workspace(named: configuration.defaultWorkspace) != nil { return nil }
-        let workspace = try await store.createWorkspace(name: configuration.defaultWorkspace)
-        let created = try await tokens.issue(
-            kind: .admin, workspaceID: workspace.id, cacheID: nil, agentID: nil, label: "initial admin token")
-        let path = (configuration.dataDirectory as NSString).appendingPathComponent("admin-token")
-        let fd = Glibc.open(path, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
-        guard fd >= 0 else {
-            throw ServiceError(.unavailable, "cannot write \(path): \(String(cString: strerror(errno)))")
+        if let workspace = try await store.workspace(named: configuration.defaultWorkspace),
+            try await store.tokens(workspaceID: workspace.id).contains(where: {
+                $0.kind == .admin && $0.revokedAt == nil
+            })
+        {
+            return nil
         }
-        defer { close(fd) }
-        let line = created.token + "\n"
-        _ = line.withCString { write(fd, $0, strlen($0)) }
-        fchmod(fd, 0o600)
-        logger.notice("created workspace '\(workspace.name)' and an admin token, saved in \(path)")
-        return created.token
+        let token = try await Self.issueAdminToken(
+            store: store, tokens: tokens, configuration: configuration, label: "initial admin token")
+        logger.notice(
+            "created an admin token for workspace '\(configuration.defaultWorkspace)', saved in \(configuration.dataDirectory)/admin-token"
+        )
+        return token
+    }
+
+    /// A new admin token of the default workspace (created when missing), written to
+    /// `<data-dir>/admin-token` first, then stored.
+    static func issueAdminToken(
+        store: CapstanStore, tokens: TokenService, configuration: ServerConfiguration, label: String
+    ) async throws -> String {
+        let secret = TokenSecret.generate(kind: .admin)
+        try AdminTokenFile.write(secret, dataDirectory: configuration.dataDirectory)
+        var workspace = try await store.workspace(named: configuration.defaultWorkspace)
+        if workspace == nil { workspace = try await store.createWorkspace(name: configuration.defaultWorkspace) }
+        guard let workspace else { throw ServiceError(.unavailable, "the default workspace could not be created") }
+        _ = try await tokens.issue(
+            kind: .admin, workspaceID: workspace.id, cacheID: nil, agentID: nil, label: label, secret: secret)
+        return secret
+    }
+
+    /// `capstan admin-token reset`: a new admin token from the data directory, whether the server runs or not.
+    public static func resetAdminToken(configuration: ServerConfiguration, logger: Logger) async throws -> String {
+        try DataDirectory.prepare(configuration.dataDirectory)
+        let store = try await CapstanStore.open(
+            databaseURL: configuration.databaseURL, dataDirectory: configuration.dataDirectory, logger: logger)
+        do {
+            try await store.migrate()
+            let token = try await issueAdminToken(
+                store: store, tokens: TokenService(store: store, logger: logger), configuration: configuration,
+                label: "admin token reset from the data directory")
+            try await store.shutdown()
+            return token
+        } catch {
+            try? await store.shutdown()
+            throw error
+        }
     }
 
     public func makeRouter() -> Router<CapstanRequestContext> {
@@ -262,5 +297,27 @@ struct BackgroundService: Service {
         await cancelWhenGracefulShutdown { await body() }
         // A task with nothing (left) to do still belongs to the running server.
         try? await gracefulShutdown()
+    }
+}
+
+/// `<data-dir>/admin-token`: written to a temporary file (0600) and renamed, so it is whole or absent.
+enum AdminTokenFile {
+    static func write(_ secret: String, dataDirectory: String) throws {
+        let path = (dataDirectory as NSString).appendingPathComponent("admin-token")
+        let temporary = path + ".new"
+        unlink(temporary)
+        let fd = Glibc.open(temporary, O_WRONLY | O_CREAT | O_EXCL, 0o600)
+        guard fd >= 0 else {
+            throw ServiceError(.unavailable, "cannot write \(temporary): \(String(cString: strerror(errno)))")
+        }
+        let line = secret + "\n"
+        let written = line.withCString { Glibc.write(fd, $0, strlen($0)) }
+        let synced = fsync(fd)
+        close(fd)
+        guard written == line.utf8.count, synced == 0, rename(temporary, path) == 0 else {
+            let reason = String(cString: strerror(errno))
+            unlink(temporary)
+            throw ServiceError(.unavailable, "cannot write \(path): \(reason)")
+        }
     }
 }

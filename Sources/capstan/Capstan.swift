@@ -8,6 +8,7 @@ struct Capstan: AsyncParsableCommand {
         version: CapstanVersion.current,
         subcommands: [
             ServeCommand.self,
+            AdminTokenCommand.self,
             CacheCommand.self,
             TokenCommand.self,
             PushCommand.self,

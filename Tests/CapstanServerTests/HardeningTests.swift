@@ -165,3 +165,37 @@ import Testing
         throw TestFailure("timed out waiting for \(what)")
     }
 }
+
+/// The first start is one recoverable step, and operators can issue an admin token from the data
+/// directory whether the server runs or not.
+@Suite(.serialized) struct BootstrapTests {
+    @Test func aFailedFirstStartIsRecoveredAndATokenCanBeResetFromTheDataDirectory() throws {
+        let temp = try TemporaryDirectory("capstan-bootstrap")
+        let data = temp.sub("data")
+        try FileManager.default.createDirectory(
+            atPath: data, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+        // The token file cannot be written: the first start fails, cleanly.
+        try FileManager.default.createDirectory(atPath: data + "/admin-token", withIntermediateDirectories: true)
+        let failed = try ProcessRunner.run([
+            TestEnvironment.capstanBinary, "serve", "--data-dir", data, "--listen", "127.0.0.1:\(try FreePort.find())",
+        ])
+        #expect(failed.status != 0)
+        #expect(failed.stderrString.contains("admin-token"), "\(failed.stderrString)")
+        #expect(!failed.stderrString.contains("Fatal error"), "\(failed.stderrString)")
+        try FileManager.default.removeItem(atPath: data + "/admin-token")
+
+        // The next start does the step again: a token is written, and it works.
+        let server = try ServerProcess(dataDirectory: data)
+        let first = try server.adminToken
+        #expect(try HTTP.request("GET", "\(server.url)/api/v1/tokens", token: first).status == 200)
+
+        // Reset with the server running: a new token, saved in the file, accepted at once.
+        let reset = try ProcessRunner.run([TestEnvironment.capstanBinary, "admin-token", "reset", "--data-dir", data])
+        #expect(reset.status == 0, "\(reset.stderrString)")
+        let second = reset.stdoutString.trimmingCharacters(in: .whitespacesAndNewlines)
+        #expect(second != first)
+        #expect(try server.adminToken == second)
+        #expect(try HTTP.request("GET", "\(server.url)/api/v1/tokens", token: second).status == 200)
+        server.stop()
+    }
+}

@@ -74,9 +74,10 @@ public struct TokenService: Sendable {
 
     /// Stores a new token and returns its secret, the only time it is visible.
     public func issue(
-        kind: TokenKind, workspaceID: String, cacheID: String?, agentID: String?, label: String?
+        kind: TokenKind, workspaceID: String, cacheID: String?, agentID: String?, label: String?,
+        secret given: String? = nil
     ) async throws -> CreatedToken {
-        let secret = TokenSecret.generate(kind: kind)
+        let secret = given ?? TokenSecret.generate(kind: kind)
         let record = TokenRecord(
             id: UUID().uuidString.lowercased(), workspaceID: workspaceID, kind: kind, cacheID: cacheID,
             agentID: agentID, label: label, createdAt: Date(), lastUsedAt: nil, revokedAt: nil)

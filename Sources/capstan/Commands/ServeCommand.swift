@@ -71,7 +71,15 @@ struct ServeCommand: AsyncParsableCommand {
         let logger = Logger(label: "capstan.server")
         let server = try await CapstanServer.open(
             configuration: settings, logger: logger, metricsRegistry: CapstanServer.bootstrapMetrics())
-        if let token = try await server.bootstrap() {
+        let created: String?
+        do {
+            created = try await server.bootstrap()
+        } catch {
+            // Nothing half-done stays open: the database is shut down before the error is reported.
+            try? await server.store.shutdown()
+            throw error
+        }
+        if let token = created {
             // Written unbuffered so it shows even when stdout is a file or a pipe.
             FileHandle.standardOutput.write(
                 Data("Admin token (shown once; also saved in \(settings.dataDirectory)/admin-token):\n\(token)\n".utf8))
