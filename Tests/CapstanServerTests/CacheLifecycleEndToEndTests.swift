@@ -107,6 +107,36 @@ import Testing
         #expect(result.status == 0, "\(result.stderrString)")
     }
 
+    @Test func theServerCollectsEveryCacheOnItsOwnEachInterval() throws {
+        let temp = try TemporaryDirectory("capstan-gc-periodic")
+        let server = try ServerProcess(
+            dataDirectory: temp.sub("data"),
+            environment: ["CAPSTAN_GC_INTERVAL": "1s", "CAPSTAN_GC_BLOB_GRACE": "1s"])
+        let admin = CapstanCLI(url: server.url, token: try server.adminToken)
+        _ = try admin.createCache("auto")
+        _ = try admin.createCache("forever")
+        let closure = try NixFixtures.buildClosure(in: temp.path)
+        try admin.run(["push", "auto", closure[0]])
+        let kept = try NixFixtures.buildClosure(in: temp.path)
+        try admin.run(["push", "forever", kept[0]])
+        try admin.run(["cache", "configure", "auto", "--retention", "0s"])
+        let hash = Self.hashes(closure)[0]
+        #expect(
+            try eventually(timeout: 20) {
+                try HTTP.request("GET", "\(server.url)/cache/auto/\(hash).narinfo").status == 404
+            })
+        // Then its blobs, once their grace period is over; the other cache keeps everything.
+        #expect(
+            try eventually(timeout: 20) {
+                try FileManager.default.contentsOfDirectory(atPath: temp.sub("data") + "/blobs/nar").count == 3
+            })
+        let info = try JSONSerialization.jsonObject(with: try admin.run(["cache", "info", "auto", "--json"]).stdout)
+        #expect((info as? [String: Any])?["pathCount"] as? Int == 0)
+        #expect(((info as? [String: Any])?["retention"] as? [String: Any])?["lastGC"] != nil)
+        let verify = try admin.run(["cache", "verify", "forever", "--json"], check: false)
+        #expect(verify.status == 0, "\(verify.stdoutString)")
+    }
+
     @Test func killingTheServerDuringACollectionLeavesNoNarinfoWithoutItsNar() throws {
         let temp = try TemporaryDirectory("capstan-gc-kill")
         let server = try ServerProcess(
