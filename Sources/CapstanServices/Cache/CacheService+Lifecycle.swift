@@ -195,7 +195,11 @@ extension CacheService {
         return removed
     }
 
-    static let removalChunk = 500
+    /// Paths removed per transaction: large enough that commits (each a WAL sync on SQLite) do not
+    /// dominate, small enough that a transaction holds the write lock for well under a second.
+    static let removalChunk = 5000
+    /// Orphan blobs deleted per transaction, their rows locked meanwhile.
+    static let blobDeletionChunk = 500
 
     /// Deletes blobs no path of any cache uses: those recorded as orphans longer than the grace
     /// period ago, after recording the ones found unused in the blob store without a record (an
@@ -217,9 +221,9 @@ extension CacheService {
         var deleted = 0
         var bytes: Int64 = 0
         let blobs = blobs
-        for start in stride(from: 0, to: due.count, by: 100) {
+        for start in stride(from: 0, to: due.count, by: Self.blobDeletionChunk) {
             let outcome = try await store.deleteOrphanBlobs(
-                Array(due[start..<min(start + 100, due.count)]), dueBy: cutoff
+                Array(due[start..<min(start + Self.blobDeletionChunk, due.count)]), dueBy: cutoff
             ) {
                 name in
                 let size = try await blobs.size(of: .nar(name))
