@@ -100,13 +100,12 @@ extension CacheService {
     public func collectGarbage(in cache: CacheRecord, dryRun: Bool, now: Date = Date()) async throws -> GCReport {
         // Uses gathered in memory count: a path read a second ago is not expired.
         await flushAccessLog()
-        var plan = try await plan(cache, now: now)
+        let plan = try await plan(cache, now: now)
         var removed: [RemovedPath] = []
         if !dryRun && !plan.plan.removals.isEmpty {
-            // A deployment created while the plan was made pins what it needs: plan again if the pins changed.
-            let pinned = try await pinnedHashParts(keepGenerations: cache.keepGenerations)
-            if pinned != plan.pinned { plan = try await self.plan(cache, now: now) }
-            removed = try await remove(plan.plan.removals, of: plan.plan.graph, from: cache)
+            removed = try await remove(
+                plan.plan.removals, of: plan.plan.graph, from: cache,
+                sparing: (keepGenerations: cache.keepGenerations, pinnedWhenPlanned: plan.pinned))
         } else {
             removed = plan.plan.removals.map { removal in
                 let path = plan.plan.graph.paths[removal.index]
@@ -170,13 +169,27 @@ extension CacheService {
     }
 
     /// Removes paths in the given order (referrers first), in chunks, so that an interruption
-    /// leaves a cache whose every remaining path still has its references and its NAR.
+    /// leaves a cache whose every remaining path still has its references and its NAR. With
+    /// `sparing`, what agents need is read again before each chunk: a deployment created since the
+    /// plan keeps its closure (whatever of it is still there).
     private func remove(
-        _ removals: [(index: Int, reason: String)], of graph: PathGraph, from cache: CacheRecord
+        _ removals: [(index: Int, reason: String)], of graph: PathGraph, from cache: CacheRecord,
+        sparing: (keepGenerations: Int, pinnedWhenPlanned: Set<String>)? = nil
     ) async throws -> [RemovedPath] {
         var removed: [RemovedPath] = []
+        var pinned = sparing?.pinnedWhenPlanned
+        var spared: [Bool]?
         for start in stride(from: 0, to: removals.count, by: Self.removalChunk) {
-            let chunk = removals[start..<min(start + Self.removalChunk, removals.count)]
+            if let sparing {
+                let now = try await pinnedHashParts(keepGenerations: sparing.keepGenerations)
+                if now != pinned {
+                    pinned = now
+                    spared = graph.closure(of: now.compactMap { graph.index[$0] })
+                }
+            }
+            let chunk = removals[start..<min(start + Self.removalChunk, removals.count)].filter {
+                spared?[$0.index] != true
+            }
             // Blobs become orphans now, whatever time the collection was planned for: the grace period
             // counts from here.
             let gone = Set(
