@@ -24,6 +24,7 @@ start_server() {
     local data=$1 port
     rm -rf "$data"
     mkdir -p "$data"
+    chmod 700 "$data"  # the server refuses a data directory others can read
     port=$(free_port)
     CAPSTAN_LOG_LEVEL=${CAPSTAN_LOG_LEVEL:-warning} "$capstan" serve --data-dir "$data" --listen "127.0.0.1:$port" \
         >"$data.log" 2>&1 &

@@ -205,38 +205,47 @@ extension CapstanStore {
 
     // MARK: Garbage collection
 
-    /// Every path of the cache with its size and last use.
+    /// Every path of the cache with its size and last use. Rows are decoded as they arrive rather
+    /// than held all at once: a cache may have hundreds of thousands.
     public func pathUsages(cacheID: String) async throws -> [PathUsage] {
+        let usages = RowCollector<PathUsage>()
         try await describingFailure("reading path use of cache \(cacheID)") {
             try await sql.raw(
                 """
                 SELECT hash_part, store_path, file_name, file_size, nar_size, last_accessed_at
                 FROM paths WHERE cache_id = \(bind: cacheID)
                 """
-            ).all().map { row in
-                PathUsage(
-                    hashPart: try row.decode(column: "hash_part", as: String.self),
-                    storePath: try row.decode(column: "store_path", as: String.self),
-                    fileName: try row.decode(column: "file_name", as: String.self),
-                    fileSize: try row.decode(column: "file_size", as: Int64.self),
-                    narSize: try row.decode(column: "nar_size", as: Int64.self),
-                    lastAccessed: try row.decode(column: "last_accessed_at", as: Int64.self))
+            ).run { row in
+                usages.add {
+                    PathUsage(
+                        hashPart: try row.decode(column: "hash_part", as: String.self),
+                        storePath: try row.decode(column: "store_path", as: String.self),
+                        fileName: try row.decode(column: "file_name", as: String.self),
+                        fileSize: try row.decode(column: "file_size", as: Int64.self),
+                        narSize: try row.decode(column: "nar_size", as: Int64.self),
+                        lastAccessed: try row.decode(column: "last_accessed_at", as: Int64.self))
+                }
             }
         }
+        return try usages.result()
     }
 
     /// Every edge of the cache's reference graph, by hash parts.
     public func referenceEdges(cacheID: String) async throws -> [(referrer: String, reference: String)] {
+        let edges = RowCollector<(referrer: String, reference: String)>()
         try await describingFailure("reading the reference graph of cache \(cacheID)") {
             try await sql.raw(
                 "SELECT referrer, reference FROM path_references WHERE cache_id = \(bind: cacheID)"
-            ).all().map { row in
-                (
-                    try row.decode(column: "referrer", as: String.self),
-                    try row.decode(column: "reference", as: String.self)
-                )
+            ).run { row in
+                edges.add {
+                    (
+                        try row.decode(column: "referrer", as: String.self),
+                        try row.decode(column: "reference", as: String.self)
+                    )
+                }
             }
         }
+        return try edges.result()
     }
 
     /// The store paths agents need, across all workspaces: each agent's current configuration, its
@@ -456,5 +465,26 @@ extension CapstanStore {
             }
         }
         return used
+    }
+}
+
+/// Values decoded from rows as a query streams them; the first decoding error is kept and thrown at the end.
+final class RowCollector<Value>: @unchecked Sendable {
+    // @unchecked: the query calls `add` from one event loop, one row after another; `result` runs after it.
+    private var values: [Value] = []
+    private var error: (any Error)?
+
+    func add(_ decode: () throws -> Value) {
+        guard error == nil else { return }
+        do {
+            values.append(try decode())
+        } catch {
+            self.error = error
+        }
+    }
+
+    func result() throws -> [Value] {
+        if let error { throw error }
+        return values
     }
 }

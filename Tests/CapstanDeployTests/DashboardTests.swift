@@ -123,7 +123,8 @@ struct DashboardTests {
         try browser.open("\(url)/caches")
         text = browser.text
         #expect(
-            text.contains("fleet") && text.contains(fixture.cacheKey) && text.contains("capstan use fleet"), "\(text)")
+            text.contains("fleet") && text.contains(fixture.cacheKey) && text.contains("capstan use fleet")
+                && text.contains("Keeps"), "\(text)")
         try browser.screenshot(to: "\(shots)/caches.png")
 
         // Onboarding: an agent token and an activate token, each shown once.

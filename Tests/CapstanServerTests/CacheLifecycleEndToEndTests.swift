@@ -42,59 +42,56 @@ import Testing
         try admin.run(["cache", "configure", "churn", "--retention", "0s"])
         let closure = try NixFixtures.buildClosure(in: temp.path, payloadBytes: 200_000)
         let hashes = Self.hashes(closure)
-        let deadline = Date().addingTimeInterval(30)
         let problems = Mutex<[String]>([])
         let blobsDeleted = Mutex(0)
-        let rounds = Mutex(0)
-        let group = DispatchGroup()
-        // Push into `churn` and collect it at once: its paths go, their blobs wait for the grace period;
-        // collect again about when it ends, while `steady` may be pushing the same NARs.
-        DispatchQueue.global().async(group: group) {
-            while Date() < deadline {
+        let racing = Mutex(true)
+        // Nix's view of `steady`, whose uploads race the deletions, all along. (Reading `churn` too
+        // would count as using its paths, which a retention of 0 s would then keep.)
+        let reader = DispatchGroup()
+        DispatchQueue.global().async(group: reader) {
+            while racing.withLock({ $0 }) {
                 do {
-                    try admin.run(["push", "churn", closure[0]])
-                    for pause in [0, Double.random(in: 1.0...2.0)] {
-                        Thread.sleep(forTimeInterval: pause)
-                        let report = try admin.run(["cache", "gc", "churn", "--json"]).stdout
-                        let object = try JSONSerialization.jsonObject(with: report) as? [String: Any]
-                        blobsDeleted.withLock { $0 += object?["blobsDeleted"] as? Int ?? 0 }
-                    }
-                    rounds.withLock { $0 += 1 }
-                } catch {
-                    problems.withLock { $0.append("churn: \(error)") }
-                }
-            }
-        }
-        // The same NARs pushed into `steady` and removed again: uploads dedup onto blobs being collected.
-        DispatchQueue.global().async(group: group) {
-            while Date() < deadline {
-                do {
-                    try admin.run(["push", "steady", closure[0]])
-                    Thread.sleep(forTimeInterval: Double.random(in: 0...0.5))
-                    try admin.run(["cache", "rm", "steady", closure[2], "--force"])
-                    Thread.sleep(forTimeInterval: Double.random(in: 0.5...2.5))
-                } catch {
-                    problems.withLock { $0.append("steady: \(error)") }
-                }
-            }
-        }
-        // Nix's view, all along.
-        DispatchQueue.global().async(group: group) {
-            while Date() < deadline {
-                do {
-                    let found =
-                        try Self.violations(server: server, cache: "churn", hashes: hashes)
-                        + Self.violations(server: server, cache: "steady", hashes: hashes)
+                    let found = try Self.violations(server: server, cache: "steady", hashes: hashes)
                     problems.withLock { $0 += found }
                 } catch {
                     problems.withLock { $0.append("reader: \(error)") }
                 }
             }
         }
-        group.wait()
+        @Sendable func collect() throws {
+            let report = try admin.run(["cache", "gc", "churn", "--json"]).stdout
+            let object = try JSONSerialization.jsonObject(with: report) as? [String: Any]
+            blobsDeleted.withLock { $0 += object?["blobsDeleted"] as? Int ?? 0 }
+        }
+        for round in 0..<8 {
+            // Both caches hold the closure; `steady` drops it, `churn` is collected: no cache uses its
+            // blobs any more, and after the grace period they are due for deletion.
+            try admin.run(["push", "churn", closure[0]])
+            try admin.run(["push", "steady", closure[0]])
+            try admin.run(["cache", "rm", "steady", closure[2], "--force"])
+            try collect()
+            Thread.sleep(forTimeInterval: 1.2)
+            if round % 2 == 0 {
+                try collect()
+                continue
+            }
+            // The same NARs pushed into `steady` while the collection deletes them: the upload dedups onto
+            // blobs being deleted.
+            let race = DispatchGroup()
+            DispatchQueue.global().async(group: race) {
+                do { try admin.run(["push", "steady", closure[0]]) } catch {
+                    problems.withLock { $0.append("steady: \(error)") }
+                }
+            }
+            DispatchQueue.global().async(group: race) {
+                do { try collect() } catch { problems.withLock { $0.append("churn: \(error)") } }
+            }
+            race.wait()
+        }
+        racing.withLock { $0 = false }
+        reader.wait()
         #expect(problems.withLock { $0 } == [])
-        #expect(rounds.withLock { $0 } > 3)
-        #expect(blobsDeleted.withLock { $0 } > 0, "the race needs collections that delete blobs")
+        #expect(blobsDeleted.withLock { $0 } >= 12, "every other round deletes the closure's blobs")
         // Afterwards: every remaining narinfo of either cache has its NAR, and the closure pushed once
         // more substitutes into an empty store.
         for cache in ["churn", "steady"] {
@@ -105,6 +102,36 @@ import Testing
         let result = try NixFixtures.substituteIntoEmptyStore(
             [closure[0]], substituter: "\(server.url)/cache/steady", key: steadyKey, in: temp)
         #expect(result.status == 0, "\(result.stderrString)")
+    }
+
+    @Test func theServerCollectsEveryCacheOnItsOwnEachInterval() throws {
+        let temp = try TemporaryDirectory("capstan-gc-periodic")
+        let server = try ServerProcess(
+            dataDirectory: temp.sub("data"),
+            environment: ["CAPSTAN_GC_INTERVAL": "1s", "CAPSTAN_GC_BLOB_GRACE": "1s"])
+        let admin = CapstanCLI(url: server.url, token: try server.adminToken)
+        _ = try admin.createCache("auto")
+        _ = try admin.createCache("forever")
+        let closure = try NixFixtures.buildClosure(in: temp.path)
+        try admin.run(["push", "auto", closure[0]])
+        let kept = try NixFixtures.buildClosure(in: temp.path)
+        try admin.run(["push", "forever", kept[0]])
+        try admin.run(["cache", "configure", "auto", "--retention", "0s"])
+        let hash = Self.hashes(closure)[0]
+        #expect(
+            try eventually(timeout: 20) {
+                try HTTP.request("GET", "\(server.url)/cache/auto/\(hash).narinfo").status == 404
+            })
+        // Then its blobs, once their grace period is over; the other cache keeps everything.
+        #expect(
+            try eventually(timeout: 20) {
+                try FileManager.default.contentsOfDirectory(atPath: temp.sub("data") + "/blobs/nar").count == 3
+            })
+        let info = try JSONSerialization.jsonObject(with: try admin.run(["cache", "info", "auto", "--json"]).stdout)
+        #expect((info as? [String: Any])?["pathCount"] as? Int == 0)
+        #expect(((info as? [String: Any])?["retention"] as? [String: Any])?["lastGC"] != nil)
+        let verify = try admin.run(["cache", "verify", "forever", "--json"], check: false)
+        #expect(verify.status == 0, "\(verify.stdoutString)")
     }
 
     @Test func killingTheServerDuringACollectionLeavesNoNarinfoWithoutItsNar() throws {

@@ -1,3 +1,4 @@
+import CapstanModel
 import Foundation
 import Testing
 
@@ -22,6 +23,17 @@ struct OperatorViewUnitTests {
                 ], withTemplate: "deployment") ?? ""
         #expect(!html.contains("<script>alert"))
         #expect(html.contains("&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;"))
+    }
+
+    @Test func theCachesPageSaysWhatEachCacheKeeps() {
+        #expect(DashboardRoutes.keeps(nil) == "everything")
+        let bounded = CacheRetention(retention: TimeSpan(.seconds(30 * 86_400)), maxSize: 50 << 30, keepGenerations: 3)
+        #expect(
+            DashboardRoutes.keeps(bounded)
+                == "paths used in the last 720h, up to 50.0 GiB, least recently used out first; always each agent's "
+                + "current configuration and last 3 successful deployments")
+        let forever = CacheRetention(retention: nil, maxSize: nil, keepGenerations: 1)
+        #expect(DashboardRoutes.keeps(forever).hasPrefix("every path; always"))
     }
 
     /// RFC 4231, test case 2.

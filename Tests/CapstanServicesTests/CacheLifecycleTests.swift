@@ -126,6 +126,30 @@ struct CacheLifecycleTests {
         }
     }
 
+    /// A push asks which paths the cache lacks and skips the others: those count as used, so that a
+    /// collection does not take them from under the closure being pushed.
+    @Test(arguments: DatabaseBackend.allCases)
+    func pathsAPushFindsPresentCountAsUsed(backend: DatabaseBackend) async throws {
+        try await Services.with(backend) { services in
+            let lib = ToyPath("lib")
+            let pushedAt = Date()
+            try await Self.push(services, [lib])
+            let cache = try await Self.configure(services, ConfigureCacheRequest(retention: "1h"))
+            let push = try await services.principal(.push)
+            let writable = try await services.caches.writableCache(named: "fleet", by: push)
+            let unknown = ToyPath("unknown").hashPart
+            #expect(try await services.caches.missing(in: writable, hashes: [lib.hashPart, unknown]) == [unknown])
+            await services.caches.flushAccessLog(at: pushedAt.addingTimeInterval(90 * 60))
+            let report = try await services.caches.collectGarbage(
+                in: cache, dryRun: false, now: pushedAt.addingTimeInterval(2 * 3600))
+            #expect(report.removed.isEmpty)
+            // Asking about a path is no narinfo request: the day's hits and misses are unchanged.
+            let statistics = try await services.caches.statistics(of: cache)
+            #expect(statistics.hitsLastDay == 0)
+            #expect(statistics.missesLastDay == 0)
+        }
+    }
+
     @Test(arguments: DatabaseBackend.allCases)
     func agentsPinTheirCurrentRollbackAndPendingConfigurationsWithTheirClosures(backend: DatabaseBackend) async throws {
         try await Services.with(backend) { services in

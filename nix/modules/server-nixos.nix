@@ -24,14 +24,18 @@ in
       example = { listen = "127.0.0.1:8080"; public_url = "https://capstan.example.org"; };
       description = ''
         Server settings (docs/configuration.md): listen, public_url, database_url, max_nar_size,
-        default_workspace. `data_dir` is always /var/lib/capstan.
+        default_workspace, blob_store, nar_redirect, gc_interval, gc_blob_grace.
+        `data_dir` is always /var/lib/capstan.
       '';
     };
 
     environmentFile = mkOption {
       type = types.nullOr types.path;
       default = null;
-      description = "Environment file for secrets, e.g. `CAPSTAN_DATABASE_URL=postgres://…`.";
+      description = ''
+        Environment file for secrets, e.g. `CAPSTAN_DATABASE_URL=postgres://…`, or the object store's
+        `AWS_ACCESS_KEY_ID` and `AWS_SECRET_ACCESS_KEY`.
+      '';
     };
 
     package = mkOption {

@@ -381,6 +381,17 @@ struct DashboardRoutes: Sendable {
             "name": cache.name, "visibility": cache.isPublic ? "public" : "private", "publicKey": cache.publicKey,
             "url": cache.url, "compression": cache.compression, "pathCount": cache.pathCount ?? 0,
             "narSize": Self.size(cache.narSize), "fileSize": Self.size(cache.fileSize),
+            "keeps": Self.keeps(cache.retention), "lastGC": cache.retention?.lastGC.map { Self.time($0) } ?? "never",
         ]
+    }
+
+    /// What a cache keeps, in a sentence.
+    static func keeps(_ retention: CacheRetention?) -> String {
+        guard let retention else { return "everything" }
+        var parts: [String] = []
+        parts.append(retention.retention.map { "paths used in the last \($0)" } ?? "every path")
+        if let maxSize = retention.maxSize { parts.append("up to \(size(maxSize)), least recently used out first") }
+        return parts.joined(separator: ", ")
+            + "; always each agent's current configuration and last \(retention.keepGenerations) successful deployments"
     }
 }

@@ -35,6 +35,16 @@ final class CacheAccessLog: Sendable {
         }
     }
 
+    /// Paths a client was told the cache has (a push skips them): they count as used, so that a
+    /// collection does not remove them from under the closure being pushed.
+    func used(cacheID: String, hashParts: some Sequence<String>) {
+        state.withLock { state in
+            for hashPart in hashParts where state.entries < Self.capacity {
+                if state.uses[cacheID, default: Uses()].hashParts.insert(hashPart).inserted { state.entries += 1 }
+            }
+        }
+    }
+
     /// A download of the NAR stored in `fileName`.
     func narDownload(cacheID: String, fileName: String) {
         state.withLock { state in

@@ -100,13 +100,12 @@ extension CacheService {
     public func collectGarbage(in cache: CacheRecord, dryRun: Bool, now: Date = Date()) async throws -> GCReport {
         // Uses gathered in memory count: a path read a second ago is not expired.
         await flushAccessLog()
-        var plan = try await plan(cache, now: now)
+        let plan = try await plan(cache, now: now)
         var removed: [RemovedPath] = []
         if !dryRun && !plan.plan.removals.isEmpty {
-            // A deployment created while the plan was made pins what it needs: plan again if the pins changed.
-            let pinned = try await pinnedHashParts(keepGenerations: cache.keepGenerations)
-            if pinned != plan.pinned { plan = try await self.plan(cache, now: now) }
-            removed = try await remove(plan.plan.removals, of: plan.plan.graph, from: cache)
+            removed = try await remove(
+                plan.plan.removals, of: plan.plan.graph, from: cache,
+                sparing: (keepGenerations: cache.keepGenerations, pinnedWhenPlanned: plan.pinned))
         } else {
             removed = plan.plan.removals.map { removal in
                 let path = plan.plan.graph.paths[removal.index]
@@ -170,13 +169,27 @@ extension CacheService {
     }
 
     /// Removes paths in the given order (referrers first), in chunks, so that an interruption
-    /// leaves a cache whose every remaining path still has its references and its NAR.
+    /// leaves a cache whose every remaining path still has its references and its NAR. With
+    /// `sparing`, what agents need is read again before each chunk: a deployment created since the
+    /// plan keeps its closure (whatever of it is still there).
     private func remove(
-        _ removals: [(index: Int, reason: String)], of graph: PathGraph, from cache: CacheRecord
+        _ removals: [(index: Int, reason: String)], of graph: PathGraph, from cache: CacheRecord,
+        sparing: (keepGenerations: Int, pinnedWhenPlanned: Set<String>)? = nil
     ) async throws -> [RemovedPath] {
         var removed: [RemovedPath] = []
+        var pinned = sparing?.pinnedWhenPlanned
+        var spared: [Bool]?
         for start in stride(from: 0, to: removals.count, by: Self.removalChunk) {
-            let chunk = removals[start..<min(start + Self.removalChunk, removals.count)]
+            if let sparing {
+                let now = try await pinnedHashParts(keepGenerations: sparing.keepGenerations)
+                if now != pinned {
+                    pinned = now
+                    spared = graph.closure(of: now.compactMap { graph.index[$0] })
+                }
+            }
+            let chunk = removals[start..<min(start + Self.removalChunk, removals.count)].filter {
+                spared?[$0.index] != true
+            }
             // Blobs become orphans now, whatever time the collection was planned for: the grace period
             // counts from here.
             let gone = Set(
@@ -195,7 +208,11 @@ extension CacheService {
         return removed
     }
 
-    static let removalChunk = 500
+    /// Paths removed per transaction: large enough that commits (each a WAL sync on SQLite) do not
+    /// dominate, small enough that a transaction holds the write lock for well under a second.
+    static let removalChunk = 5000
+    /// Orphan blobs deleted per transaction, their rows locked meanwhile.
+    static let blobDeletionChunk = 500
 
     /// Deletes blobs no path of any cache uses: those recorded as orphans longer than the grace
     /// period ago, after recording the ones found unused in the blob store without a record (an
@@ -217,9 +234,9 @@ extension CacheService {
         var deleted = 0
         var bytes: Int64 = 0
         let blobs = blobs
-        for start in stride(from: 0, to: due.count, by: 100) {
+        for start in stride(from: 0, to: due.count, by: Self.blobDeletionChunk) {
             let outcome = try await store.deleteOrphanBlobs(
-                Array(due[start..<min(start + 100, due.count)]), dueBy: cutoff
+                Array(due[start..<min(start + Self.blobDeletionChunk, due.count)]), dueBy: cutoff
             ) {
                 name in
                 let size = try await blobs.size(of: .nar(name))

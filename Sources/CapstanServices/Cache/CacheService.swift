@@ -147,7 +147,9 @@ public struct CacheService: Sendable {
         for hash in hashes where hash.utf8.count != 32 || !Nix32.isValid(Substring(hash)) {
             throw ServiceError.badRequest("'\(hash)' is not a store path hash (32 nix32 characters)")
         }
-        return try await store.missingHashes(cacheID: cache.id, hashes: hashes)
+        let missing = try await store.missingHashes(cacheID: cache.id, hashes: hashes)
+        accessLog.used(cacheID: cache.id, hashParts: Set(hashes).subtracting(missing))
+        return missing
     }
 
     public func narInfo(in cache: CacheRecord, hashPart: String) async throws -> String? {
@@ -253,6 +255,7 @@ public struct CacheService: Sendable {
             throw ServiceError.badRequest("NarHash of \(info.storePath) must be sha256, got \(declaredHash.algorithm)")
         }
         if let existing = try await store.path(cacheID: cache.id, hashPart: storePath.hashPart) {
+            accessLog.used(cacheID: cache.id, hashParts: [existing.hashPart])
             for try await _ in body {}
             return PathUploadResult(
                 storePath: existing.storePath, narHash: existing.narHash, narSize: UInt64(existing.narSize),
