@@ -25,13 +25,7 @@ struct DeployRoutes: Sendable {
         }
         api.post("deploy/activate") { request, context in
             let principal = try context.requirePrincipal()
-            let body = try await request.body.collect(upTo: context.maxUploadSize)
-            let spec: DeploySpec
-            do {
-                spec = try DeploySpec.parse(Data(body.readableBytesView))
-            } catch let error as DeploySpecError {
-                throw ServiceError.badRequest(error.description)
-            }
+            let spec = try await DeploySpec(request, context: context)
             let filter = request.uri.queryParameters.getAll("agent").map { String($0) }
             return try await deploy.activate(
                 spec, agentFilter: filter.isEmpty ? nil : Set(filter), by: principal)
@@ -97,3 +91,15 @@ extension AgentInfo: ResponseEncodable {}
 extension CreatedAgent: ResponseEncodable {}
 extension ActivateResponse: ResponseEncodable {}
 extension DeploymentInfo: ResponseEncodable {}
+
+extension DeploySpec {
+    /// The deploy.json a request carries; a malformed one is a 400 naming the field at fault.
+    init(_ request: Request, context: CapstanRequestContext) async throws {
+        let body = try await request.body.collect(upTo: context.maxUploadSize)
+        do {
+            self = try DeploySpec.parse(Data(body.readableBytesView))
+        } catch {
+            throw ServiceError.badRequest(error.description)
+        }
+    }
+}

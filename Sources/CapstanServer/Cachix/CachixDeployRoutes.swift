@@ -16,13 +16,7 @@ struct CachixDeployRoutes: Sendable {
     func register(on router: Router<CapstanRequestContext>) {
         router.post("api/v2/deploy/activate") { request, context in
             let principal = try context.requirePrincipal()
-            let body = try await request.body.collect(upTo: context.maxUploadSize)
-            let spec: DeploySpec
-            do {
-                spec = try DeploySpec.parse(Data(body.readableBytesView))
-            } catch let error as DeploySpecError {
-                throw ServiceError.badRequest(error.description)
-            }
+            let spec = try await DeploySpec(request, context: context)
             let created = try await deploy.activate(spec, by: principal)
             return try json(
                 CachixWire.ActivateResponse(agents: created.agents.mapValues { .init(id: $0.id, url: $0.url) }))
