@@ -10,7 +10,7 @@ struct DashboardTests {
         let fixture = try DeployFixture()
         let shots = ProcessInfo.processInfo.environment["CAPSTAN_SCREENSHOTS"] ?? fixture.temp.sub("shots")
         try FileManager.default.createDirectory(atPath: shots, withIntermediateDirectories: true)
-        let created = try fixture.admin.run(["token", "create", "--kind", "admin", "--label", "<b>ops</b>", "--json"])
+        let created = try fixture.admin.run(["token", "create", "--kind", "admin", "--label", "alice@ops", "--json"])
         let operatorToken = try #require(
             (try JSONSerialization.jsonObject(with: created.stdout) as? [String: Any])?["token"] as? String)
 
@@ -23,16 +23,18 @@ struct DashboardTests {
         #expect(try fixture.activate(try fixture.deployJSON(["web": v2])).status == 0)
         var failing = ToyConfiguration.Options()
         failing.switchExitCode = 3
+        failing.switchPrelude = "echo '<script>alert(1)</script>'"
         let broken = try fixture.configuration("web-v3", marker: marker, options: failing)
         let failedRun = try fixture.activate(try fixture.deployJSON(["web": broken]))
         #expect(failedRun.status == 1)
         let failedID = try #require(DeployFixture.deploymentIDs(failedRun.stdoutString)["web"])
 
-        // slow: a switch that logs markup, then a line a second for a minute and a half.
+        // slow: a switch that logs a line a second for a minute and a half.
         try fixture.addAgent("slow")
         var slowOptions = ToyConfiguration.Options()
         slowOptions.switchPrelude =
-            "echo '<script>alert(1)</script>'; for n in \((1...90).map(String.init).joined(separator: " ")); do echo tick; sleep 1; done"
+            "echo 'stopping the following units: app.service'; echo 'activating the configuration...'; "
+            + "for n in \((1...90).map(String.init).joined(separator: " ")); do echo \"applying database migration $n of 90\"; sleep 1; done"
         let slowPath = try fixture.configuration("slow", marker: fixture.marker("slow"), options: slowOptions)
         let slowRun = try fixture.activate(try fixture.deployJSON(["slow": slowPath]), ["--async"])
         let slowID = try #require(DeployFixture.deploymentIDs(slowRun.stdoutString)["slow"], "\(slowRun.stdoutString)")
@@ -56,16 +58,15 @@ struct DashboardTests {
         #expect(try browser.string("document.cookie") == "", "the session cookie must be HttpOnly")
 
         var text = ""
-        // The running deployment's log grows while the page is open; markup in it stays text.
+        // The running deployment's log grows while the page is open.
         try browser.open("\(url)/deployments/\(slowID)")
-        #expect(eventually(timeout: 30) { browser.text.contains("<script>alert(1)</script>") }, "\(browser.text)")
+        #expect(eventually(timeout: 30) { browser.text.contains("database migration") }, "\(browser.text)")
         let before = try browser.evaluate("document.getElementsByClassName('line').length") as? Int ?? 0
         #expect(
             eventually(timeout: 30) {
                 (try? browser.evaluate("document.getElementsByClassName('line').length") as? Int ?? 0) ?? 0 >= before
                     + 3
             }, "the log did not grow past \(before) lines")
-        #expect(try browser.evaluate("document.querySelectorAll('#log script, #log *:not(span)').length") as? Int == 0)
         #expect(!browser.text.contains("nil"), "an absent value shows as nil: \(browser.text)")
         try browser.screenshot(to: "\(shots)/deployment.png")
 
@@ -73,11 +74,9 @@ struct DashboardTests {
         try browser.open("\(url)/agents")
         #expect(eventually(timeout: 20) { browser.text.contains("online") })
         text = browser.text
-        for fact in ["web", "slow", "idle", "online", "offline", v2, "Failed", "<b>ops</b>"] where !text.contains(fact)
-        {
+        for fact in ["web", "slow", "idle", "online", "offline", v2, "Failed", "alice@ops"] where !text.contains(fact) {
             Issue.record("the agents page does not show \(fact): \(text)")
         }
-        #expect(try browser.evaluate("document.querySelectorAll('header b').length") as? Int == 0)
         try browser.screenshot(to: "\(shots)/agents.png")
 
         // Deployments, filtered.
@@ -89,10 +88,12 @@ struct DashboardTests {
         #expect(!browser.text.contains("nil"), "an absent value shows as nil: \(browser.text)")
         try browser.screenshot(to: "\(shots)/deployments.png")
 
-        // The failed deployment and its timeline.
+        // The failed deployment and its timeline; markup its switch logged stays text.
         try browser.open("\(url)/deployments/\(failedID)")
         text = browser.text
         #expect(text.contains("Failed") && text.contains("rolled back"), "\(text)")
+        #expect(eventually(timeout: 30) { browser.text.contains("<script>alert(1)</script>") }, "\(browser.text)")
+        #expect(try browser.evaluate("document.querySelectorAll('#log script, #log *:not(span)').length") as? Int == 0)
         for id in ["created", "started", "finished", "closure-size"] {
             #expect(try browser.string("document.getElementById('\(id)').textContent") != "—", "\(id) is empty")
         }
@@ -145,13 +146,24 @@ struct DashboardTests {
 
         // Every action above is in the audit log under the operator's label.
         let audit = try fixture.admin.run(["audit"]).stdoutString
-        #expect(audit.contains("<b>ops</b>\tdeployment.cancel\t\(pendingID)"), "\(audit)")
-        #expect(audit.contains("<b>ops</b>\tagent.rollback\tweb"))
-        #expect(audit.contains("<b>ops</b>\tagent.create\tfresh"))
-        // And in the dashboard, the label shown as text.
+        #expect(audit.contains("alice@ops\tdeployment.cancel\t\(pendingID)"), "\(audit)")
+        #expect(audit.contains("alice@ops\tagent.rollback\tweb"))
+        #expect(audit.contains("alice@ops\tagent.create\tfresh"))
+
+        // A label with markup, acting and signed in, shows as text in the header and the audit log.
+        let markup = try fixture.admin.run(["token", "create", "--kind", "admin", "--label", "<b>ops</b>"]).stdoutString
+            .trimmingCharacters(in: .whitespacesAndNewlines)
+        try fixture.admin.with(token: markup).run(["agent", "create", "markup"])
+        _ = try browser.evaluate("document.querySelector('form.sign-out').submit(); true")
+        #expect(eventually(timeout: 20) { browser.path == "/sign-in" }, "\(browser.path)")
+        _ = try browser.evaluate(
+            "document.getElementById('token').value = \(Self.jsString(markup)); document.getElementById('sign-in').click(); true"
+        )
+        #expect(eventually(timeout: 20) { browser.path != "/sign-in" }, "\(browser.path) \(browser.text)")
         try browser.open("\(url)/audit")
-        #expect(eventually(timeout: 20) { browser.text.contains("deployment.cancel") }, "\(browser.text)")
-        #expect(browser.text.contains("<b>ops</b>"))
+        #expect(eventually(timeout: 20) { browser.text.contains("agent.create") }, "\(browser.text)")
+        #expect(browser.text.contains("<b>ops</b>"), "\(browser.text)")
+        #expect(try browser.evaluate("document.querySelectorAll('header b').length") as? Int == 0)
         #expect(try browser.string("document.querySelectorAll('table.audit b').length.toString()") == "0")
 
         // Headers, and forms sent from another site.
