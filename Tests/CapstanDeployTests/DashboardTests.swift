@@ -128,6 +128,26 @@ struct DashboardTests {
                 && text.contains("Keeps"), "\(text)")
         try browser.screenshot(to: "\(shots)/caches.png")
 
+        // Changing what the cache keeps; a bad value is refused with its name, and nothing changes.
+        _ = try browser.evaluate("document.querySelector('[data-cache=fleet] a.settings').click(); true")
+        #expect(eventually(timeout: 20) { browser.path == "/caches/fleet/settings" }, "\(browser.path)")
+        _ = try browser.evaluate(
+            "document.getElementById('retention').value = 'a fortnight'; document.getElementById('save').click(); true")
+        #expect(
+            eventually(timeout: 20) { browser.text.contains("retention 'a fortnight'") }, "\(browser.text)")
+        try browser.open("\(url)/caches/fleet/settings")
+        _ = try browser.evaluate(
+            "document.getElementById('retention').value = '14d'; document.getElementById('max-size').value = '2G';"
+                + "document.getElementById('keep-generations').value = '5'; document.getElementById('save').click(); true"
+        )
+        #expect(eventually(timeout: 20) { browser.path == "/caches" }, "\(browser.path)")
+        let keeps = try browser.string("document.querySelector('[data-cache=fleet] .keeps').textContent")
+        #expect(keeps.contains("336h") && keeps.contains("2.0 GiB") && keeps.contains("last 5"), "\(keeps)")
+        let info = try fixture.admin.run(["cache", "info", "fleet", "--json"]).stdout
+        let retention = (try JSONSerialization.jsonObject(with: info) as? [String: Any])?["retention"] as? [String: Any]
+        #expect(retention?["maxSize"] as? Int == 2 * 1_073_741_824, "\(String(decoding: info, as: UTF8.self))")
+        #expect(retention?["keepGenerations"] as? Int == 5)
+
         // Onboarding: an agent token and an activate token, each shown once.
         try browser.open("\(url)/agents/new")
         _ = try browser.evaluate(

@@ -139,8 +139,44 @@ struct DashboardRoutes: Sendable {
 
         router.get("caches") { request, context in
             try await signedIn(context) { principal in
-                let list = try await caches.list(by: principal).map(cacheView)
+                // Every listed cache is of the principal's workspace, so managing one is managing caches there.
+                let manages = AccessPolicy.allows(principal, .createCache)
+                let list = try await caches.list(by: principal).map { cache in
+                    var view = cacheView(cache)
+                    view["manages"] = manages
+                    return view
+                }
                 return page("caches", title: "Caches", ["caches": list], actor: principal)
+            }
+        }
+        router.get("caches/:name/settings") { request, context in
+            try await signedIn(context) { principal in
+                let cache = try await caches.managedCache(named: context.parameters.require("name"), by: principal)
+                let retention = try await caches.info(cache).retention
+                return page(
+                    "cache-settings", title: "What \(cache.name) keeps",
+                    [
+                        "name": cache.name, "retention": retention?.retention?.description ?? "forever",
+                        "maxSize": retention?.maxSize.map(Self.editableSize) ?? "unlimited",
+                        "keepGenerations": retention?.keepGenerations ?? cache.keepGenerations,
+                    ], actor: principal)
+            }
+        }
+        router.post("caches/:name/settings") { request, context in
+            try await signedInForm(request, context) { principal, form in
+                let name = try context.parameters.require("name")
+                let generations = try form["keepGenerations"].map { text in
+                    guard let value = Int(text.trimmingCharacters(in: .whitespaces)) else {
+                        throw ServiceError.badRequest("rollback targets kept per agent '\(text)': expected a number")
+                    }
+                    return value
+                }
+                _ = try await caches.configure(
+                    cacheNamed: name,
+                    ConfigureCacheRequest(
+                        retention: Self.filled(form["retention"]), maxSize: Self.filled(form["maxSize"]),
+                        keepGenerations: generations), by: principal)
+                return Self.redirect("/caches#cache-\(name)")
             }
         }
         router.get("audit") { request, context in
@@ -383,6 +419,18 @@ struct DashboardRoutes: Sendable {
             "narSize": Self.size(cache.narSize), "fileSize": Self.size(cache.fileSize),
             "keeps": Self.keeps(cache.retention), "lastGC": cache.retention?.lastGC.map { Self.time($0) } ?? "never",
         ]
+    }
+
+    /// A size as the settings form shows it: readable, unless that would round it.
+    static func editableSize(_ bytes: Int64) -> String {
+        let readable = ByteSize(bytes: bytes).description
+        return ByteSize(parsing: readable)?.bytes == bytes ? readable : String(bytes)
+    }
+
+    /// A form field, or nil when it was left empty (the setting stays as it is).
+    static func filled(_ value: String?) -> String? {
+        guard let value = value?.trimmingCharacters(in: .whitespaces), !value.isEmpty else { return nil }
+        return value
     }
 
     /// What a cache keeps, in a sentence.
