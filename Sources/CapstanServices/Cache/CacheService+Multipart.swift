@@ -193,12 +193,19 @@ extension CacheService {
         }
         let transit = try Self.compression(named: upload.compression, field: "upload compression")
         let body = ConcatenatedBlobs(blobs: blobs, keys: parts)
-        let result = try await self.upload(
-            to: cache,
-            info: PathUploadInfo(
-                storePath: info.storePath, narHash: info.narHash, narSize: info.narSize, references: info.references,
-                deriver: info.deriver),
-            transit: transit, body: body)
+        let result: PathUploadResult
+        do {
+            result = try await self.upload(
+                to: cache,
+                info: PathUploadInfo(
+                    storePath: info.storePath, narHash: info.narHash, narSize: info.narSize,
+                    references: info.references, deriver: info.deriver),
+                transit: transit, body: body)
+        } catch let error as ServiceError where error.kind == .conflict {
+            // The cache holds the path with another NAR: sending the parts again cannot help.
+            await abortMultipartUpload(upload)
+            throw error
+        }
         await abortMultipartUpload(upload)
         return result
     }

@@ -255,11 +255,8 @@ public struct CacheService: Sendable {
             throw ServiceError.badRequest("NarHash of \(info.storePath) must be sha256, got \(declaredHash.algorithm)")
         }
         if let existing = try await store.path(cacheID: cache.id, hashPart: storePath.hashPart) {
-            accessLog.used(cacheID: cache.id, hashParts: [existing.hashPart])
             for try await _ in body {}
-            return PathUploadResult(
-                storePath: existing.storePath, narHash: existing.narHash, narSize: UInt64(existing.narSize),
-                fileHash: existing.fileHash, fileSize: UInt64(existing.fileSize), alreadyPresent: true)
+            return try lostRace(to: existing, in: cache, narHash: declaredHash).uploadResult
         }
         let stored = try Self.compression(named: cache.compression, field: "cache compression")
         let (result, writer) = try await NarIngest.run(
@@ -268,12 +265,10 @@ public struct CacheService: Sendable {
         try await checkDeclared(
             storePath: info.storePath, declaredHash: declaredHash, declaredSize: info.narSize, actual: result,
             writer: writer)
-        let record = try await commit(
+        let outcome = try await commit(
             cache: cache, storePath: storePath, references: references, deriver: info.deriver, clientSigs: info.sigs,
             ca: info.ca, compression: stored, result: result, writer: writer)
-        return PathUploadResult(
-            storePath: record.storePath, narHash: record.narHash, narSize: UInt64(record.narSize),
-            fileHash: record.fileHash, fileSize: UInt64(record.fileSize), alreadyPresent: false)
+        return outcome.uploadResult
     }
 
     /// First half of Nix's own HTTP upload: the compressed NAR, kept aside until its narinfo arrives.
@@ -336,7 +331,6 @@ public struct CacheService: Sendable {
             throw ServiceError.badRequest(
                 "\(hashPart).narinfo describes \(info.storePath.path), whose hash part differs from the file name")
         }
-        if try await store.path(cacheID: cache.id, hashPart: hashPart) != nil { return }
         guard info.url.hasPrefix("nar/") else {
             throw ServiceError.badRequest("\(hashPart).narinfo: URL '\(info.url)' must point into nar/")
         }
@@ -344,7 +338,17 @@ public struct CacheService: Sendable {
         try Self.validateNarFileName(fileName)
         let transit = try Self.compression(named: info.compression, field: "\(hashPart).narinfo Compression")
         let staged = BlobKey.staged(cacheID: cache.id, fileName: fileName)
+        if let existing = try await store.path(cacheID: cache.id, hashPart: hashPart) {
+            try? await blobs.delete(staged)
+            _ = try lostRace(to: existing, in: cache, narHash: info.narHash)
+            return
+        }
         guard let stagedBytes = try await blobs.read(staged) else {
+            // Another upload of the same NAR may have stored the path and removed the staged file meanwhile.
+            if let existing = try await store.path(cacheID: cache.id, hashPart: hashPart) {
+                _ = try lostRace(to: existing, in: cache, narHash: info.narHash)
+                return
+            }
             throw ServiceError.badRequest(
                 "\(hashPart).narinfo names \(info.url), which was not uploaded to this cache; upload the NAR first")
         }
@@ -397,8 +401,9 @@ public struct CacheService: Sendable {
         }
     }
 
-    /// Moves the checked blob into place, signs the narinfo with the cache's key and makes the
-    /// path visible, in that order, so a crash at any point leaves no visible half-path.
+    /// Signs the narinfo with the cache's key, then in one transaction decides whether this upload
+    /// wins the path and, if it does, moves the checked blob into place and makes the path visible,
+    /// so a crash at any point leaves no visible half-path and a losing upload leaves no blob.
     ///
     /// The blob may be one garbage collection found unused (the same NAR stored before): it is
     /// reclaimed first, which waits for a deletion in progress, and the path must become visible
@@ -406,20 +411,21 @@ public struct CacheService: Sendable {
     private func commit(
         cache: CacheRecord, storePath: StorePath, references: [StorePath], deriver: String?, clientSigs: [String],
         ca: String?, compression: CompressionMethod, result: IngestResult, writer: any BlobWriter
-    ) async throws -> PathRecord {
+    ) async throws -> CommitOutcome {
         let fileName = result.fileHash.digest(.nix32) + ".nar" + compression.fileExtension
         // From here on, an orphan record of this blob can only be younger than `reclaimed`.
         var reclaimed = ContinuousClock.now
+        var reclaimedOrphan = false
         do {
             if try await store.isOrphanBlob(fileName: fileName) {
                 try await store.reclaimOrphanBlob(fileName: fileName)
                 reclaimed = .now
+                reclaimedOrphan = true
             }
         } catch {
             await writer.discard()
             throw error
         }
-        try await writer.commit(as: .nar(fileName))
         let secretKey = try NixSecretKey(parsing: cache.secretKey)
         var narInfo = NarInfo(
             storePath: storePath, url: "nar/\(fileName)", compression: compression.rawValue,
@@ -436,18 +442,51 @@ public struct CacheService: Sendable {
         guard ContinuousClock.now - reclaimed < lifecycle.uploadCommitDeadline else {
             // Too slow to be sure the blob outlives a collection that found it unused: let the next
             // collection judge it, and have the client try again.
-            try? await store.addOrphanBlobs([fileName], at: Date())
+            await writer.discard()
+            if reclaimedOrphan { try? await store.addOrphanBlobs([fileName], at: Date()) }
             throw ServiceError(
                 .unavailable, "storing \(storePath.path) took too long to be made visible safely; upload it again")
         }
-        let inserted = try await store.insertPath(record)
-        logger.info(
-            inserted ? "path stored" : "path already present",
-            metadata: [
-                "cache": "\(cache.name)", "path": "\(storePath.path)", "narSize": "\(result.narSize)",
-                "fileSize": "\(result.fileSize)",
-            ])
-        return record
+        let insertion: PathInsertion
+        do {
+            try await writer.seal()
+            // The blob is put in place only by the upload that wins the path, inside the deciding transaction.
+            let publishing = PublishedBlob(writer: writer, key: .nar(fileName))
+            insertion = try await store.insertPath(record, publishing: { try await publishing.commit() })
+        } catch {
+            await writer.discard()
+            throw error
+        }
+        guard case .present(let winner) = insertion else {
+            logger.info(
+                "path stored",
+                metadata: [
+                    "cache": "\(cache.name)", "path": "\(storePath.path)", "narSize": "\(result.narSize)",
+                    "fileSize": "\(result.fileSize)",
+                ])
+            return .stored(record)
+        }
+        // Lost the race: this upload's blob was never put in place. One reclaimed from garbage
+        // collection goes back to it unless the winner stored its path in that very blob.
+        await writer.discard()
+        if reclaimedOrphan { try? await store.addOrphanBlobs([fileName], at: Date()) }
+        return try lostRace(to: winner, in: cache, narHash: result.narHash)
+    }
+
+    /// The answer to an upload of a path the cache already holds: the stored path when the NAR is the
+    /// same, a conflict naming the path and the NarHash the cache holds when it differs.
+    func lostRace(to winner: PathRecord, in cache: CacheRecord, narHash: NixHash) throws -> CommitOutcome {
+        guard winner.narHash == narHash.narInfoString else {
+            logger.warning(
+                "upload refused: the cache holds the path with another NAR",
+                metadata: ["cache": "\(cache.name)", "path": "\(winner.storePath)", "narHash": "\(winner.narHash)"])
+            throw ServiceError.conflict(
+                "cache '\(cache.name)' already holds \(winner.storePath) with NarHash \(winner.narHash); "
+                    + "this upload's NAR has \(narHash.narInfoString) and was not stored")
+        }
+        accessLog.used(cacheID: cache.id, hashParts: [winner.hashPart])
+        logger.info("path already present", metadata: ["cache": "\(cache.name)", "path": "\(winner.storePath)"])
+        return .alreadyPresent(winner)
     }
 
     // MARK: Helpers
@@ -478,6 +517,36 @@ public struct CacheService: Sendable {
             }
         guard valid else { throw ServiceError.badRequest("'nar/\(name)' is not a valid NAR file name") }
     }
+}
+
+/// How a checked upload ended: its path stored, or the cache's own path with the same NAR kept.
+enum CommitOutcome {
+    case stored(PathRecord)
+    case alreadyPresent(PathRecord)
+
+    var uploadResult: PathUploadResult {
+        switch self {
+        case .stored(let record), .alreadyPresent(let record):
+            let present = if case .alreadyPresent = self { true } else { false }
+            return PathUploadResult(
+                storePath: record.storePath, narHash: record.narHash, narSize: UInt64(record.narSize),
+                fileHash: record.fileHash, fileSize: UInt64(record.fileSize), alreadyPresent: present)
+        }
+    }
+}
+
+/// A sealed blob writer handed to the transaction that decides an upload; that transaction's task
+/// is the only one to touch it, and only while the uploading task awaits it.
+private final class PublishedBlob: @unchecked Sendable {
+    let writer: any BlobWriter
+    let key: BlobKey
+
+    init(writer: any BlobWriter, key: BlobKey) {
+        self.writer = writer
+        self.key = key
+    }
+
+    func commit() async throws { try await writer.commit(as: key) }
 }
 
 /// A NAR a cache serves: where its bytes are, and how many.
