@@ -76,7 +76,7 @@ extension CacheService {
         -> MultipartNarUpload
     {
         let upload = try await multipartUpload(narID: narID, uploadID: uploadID, cache: nil)
-        guard let cache = try await cache(named: cacheName), cache.id == upload.cacheID else {
+        guard let cache = try await store.cache(id: upload.cacheID), cache.name == cacheName else {
             throw ServiceError.notFound("no upload \(uploadID.prefix(8))… of NAR \(narID) is in progress")
         }
         try await requireAlive(upload)

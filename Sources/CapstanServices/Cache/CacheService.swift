@@ -75,10 +75,15 @@ public struct CacheService: Sendable {
             createdAt: Date())
         do {
             try await store.insertCache(record)
-        } catch let error as StorageError {
-            if case .duplicate = error { throw ServiceError.conflict("a cache named '\(request.name)' already exists") }
-            throw error
+        } catch StorageError.duplicate(let what, _) {
+            // Only this workspace's names and public names can be taken: neither reveals another's private cache.
+            throw ServiceError.conflict(
+                what == "public cache"
+                    ? "a public cache named '\(request.name)' already exists; choose another name"
+                    : "a cache named '\(request.name)' already exists in this workspace")
         }
+        // A caller who resolved this name to a public cache of another workspace now means this one.
+        await forget(cacheID: record.id)
         logger.info("cache created", metadata: ["cache": "\(request.name)", "public": "\(request.isPublic)"])
         await audit.record(
             .cacheCreated, by: principal, target: request.name, detail: request.isPublic ? "public" : "private")
@@ -112,10 +117,17 @@ public struct CacheService: Sendable {
         cacheHost?.url(forCache: cache.name, publicURL: publicURL) ?? substituterURL(cache)
     }
 
-    /// The cache if the caller may read it. Anonymous callers of a private cache are asked to
-    /// authenticate; other workspaces learn nothing, not even that it exists.
+    /// The cache if the caller may read it. A name means the caller's workspace's cache of that
+    /// name, else the public cache of that name. A caller without a token who names no public cache is
+    /// asked to authenticate, whether or not some workspace has a private cache of that name; a
+    /// token of another workspace learns nothing either: the same 404 as for a name nobody uses.
     public func readableCache(named name: String, by principal: Principal?) async throws -> CacheRecord {
-        guard let cache = try await cache(named: name) else {
+        guard let cache = try await cache(named: name, for: principal) else {
+            if principal == nil {
+                throw ServiceError.unauthorized(
+                    "cache '\(name)' is not a public cache: send a token of its workspace (Bearer, or as the netrc password)"
+                )
+            }
             throw ServiceError.notFound("cache '\(name)' does not exist")
         }
         try AccessPolicy.requireRead(cache, by: principal)
@@ -126,18 +138,20 @@ public struct CacheService: Sendable {
         guard principal != nil else {
             throw ServiceError.unauthorized("writing to cache '\(name)' needs a push token")
         }
-        guard let cache = try await cache(named: name) else {
+        guard let cache = try await cache(named: name, for: principal) else {
             throw ServiceError.notFound("cache '\(name)' does not exist")
         }
         try AccessPolicy.requireWrite(cache, by: principal)
         return cache
     }
 
-    /// The cache row, from memory when it was read before (a reconfigured cache is forgotten).
-    func cache(named name: String) async throws -> CacheRecord? {
-        if let cache = memo.cache(named: name) { return cache }
-        guard let cache = try await store.cache(named: name) else { return nil }
-        memo.remember(cache)
+    /// The cache `name` means to this caller, from memory when it was resolved before (a created or
+    /// reconfigured cache makes every replica forget what it resolved).
+    func cache(named name: String, for principal: Principal?) async throws -> CacheRecord? {
+        let workspaceID = principal?.workspaceID
+        if let cache = memo.cache(named: name, for: workspaceID) { return cache }
+        guard let cache = try await store.cache(resolving: name, for: workspaceID) else { return nil }
+        memo.remember(cache, named: name, for: workspaceID)
         return cache
     }
 
