@@ -69,10 +69,12 @@ import Testing
         let copies = try await withThrowingTaskGroup(of: ProcessResult.self) { group in
             for compression in ["zstd", "xz"] {
                 let url = "\(server.url)/cache/raced?compression=\(compression)"
+                // Two CI jobs: each its own Nix disk cache (one SQLite file written by both at once fails in Nix).
+                var job = TestEnvironment.nixEnvironment
+                job["XDG_CACHE_HOME"] = temp.sub("job-cache-\(compression)")
                 group.addTask {
                     try ProcessRunner.run(
-                        ["nix", "copy", "--to", url, closure[0], "--option", "netrc-file", netrc],
-                        environment: TestEnvironment.nixEnvironment)
+                        ["nix", "copy", "--to", url, closure[0], "--option", "netrc-file", netrc], environment: job)
                 }
             }
             return try await group.reduce(into: []) { $0.append($1) }
