@@ -101,6 +101,47 @@ struct CacheRulesTests {
     }
 
     @Test(arguments: DatabaseBackend.allCases)
+    func pendingUploadBytesCountStagedNarsAndPartsUntilTheyAreUsedOrAborted(backend: DatabaseBackend) async throws {
+        try await Services.with(backend) { services in
+            let push = try await services.principal(.push)
+            let cache = try await services.caches.writableCache(named: "fleet", by: push)
+            let pending = { try await services.store.pendingUploadBytes(cacheID: cache.id) }
+            let nar = SampleNar(contents: "counted")
+            let fileName = NixHasher.hash(.sha256, nar.bytes).digest(.nix32) + ".nar"
+            try await services.caches.stageNar(in: cache, fileName: fileName, body: nar.body.async)
+            #expect(try await pending() == Int64(nar.bytes.count))
+            // The same file staged again replaces its count rather than adding to it.
+            try await services.caches.stageNar(in: cache, fileName: fileName, body: nar.body.async)
+            #expect(try await pending() == Int64(nar.bytes.count))
+            let upload = try await services.caches.startMultipartUpload(in: cache, compression: .xz, by: push)
+            _ = try await services.caches.storePart(
+                of: upload, number: 1, contentMD5: nil, body: [ByteBuffer(bytes: [1, 2, 3])].async)
+            _ = try await services.caches.storePart(
+                of: upload, number: 2, contentMD5: nil, body: [ByteBuffer(bytes: [4, 5])].async)
+            #expect(try await pending() == Int64(nar.bytes.count + 5))
+            await services.caches.abortMultipartUpload(upload)
+            #expect(try await pending() == Int64(nar.bytes.count))
+            let hashPart = String(nar.info.storePath.dropFirst("/nix/store/".count).prefix(32))
+            try await services.caches.putNarInfo(
+                in: cache, hashPart: hashPart,
+                text: """
+                    StorePath: \(nar.info.storePath)
+                    URL: nar/\(fileName)
+                    Compression: none
+                    NarHash: \(nar.info.narHash)
+                    NarSize: \(nar.info.narSize)
+                    References: \n
+                    """)
+            #expect(try await pending() == 0)
+            // An expired staged NAR is swept with its count.
+            try await services.caches.stageNar(in: cache, fileName: fileName, body: nar.body.async)
+            #expect(try await pending() > 0)
+            try await services.caches.sweepAbandonedUploads(now: Date().addingTimeInterval(2 * 24 * 3600))
+            #expect(try await pending() == 0)
+        }
+    }
+
+    @Test(arguments: DatabaseBackend.allCases)
     func privateCachesAreInvisibleToOtherWorkspaces(backend: DatabaseBackend) async throws {
         try await Services.with(backend) { services in
             let stranger = try await services.store.createWorkspace(name: "team-b")

@@ -27,7 +27,7 @@ struct CacheNameMigrationTests {
                 system: nil, version: nil, currentStorePath: nil, lastSeen: nil, createdAt: Date())
             try await store.insertAgent(agent)
 
-            #expect(try await store.migrate() == [Migrations.cacheNamesByWorkspace.version])
+            #expect(try await store.migrate().first == Migrations.cacheNamesByWorkspace.version)
 
             #expect(try await store.cache(id: cache.id) == cache)
             #expect(try await store.paths(cacheID: cache.id).count == 2)

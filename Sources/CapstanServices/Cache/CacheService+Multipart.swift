@@ -111,6 +111,7 @@ extension CacheService {
         let writer = try await blobs.makeWriter()
         var md5 = NixHasher(.md5)
         var size: UInt64 = 0
+        let eTag: String
         do {
             for try await buffer in body {
                 size += UInt64(buffer.readableBytes)
@@ -129,11 +130,14 @@ extension CacheService {
                         + "(\(Data(digest.bytes).base64EncodedString())); send the part again")
             }
             try await writer.commit(as: .part(uploadID: upload.uploadID, number: number))
-            return digest.digest(.base16)
+            eTag = digest.digest(.base16)
         } catch {
             await writer.discard()
             throw error
         }
+        let part = BlobKey.part(uploadID: upload.uploadID, number: number)
+        try await recordPending(part, cacheID: cache.id, uploadID: upload.uploadID, bytes: size)
+        return eTag
     }
 
     /// Joins the parts and ingests them as one NAR: FileHash and FileSize (when declared) and the
@@ -215,6 +219,7 @@ extension CacheService {
         do {
             for part in try await blobs.list(.parts(uploadID: upload.uploadID)) { try await blobs.delete(part.key) }
             try await blobs.delete(.upload(uploadID: upload.uploadID))
+            try await store.forgetPendingUploads(uploadID: upload.uploadID)
         } catch {
             logger.warning(
                 "could not remove a multipart upload", metadata: ["nar": "\(upload.narID)", "error": "\(error)"])

@@ -311,6 +311,7 @@ public struct CacheService: Sendable {
             await writer.discard()
             throw error
         }
+        try await recordPending(.staged(cacheID: cache.id, fileName: fileName), cacheID: cache.id, bytes: size)
         logger.debug("NAR staged", metadata: ["cache": "\(cache.name)", "file": "\(fileName)", "bytes": "\(size)"])
     }
 
@@ -353,7 +354,7 @@ public struct CacheService: Sendable {
         let transit = try Self.compression(named: info.compression, field: "\(hashPart).narinfo Compression")
         let staged = BlobKey.staged(cacheID: cache.id, fileName: fileName)
         if let existing = try await store.path(cacheID: cache.id, hashPart: hashPart) {
-            try? await blobs.delete(staged)
+            await removeStaged(staged)
             _ = try lostRace(to: existing, in: cache, narHash: info.narHash)
             return
         }
@@ -391,10 +392,10 @@ public struct CacheService: Sendable {
                 cache: cache, storePath: info.storePath, references: info.references, deriver: info.deriver,
                 clientSigs: info.sigs, ca: info.ca, compression: stored, result: result, writer: writer)
         } catch {
-            try? await blobs.delete(staged)
+            await removeStaged(staged)
             throw error
         }
-        try? await blobs.delete(staged)
+        await removeStaged(staged)
     }
 
     private func checkDeclared(

@@ -4,7 +4,7 @@
 /// milliseconds since 1970), INTEGER and BOOLEAN (stored as 0/1 by SQLite).
 enum Migrations {
     static let all: [Migration] = [
-        initialSchema, deployments, operators, activation, cacheLifecycle, cacheNamesByWorkspace,
+        initialSchema, deployments, operators, activation, cacheLifecycle, cacheNamesByWorkspace, pendingUploads,
     ]
 
     static let initialSchema = Migration(version: 1, name: "workspaces, tokens, caches, paths") { _ in
@@ -269,5 +269,25 @@ enum Migrations {
                 "CREATE INDEX caches_workspace ON caches (workspace_id)",
             ] + scoped
         }
+    }
+
+    /// Uploads not yet paths (staged NARs, multipart parts), one row each, and their total per cache,
+    /// kept in the same transaction: bounding them reads one row instead of listing the blob store.
+    /// Uploads staged before this migration are not counted; they expire as before.
+    static let pendingUploads = Migration(version: 7, name: "pending uploads and their bytes per cache") { _ in
+        [
+            """
+            CREATE TABLE pending_uploads (
+                blob_key TEXT PRIMARY KEY,
+                cache_id TEXT NOT NULL REFERENCES caches(id) ON DELETE CASCADE,
+                upload_id TEXT NULL,
+                bytes BIGINT NOT NULL,
+                created_at BIGINT NOT NULL
+            )
+            """,
+            "CREATE INDEX pending_uploads_cache ON pending_uploads (cache_id)",
+            "CREATE INDEX pending_uploads_upload ON pending_uploads (upload_id)",
+            "ALTER TABLE caches ADD COLUMN pending_upload_bytes BIGINT NOT NULL DEFAULT 0",
+        ]
     }
 }
