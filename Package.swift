@@ -170,7 +170,7 @@ let package = Package(
         .testTarget(
             name: "CapstanServicesTests",
             dependencies: [
-                "CapstanServices", "CapstanStorage", "CapstanModel", "NixCore", "TestSupport",
+                "CapstanServices", "CapstanStorage", "CapstanModel", "NixCore", "Compression", "TestSupport",
                 .product(name: "NIOCore", package: "swift-nio"), .product(name: "Logging", package: "swift-log"),
             ]),
         .testTarget(name: "CapstanAgentTests", dependencies: ["CapstanAgent", "CapstanModel", "TestSupport"]),

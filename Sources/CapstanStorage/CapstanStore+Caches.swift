@@ -2,33 +2,71 @@ import Foundation
 import SQLKit
 
 extension CapstanStore {
-    /// Stores a new cache; a taken name throws `StorageError.duplicate(what: "cache", name:)`.
+    /// Stores a new cache. A name its workspace already uses throws
+    /// `StorageError.duplicate(what: "cache", name:)`; a public cache named like another public cache
+    /// (of any workspace) throws `duplicate(what: "public cache", name:)`. Private caches of other
+    /// workspaces never stand in the way: their names are theirs.
     public func insertCache(_ record: CacheRecord) async throws {
-        let inserted = try await describingFailure("creating cache '\(record.name)'") {
-            try await database.transaction { db in
-                try await db.raw(
-                    """
-                    INSERT INTO caches (id, workspace_id, name, is_public, key_name, secret_key, public_key,
-                                        compression, priority, created_at, retention_seconds, max_size,
-                                        keep_generations)
-                    VALUES (\(bind: record.id), \(bind: record.workspaceID), \(bind: record.name),
-                            \(bind: record.isPublic), \(bind: record.keyName), \(bind: record.secretKey),
-                            \(bind: record.publicKey), \(bind: record.compression), \(bind: record.priority),
-                            \(bind: record.createdAt.unixMilliseconds), \(bind: record.retentionSeconds),
-                            \(bind: record.maxSize), \(bind: record.keepGenerations))
-                    ON CONFLICT (name) DO NOTHING
-                    RETURNING id
-                    """
-                ).first() != nil
+        let conflict = try await describingFailure("creating cache '\(record.name)'") {
+            try await database.transaction { db -> StorageError? in
+                let inserted =
+                    try await db.raw(
+                        """
+                        INSERT INTO caches (id, workspace_id, name, is_public, key_name, secret_key, public_key,
+                                            compression, priority, created_at, retention_seconds, max_size,
+                                            keep_generations)
+                        VALUES (\(bind: record.id), \(bind: record.workspaceID), \(bind: record.name),
+                                \(bind: record.isPublic), \(bind: record.keyName), \(bind: record.secretKey),
+                                \(bind: record.publicKey), \(bind: record.compression), \(bind: record.priority),
+                                \(bind: record.createdAt.unixMilliseconds), \(bind: record.retentionSeconds),
+                                \(bind: record.maxSize), \(bind: record.keepGenerations))
+                        ON CONFLICT DO NOTHING
+                        RETURNING id
+                        """
+                    ).first() != nil
+                if inserted { return nil }
+                let ownTaken =
+                    try await db.raw(
+                        """
+                        SELECT id FROM caches
+                        WHERE workspace_id = \(bind: record.workspaceID) AND name = \(bind: record.name)
+                        """
+                    ).first() != nil
+                return .duplicate(what: ownTaken ? "cache" : "public cache", name: record.name)
             }
         }
-        guard inserted else { throw StorageError.duplicate(what: "cache", name: record.name) }
+        if let conflict { throw conflict }
     }
 
-    public func cache(named name: String) async throws -> CacheRecord? {
+    /// The cache of that name in the workspace, public or private.
+    public func cache(named name: String, workspaceID: String) async throws -> CacheRecord? {
+        try await describingFailure("looking up cache '\(name)' of workspace \(workspaceID)") {
+            try await sql.raw(
+                """
+                SELECT \(unsafeRaw: Self.cacheColumns) FROM caches
+                WHERE workspace_id = \(bind: workspaceID) AND name = \(bind: name)
+                """
+            ).first().map(CacheRecord.init(row:))
+        }
+    }
+
+    /// What a name means to a caller: the cache of that name in the caller's workspace when there is
+    /// one, else the public cache of that name (the only kind a caller without a workspace sees).
+    public func cache(resolving name: String, for workspaceID: String?) async throws -> CacheRecord? {
         try await describingFailure("looking up cache '\(name)'") {
-            try await sql.raw("SELECT \(unsafeRaw: Self.cacheColumns) FROM caches WHERE name = \(bind: name)")
-                .first().map(CacheRecord.init(row:))
+            guard let workspaceID else {
+                return try await sql.raw(
+                    "SELECT \(unsafeRaw: Self.cacheColumns) FROM caches WHERE name = \(bind: name) AND is_public"
+                ).first().map(CacheRecord.init(row:))
+            }
+            return try await sql.raw(
+                """
+                SELECT \(unsafeRaw: Self.cacheColumns) FROM caches
+                WHERE name = \(bind: name) AND (workspace_id = \(bind: workspaceID) OR is_public)
+                ORDER BY CASE WHEN workspace_id = \(bind: workspaceID) THEN 0 ELSE 1 END
+                LIMIT 1
+                """
+            ).first().map(CacheRecord.init(row:))
         }
     }
 

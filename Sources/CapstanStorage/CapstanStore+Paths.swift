@@ -58,9 +58,21 @@ extension CapstanStore {
     /// nothing, when the cache already has the path: uploads of the same path may race, one wins.
     @discardableResult
     public func insertPath(_ record: PathRecord) async throws -> Bool {
+        if case .inserted = try await insertPath(record, publishing: {}) { return true }
+        return false
+    }
+
+    /// Records a path unless the cache already has one of that hash part, deciding in one
+    /// transaction which upload wins: the winner's `publish` (putting its blob in place) runs
+    /// inside it, before the row is visible to anyone; a loser gets the row that won, and its
+    /// `publish` never runs. A failing `publish` leaves no row.
+    public func insertPath(_ record: PathRecord, publishing publish: @Sendable () async throws -> Void)
+        async throws -> PathInsertion
+    {
         let referenceHashes = Array(Set(record.referenceHashParts)).sorted()
         return try await describingFailure("storing path \(record.storePath) in cache \(record.cacheID)") {
             try await database.transaction { db in
+                // On PostgreSQL a concurrent insert of the same key waits here until the other commits or rolls back.
                 let inserted =
                     try await db.raw(
                         """
@@ -78,7 +90,17 @@ extension CapstanStore {
                         RETURNING hash_part
                         """
                     ).first() != nil
-                guard inserted else { return false }
+                guard inserted else {
+                    guard
+                        let winner = try await db.raw(
+                            """
+                            SELECT \(unsafeRaw: Self.pathColumns) FROM paths
+                            WHERE cache_id = \(bind: record.cacheID) AND hash_part = \(bind: record.hashPart)
+                            """
+                        ).first().map(PathRecord.init(row:))
+                    else { throw StorageError.notFound(what: "path", key: "\(record.cacheID)/\(record.hashPart)") }
+                    return .present(winner)
+                }
                 var start = referenceHashes.startIndex
                 while start < referenceHashes.endIndex {
                     let end = min(start + Self.hashQueryChunkSize, referenceHashes.endIndex)
@@ -94,7 +116,8 @@ extension CapstanStore {
                     ).run()
                     start = end
                 }
-                return true
+                try await publish()
+                return .inserted
             }
         }
     }

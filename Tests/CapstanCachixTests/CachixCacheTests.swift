@@ -1,6 +1,6 @@
 import Foundation
-import Testing
 import TestSupport
+import Testing
 
 /// The cachix push protocol end to end: the conformance client pushes a closure in parts, and
 /// the real `nix-store -r` substitutes it, path-style and through Host routing.
@@ -35,8 +35,10 @@ import TestSupport
 
         let info = try HTTP.request("GET", "\(fixture.hostedCacheURL)/nix-cache-info")
         #expect(info.status == 200 && info.text.contains("StoreDir: /nix/store"), "\(info.text)")
+        // Without a token a name that is no public cache is answered alike, private cache or none.
         let unknownHost = try HTTP.request("GET", "http://nothing.localhost:\(fixture.server.port)/nix-cache-info")
-        #expect(unknownHost.status == 404)
+        #expect(unknownHost.status == 401)
+        #expect(unknownHost.text.contains("'nothing' is not a public cache"), "\(unknownHost.text)")
 
         for substituter in [fixture.hostedCacheURL, "\(fixture.server.url)/cache/fleet"] {
             try NixFixtures.delete(closure)

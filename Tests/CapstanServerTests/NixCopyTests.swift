@@ -58,6 +58,66 @@ import Testing
         #expect(try HTTP.request("GET", "\(server.url)/cache/guarded/\(hash).narinfo").status == 404)
     }
 
+    /// Two `nix copy` of one closure at once, compressed differently (so their blobs differ): both
+    /// succeed, the cache serves one NAR per path, and no other blob (stored or staged) remains. A
+    /// third upload of one of those paths with another NAR is refused, naming the hash the cache holds.
+    @Test func racingNixCopiesOfOnePathLeaveOneNarAndNoOrphan() async throws {
+        _ = try admin.createCache("raced")
+        let push = try admin.createToken(kind: "push", cache: "raced")
+        let netrc = try netrc(push)
+        let closure = try NixFixtures.buildClosure(in: temp.path, payloadBytes: 6_000_000)
+        let copies = try await withThrowingTaskGroup(of: ProcessResult.self) { group in
+            for compression in ["zstd", "xz"] {
+                let url = "\(server.url)/cache/raced?compression=\(compression)"
+                // Two CI jobs: each its own Nix disk cache (one SQLite file written by both at once fails in Nix).
+                var job = TestEnvironment.nixEnvironment
+                job["XDG_CACHE_HOME"] = temp.sub("job-cache-\(compression)")
+                group.addTask {
+                    try ProcessRunner.run(
+                        ["nix", "copy", "--to", url, closure[0], "--option", "netrc-file", netrc], environment: job)
+                }
+            }
+            return try await group.reduce(into: []) { $0.append($1) }
+        }
+        for copy in copies { #expect(copy.status == 0, "\(copy.stderrString)") }
+        var served: [String: String] = [:]
+        for path in closure {
+            let hash = String(path.dropFirst("/nix/store/".count).prefix(32))
+            let answer = try HTTP.request("GET", "\(server.url)/cache/raced/\(hash).narinfo")
+            #expect(answer.status == 200)
+            let fields = Dictionary(
+                answer.text.split(separator: "\n").compactMap { line -> (String, String)? in
+                    let parts = line.split(separator: ":", maxSplits: 1)
+                    return parts.count == 2 ? (String(parts[0]), parts[1].trimmingCharacters(in: .whitespaces)) : nil
+                }, uniquingKeysWith: { first, _ in first })
+            served[path] = fields["NarHash"]
+            let url = try #require(fields["URL"])
+            #expect(url.hasPrefix("nar/"))
+            #expect(FileManager.default.fileExists(atPath: server.dataDirectory + "/blobs/" + url))
+        }
+        let nars = try FileManager.default.contentsOfDirectory(atPath: server.dataDirectory + "/blobs/nar")
+        #expect(nars.count == closure.count, "one blob per path, no orphan: \(nars)")
+        let staging = server.dataDirectory + "/blobs/staging"
+        #expect(try FileManager.default.subpathsOfDirectory(atPath: staging).allSatisfy { !$0.hasSuffix(".nar") })
+
+        // Another NAR under the same store path: a conflict that names the path and the hash kept.
+        var other = try stageNar(in: "raced")
+        other.storePath = closure[2]
+        other.hashPart = String(closure[2].dropFirst("/nix/store/".count).prefix(32))
+        let refused = try HTTP.request(
+            "PUT", "\(server.url)/cache/raced/\(other.hashPart).narinfo", token: push,
+            bodyFile: try other.narInfo(in: temp))
+        #expect(refused.status == 409, "\(refused.text)")
+        let message = try #require(
+            (try JSONSerialization.jsonObject(with: refused.body) as? [String: Any])?["error"] as? String)
+        #expect(message.contains(closure[2]), "\(message)")
+        #expect(message.contains(try #require(served[closure[2]])), "\(message)")
+        #expect(
+            try FileManager.default.contentsOfDirectory(atPath: server.dataDirectory + "/blobs/nar").count == nars.count
+        )
+        #expect(try FileManager.default.subpathsOfDirectory(atPath: staging).allSatisfy { !$0.hasSuffix(".nar") })
+    }
+
     /// The NAR of a fresh path, uploaded to `nar/<hash>.nar` of `cache` as `nix copy` does before its narinfo.
     struct StagedNar {
         var storePath: String

@@ -41,7 +41,7 @@ struct CacheLifecycleTests {
 
     static func configure(_ services: Services, _ request: ConfigureCacheRequest) async throws -> CacheRecord {
         _ = try await services.caches.configure(cacheNamed: "fleet", request, by: try await services.principal(.admin))
-        return try #require(try await services.store.cache(named: "fleet"))
+        return try #require(try await services.store.cache(named: "fleet", workspaceID: services.workspace.id))
     }
 
     /// Deploys `path` to `agent` through the deploy service and has the agent report success.
@@ -247,7 +247,8 @@ struct CacheLifecycleTests {
             #expect(later.blobBytesFreed > 0)
             let left = try await services.store.blobs.list(.nars)
             #expect(left.count == 1)
-            let otherCache = try #require(try await services.store.cache(named: "other"))
+            let otherCache = try #require(
+                try await services.store.cache(named: "other", workspaceID: services.workspace.id))
             let otherFile = try #require(try await services.store.paths(cacheID: otherCache.id).first?.fileName)
             #expect(left.first?.key == .nar(otherFile))
         }

@@ -101,6 +101,47 @@ struct CacheRulesTests {
     }
 
     @Test(arguments: DatabaseBackend.allCases)
+    func pendingUploadBytesCountStagedNarsAndPartsUntilTheyAreUsedOrAborted(backend: DatabaseBackend) async throws {
+        try await Services.with(backend) { services in
+            let push = try await services.principal(.push)
+            let cache = try await services.caches.writableCache(named: "fleet", by: push)
+            let pending = { try await services.store.pendingUploadBytes(cacheID: cache.id) }
+            let nar = SampleNar(contents: "counted")
+            let fileName = NixHasher.hash(.sha256, nar.bytes).digest(.nix32) + ".nar"
+            try await services.caches.stageNar(in: cache, fileName: fileName, body: nar.body.async)
+            #expect(try await pending() == Int64(nar.bytes.count))
+            // The same file staged again replaces its count rather than adding to it.
+            try await services.caches.stageNar(in: cache, fileName: fileName, body: nar.body.async)
+            #expect(try await pending() == Int64(nar.bytes.count))
+            let upload = try await services.caches.startMultipartUpload(in: cache, compression: .xz, by: push)
+            _ = try await services.caches.storePart(
+                of: upload, number: 1, contentMD5: nil, body: [ByteBuffer(bytes: [1, 2, 3])].async)
+            _ = try await services.caches.storePart(
+                of: upload, number: 2, contentMD5: nil, body: [ByteBuffer(bytes: [4, 5])].async)
+            #expect(try await pending() == Int64(nar.bytes.count + 5))
+            await services.caches.abortMultipartUpload(upload)
+            #expect(try await pending() == Int64(nar.bytes.count))
+            let hashPart = String(nar.info.storePath.dropFirst("/nix/store/".count).prefix(32))
+            try await services.caches.putNarInfo(
+                in: cache, hashPart: hashPart,
+                text: """
+                    StorePath: \(nar.info.storePath)
+                    URL: nar/\(fileName)
+                    Compression: none
+                    NarHash: \(nar.info.narHash)
+                    NarSize: \(nar.info.narSize)
+                    References: \n
+                    """)
+            #expect(try await pending() == 0)
+            // An expired staged NAR is swept with its count.
+            try await services.caches.stageNar(in: cache, fileName: fileName, body: nar.body.async)
+            #expect(try await pending() > 0)
+            try await services.caches.sweepAbandonedUploads(now: Date().addingTimeInterval(2 * 24 * 3600))
+            #expect(try await pending() == 0)
+        }
+    }
+
+    @Test(arguments: DatabaseBackend.allCases)
     func privateCachesAreInvisibleToOtherWorkspaces(backend: DatabaseBackend) async throws {
         try await Services.with(backend) { services in
             let stranger = try await services.store.createWorkspace(name: "team-b")
@@ -118,6 +159,69 @@ struct CacheRulesTests {
                 (await #expect(throws: ServiceError.self) {
                     try await services.caches.readableCache(named: "fleet", by: nil)
                 })?.kind == .unauthorized)
+        }
+    }
+
+    @Test(arguments: DatabaseBackend.allCases)
+    func privateCacheNamesAreEachWorkspacesOwnAndPublicNamesAreShared(backend: DatabaseBackend) async throws {
+        try await Services.with(backend) { services in
+            let owner = try await services.principal(.admin)
+            let stranger = try await services.principal(
+                .admin, workspace: try await services.store.createWorkspace(name: "team-b"))
+            // Reading: another workspace's private cache answers exactly as a name nobody uses.
+            let hidden = await #expect(throws: ServiceError.self) {
+                try await services.caches.readableCache(named: "fleet", by: stranger)
+            }
+            let unused = await #expect(throws: ServiceError.self) {
+                try await services.caches.readableCache(named: "unused", by: stranger)
+            }
+            #expect(hidden?.kind == .notFound)
+            #expect(hidden?.kind == unused?.kind)
+            #expect(hidden?.message.replacingOccurrences(of: "fleet", with: "unused") == unused?.message)
+            let anonymousHidden = await #expect(throws: ServiceError.self) {
+                try await services.caches.readableCache(named: "fleet", by: nil)
+            }
+            let anonymousUnused = await #expect(throws: ServiceError.self) {
+                try await services.caches.readableCache(named: "unused", by: nil)
+            }
+            #expect(anonymousHidden?.kind == .unauthorized)
+            #expect(anonymousHidden?.kind == anonymousUnused?.kind)
+            #expect(
+                anonymousHidden?.message.replacingOccurrences(of: "fleet", with: "unused") == anonymousUnused?.message)
+
+            // Creating: the stranger's private "fleet" is its own, and each name means each one's cache.
+            let theirs = try await services.caches.create(
+                CreateCacheRequest(name: "fleet", isPublic: false), by: stranger)
+            #expect(theirs.publicKey != services.cache.publicKey)
+            #expect(try await services.caches.readableCache(named: "fleet", by: stranger).id != services.cache.id)
+            #expect(try await services.caches.readableCache(named: "fleet", by: owner).id == services.cache.id)
+            let again = await #expect(throws: ServiceError.self) {
+                try await services.caches.create(CreateCacheRequest(name: "fleet", isPublic: true), by: stranger)
+            }
+            #expect(again?.kind == .conflict)
+            #expect(again?.message.contains("already exists in this workspace") == true)
+
+            // Public names are public: one per server, and anyone without a cache of that name reads it.
+            let shared = try await services.caches.create(CreateCacheRequest(name: "shared", isPublic: true), by: owner)
+            let taken = await #expect(throws: ServiceError.self) {
+                try await services.caches.create(CreateCacheRequest(name: "shared", isPublic: true), by: stranger)
+            }
+            #expect(taken?.kind == .conflict)
+            #expect(taken?.message.contains("a public cache named 'shared'") == true)
+            #expect(
+                try await services.caches.readableCache(named: "shared", by: stranger).publicKey == shared.publicKey)
+            #expect(try await services.caches.readableCache(named: "shared", by: nil).publicKey == shared.publicKey)
+            // A workspace's own cache of a public name comes first for its tokens, and is theirs only.
+            let own = try await services.caches.create(
+                CreateCacheRequest(name: "shared", isPublic: false), by: stranger)
+            #expect(try await services.caches.readableCache(named: "shared", by: stranger).publicKey == own.publicKey)
+            #expect(try await services.caches.readableCache(named: "shared", by: owner).publicKey == shared.publicKey)
+            #expect(try await services.caches.readableCache(named: "shared", by: nil).publicKey == shared.publicKey)
+            // Writing and managing resolve the same way: the stranger cannot reach the owner's private cache.
+            #expect(try await services.caches.managedCache(named: "shared", by: stranger).publicKey == own.publicKey)
+            #expect(try await services.caches.managedCache(named: "shared", by: owner).publicKey == shared.publicKey)
+            let strangerPush = try await services.caches.writableCache(named: "fleet", by: stranger)
+            #expect(strangerPush.publicKey == theirs.publicKey)
         }
     }
 }

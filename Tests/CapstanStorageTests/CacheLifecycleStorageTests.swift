@@ -24,7 +24,7 @@ struct CacheLifecycleStorageTests {
             #expect(updated.retentionSeconds == 86_400)
             #expect(updated.maxSize == 1 << 40)
             #expect(updated.keepGenerations == 5)
-            #expect(try await store.cache(named: cache.name) == updated)
+            #expect(try await store.cache(named: cache.name, workspaceID: cache.workspaceID) == updated)
 
             let path = Sample.path(cacheID: cache.id)
             try await store.insertPath(path)

@@ -9,9 +9,9 @@ struct StorageTests {
     @Test(arguments: DatabaseBackend.allCases)
     func migrationsRunOnceAndAreRecorded(backend: DatabaseBackend) async throws {
         try await StoreFixture.withStore(backend, migrate: false) { store in
-            #expect(try await store.migrate() == [1, 2, 3, 4, 5])
+            #expect(try await store.migrate() == [1, 2, 3, 4, 5, 6, 7])
             #expect(try await store.migrate() == [])
-            #expect(try await store.appliedMigrations() == [1, 2, 3, 4, 5])
+            #expect(try await store.appliedMigrations() == [1, 2, 3, 4, 5, 6, 7])
             try await store.ping()
         }
     }
@@ -28,8 +28,8 @@ struct StorageTests {
             for store in stores { group.addTask { try await store.migrate() } }
             return try await group.reduce(into: []) { $0 += $1 }
         }
-        #expect(applied.sorted() == [1, 2, 3, 4, 5])
-        #expect(try await stores[0].appliedMigrations() == [1, 2, 3, 4, 5])
+        #expect(applied.sorted() == [1, 2, 3, 4, 5, 6, 7])
+        #expect(try await stores[0].appliedMigrations() == [1, 2, 3, 4, 5, 6, 7])
         for store in stores { try await store.shutdown() }
     }
 
@@ -110,7 +110,7 @@ struct StorageTests {
     }
 
     @Test(arguments: DatabaseBackend.allCases)
-    func cachesAreUniqueByName(backend: DatabaseBackend) async throws {
+    func cacheNamesAreUniquePerWorkspaceAndAmongPublicCaches(backend: DatabaseBackend) async throws {
         try await StoreFixture.withStore(backend) { store in
             let own = try await Sample.workspace(store)
             let other = try await Sample.workspace(store)
@@ -121,17 +121,39 @@ struct StorageTests {
             try await store.insertCache(main)
             try await store.insertCache(privateCache)
 
-            #expect(try await store.cache(named: "main") == main)
+            #expect(try await store.cache(named: "main", workspaceID: own.id) == main)
             #expect(try await store.cache(id: privateCache.id) == privateCache)
-            #expect(try await store.cache(named: "nope") == nil)
+            #expect(try await store.cache(named: "nope", workspaceID: own.id) == nil)
             #expect(try await store.caches(workspaceID: own.id) == [privateCache, main])
             #expect(try await store.caches(workspaceID: other.id) == [])
 
+            // A public name is taken for every workspace; a workspace's own name for that workspace.
             let taken = Sample.cache(workspaceID: other.id, name: "main")
-            await #expect(throws: StorageError.duplicate(what: "cache", name: "main")) {
+            await #expect(throws: StorageError.duplicate(what: "public cache", name: "main")) {
                 try await store.insertCache(taken)
             }
-            #expect(try await store.cache(named: "main")?.workspaceID == own.id)
+            var ownAgain = Sample.cache(workspaceID: own.id, name: "a-private")
+            ownAgain.isPublic = false
+            await #expect(throws: StorageError.duplicate(what: "cache", name: "a-private")) {
+                try await store.insertCache(ownAgain)
+            }
+            // Another workspace's private name is free, privately or publicly.
+            var theirs = Sample.cache(workspaceID: other.id, name: "a-private")
+            theirs.isPublic = false
+            try await store.insertCache(theirs)
+            var privateMain = Sample.cache(workspaceID: other.id, name: "main")
+            privateMain.isPublic = false
+            try await store.insertCache(privateMain)
+
+            // A name means the caller's own cache first, then the public one; nothing private of others.
+            #expect(try await store.cache(resolving: "a-private", for: own.id) == privateCache)
+            #expect(try await store.cache(resolving: "a-private", for: other.id) == theirs)
+            #expect(try await store.cache(resolving: "a-private", for: nil) == nil)
+            #expect(try await store.cache(resolving: "main", for: other.id) == privateMain)
+            #expect(try await store.cache(resolving: "main", for: nil) == main)
+            let third = try await Sample.workspace(store)
+            #expect(try await store.cache(resolving: "main", for: third.id) == main)
+            #expect(try await store.cache(resolving: "a-private", for: third.id) == nil)
         }
     }
 

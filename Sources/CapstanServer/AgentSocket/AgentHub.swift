@@ -107,14 +107,14 @@ public actor AgentHub: AgentOutbox {
         }
     }
 
-    /// Runs `body` for a socket that `tokenID` authenticated, closing it with `close` if the token is revoked meanwhile.
-    public func track(tokenID: String, close: @escaping @Sendable () async -> Void) -> UUID {
+    /// Registers a socket that `tokenID` authenticated, closed with `close` if the token is revoked; see `tracking`.
+    func track(tokenID: String, close: @escaping @Sendable () async -> Void) -> UUID {
         let id = UUID()
         others[id] = (tokenID, close)
         return id
     }
 
-    public func untrack(_ id: UUID) { others[id] = nil }
+    func untrack(_ id: UUID) { others[id] = nil }
 
     /// Closes every connection `tokenID` authenticated, all at once.
     @discardableResult
@@ -131,13 +131,32 @@ public actor AgentHub: AgentOutbox {
 
 extension AgentHub {
     /// Runs a socket's handler; if the token that authenticated it is revoked meanwhile, the socket is closed.
-    func tracking(
+    nonisolated func tracking(
         _ principal: Principal, _ outbound: WebSocketOutboundWriter, _ body: () async throws -> Void
     ) async throws {
-        let id = track(tokenID: principal.tokenID) {
-            try? await outbound.close(.policyViolation, reason: "the token was revoked")
-        }
-        defer { Task { await self.untrack(id) } }
-        try await body()
+        try await tracking(
+            tokenID: principal.tokenID,
+            close: {
+                try? await outbound.close(.policyViolation, reason: "the token was revoked")
+            }, body)
     }
+
+    /// Runs `body` with `close` registered for revocations of `tokenID`, for exactly the body's run: it
+    /// is unregistered before this returns or throws, so nothing outlives the socket's handler and no
+    /// later revocation reaches a socket that is gone.
+    public nonisolated func tracking(
+        tokenID: String, close: @escaping @Sendable () async -> Void, _ body: () async throws -> Void
+    ) async throws {
+        let id = await track(tokenID: tokenID, close: close)
+        do {
+            try await body()
+        } catch {
+            await untrack(id)
+            throw error
+        }
+        await untrack(id)
+    }
+
+    /// How many sockets other than agent sessions are registered for revocation.
+    public var trackedSocketCount: Int { others.count }
 }

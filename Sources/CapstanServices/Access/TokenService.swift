@@ -49,7 +49,7 @@ public struct TokenService: Sendable {
             guard let cacheName = request.cache else {
                 throw ServiceError.badRequest("a \(request.kind.rawValue) token needs a cache: pass --cache NAME")
             }
-            guard let cache = try await store.cache(named: cacheName), cache.workspaceID == principal.workspaceID else {
+            guard let cache = try await store.cache(named: cacheName, workspaceID: principal.workspaceID) else {
                 throw ServiceError.notFound("cache '\(cacheName)' does not exist in this workspace")
             }
             cacheID = cache.id

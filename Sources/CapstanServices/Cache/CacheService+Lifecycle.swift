@@ -7,10 +7,7 @@ import Foundation
 extension CacheService {
     /// The cache, if the caller may manage it (its workspace's admin).
     public func managedCache(named name: String, by principal: Principal) async throws -> CacheRecord {
-        guard let cache = try await store.cache(named: name) else {
-            throw ServiceError.notFound("cache '\(name)' does not exist")
-        }
-        if principal.workspaceID != cache.workspaceID && !cache.isPublic {
+        guard let cache = try await cache(named: name, for: principal) else {
             throw ServiceError.notFound("cache '\(name)' does not exist")
         }
         try AccessPolicy.require(.manageCache(cache), by: principal)

@@ -76,7 +76,7 @@ extension CacheService {
         -> MultipartNarUpload
     {
         let upload = try await multipartUpload(narID: narID, uploadID: uploadID, cache: nil)
-        guard let cache = try await cache(named: cacheName), cache.id == upload.cacheID else {
+        guard let cache = try await store.cache(id: upload.cacheID), cache.name == cacheName else {
             throw ServiceError.notFound("no upload \(uploadID.prefix(8))… of NAR \(narID) is in progress")
         }
         try await requireAlive(upload)
@@ -111,6 +111,7 @@ extension CacheService {
         let writer = try await blobs.makeWriter()
         var md5 = NixHasher(.md5)
         var size: UInt64 = 0
+        let eTag: String
         do {
             for try await buffer in body {
                 size += UInt64(buffer.readableBytes)
@@ -129,11 +130,14 @@ extension CacheService {
                         + "(\(Data(digest.bytes).base64EncodedString())); send the part again")
             }
             try await writer.commit(as: .part(uploadID: upload.uploadID, number: number))
-            return digest.digest(.base16)
+            eTag = digest.digest(.base16)
         } catch {
             await writer.discard()
             throw error
         }
+        let part = BlobKey.part(uploadID: upload.uploadID, number: number)
+        try await recordPending(part, cacheID: cache.id, uploadID: upload.uploadID, bytes: size)
+        return eTag
     }
 
     /// Joins the parts and ingests them as one NAR: FileHash and FileSize (when declared) and the
@@ -193,12 +197,19 @@ extension CacheService {
         }
         let transit = try Self.compression(named: upload.compression, field: "upload compression")
         let body = ConcatenatedBlobs(blobs: blobs, keys: parts)
-        let result = try await self.upload(
-            to: cache,
-            info: PathUploadInfo(
-                storePath: info.storePath, narHash: info.narHash, narSize: info.narSize, references: info.references,
-                deriver: info.deriver),
-            transit: transit, body: body)
+        let result: PathUploadResult
+        do {
+            result = try await self.upload(
+                to: cache,
+                info: PathUploadInfo(
+                    storePath: info.storePath, narHash: info.narHash, narSize: info.narSize,
+                    references: info.references, deriver: info.deriver),
+                transit: transit, body: body)
+        } catch let error as ServiceError where error.kind == .conflict {
+            // The cache holds the path with another NAR: sending the parts again cannot help.
+            await abortMultipartUpload(upload)
+            throw error
+        }
         await abortMultipartUpload(upload)
         return result
     }
@@ -208,6 +219,7 @@ extension CacheService {
         do {
             for part in try await blobs.list(.parts(uploadID: upload.uploadID)) { try await blobs.delete(part.key) }
             try await blobs.delete(.upload(uploadID: upload.uploadID))
+            try await store.forgetPendingUploads(uploadID: upload.uploadID)
         } catch {
             logger.warning(
                 "could not remove a multipart upload", metadata: ["nar": "\(upload.narID)", "error": "\(error)"])

@@ -38,16 +38,22 @@ public struct UploadSweep: Sendable, Equatable {
 }
 
 extension CacheService {
-    /// Bytes of staged NARs and multipart parts of this cache, waiting to be checked.
+    /// Bytes of staged NARs and multipart parts of this cache, waiting to be checked: the counter
+    /// the database keeps with their rows, so every replica reads the same without listing blobs.
     func pendingUploadBytes(in cache: CacheRecord) async throws -> UInt64 {
-        var total: Int64 = 0
-        for entry in try await blobs.list(.staged) {
-            if case .staged(let cacheID, _) = entry.key, cacheID == cache.id { total += entry.size }
-        }
-        for upload in try await multipartUploads() where upload.cacheID == cache.id {
-            total += try await blobs.list(.parts(uploadID: upload.uploadID)).reduce(0) { $0 + $1.size }
-        }
-        return UInt64(max(0, total))
+        UInt64(max(0, try await store.pendingUploadBytes(cacheID: cache.id)))
+    }
+
+    /// Counts a committed staged NAR or part against its cache's bound.
+    func recordPending(_ key: BlobKey, cacheID: String, uploadID: String? = nil, bytes: UInt64) async throws {
+        try await store.recordPendingUpload(
+            key: key.description, cacheID: cacheID, uploadID: uploadID, bytes: Int64(bytes), at: Date())
+    }
+
+    /// Removes a staged NAR that has served its purpose, and its count; failures only leave it to the sweep.
+    func removeStaged(_ key: BlobKey) async {
+        _ = try? await blobs.delete(key)
+        try? await store.forgetPendingUploads(keys: [key.description])
     }
 
     /// Every multipart upload whose description can be read.
@@ -79,12 +85,15 @@ extension CacheService {
     public func sweepAbandonedUploads(now: Date = Date()) async throws -> UploadSweep {
         var sweep = UploadSweep()
         let cutoff = now.addingTimeInterval(-uploadLimits.expirySeconds)
+        var swept: [String] = []
         for entry in try await blobs.list(.staged) where entry.modified < cutoff {
             if try await blobs.delete(entry.key) {
                 sweep.stagedNars += 1
                 sweep.bytes += entry.size
+                swept.append(entry.key.description)
             }
         }
+        try await store.forgetPendingUploads(keys: swept)
         for upload in try await multipartUploads() {
             do {
                 try await requireAlive(upload, now: now)
@@ -94,6 +103,8 @@ extension CacheService {
                 sweep.multipartUploads += 1
             }
         }
+        // Whatever was recorded before the cutoff is gone now (or belonged to an upload that just expired).
+        try await store.forgetPendingUploads(recordedBefore: cutoff)
         if sweep != UploadSweep() {
             logger.info(
                 "swept abandoned uploads",

@@ -75,10 +75,15 @@ public struct CacheService: Sendable {
             createdAt: Date())
         do {
             try await store.insertCache(record)
-        } catch let error as StorageError {
-            if case .duplicate = error { throw ServiceError.conflict("a cache named '\(request.name)' already exists") }
-            throw error
+        } catch StorageError.duplicate(let what, _) {
+            // Only this workspace's names and public names can be taken: neither reveals another's private cache.
+            throw ServiceError.conflict(
+                what == "public cache"
+                    ? "a public cache named '\(request.name)' already exists; choose another name"
+                    : "a cache named '\(request.name)' already exists in this workspace")
         }
+        // A caller who resolved this name to a public cache of another workspace now means this one.
+        await forget(cacheID: record.id)
         logger.info("cache created", metadata: ["cache": "\(request.name)", "public": "\(request.isPublic)"])
         await audit.record(
             .cacheCreated, by: principal, target: request.name, detail: request.isPublic ? "public" : "private")
@@ -112,10 +117,17 @@ public struct CacheService: Sendable {
         cacheHost?.url(forCache: cache.name, publicURL: publicURL) ?? substituterURL(cache)
     }
 
-    /// The cache if the caller may read it. Anonymous callers of a private cache are asked to
-    /// authenticate; other workspaces learn nothing, not even that it exists.
+    /// The cache if the caller may read it. A name means the caller's workspace's cache of that
+    /// name, else the public cache of that name. A caller without a token who names no public cache is
+    /// asked to authenticate, whether or not some workspace has a private cache of that name; a
+    /// token of another workspace learns nothing either: the same 404 as for a name nobody uses.
     public func readableCache(named name: String, by principal: Principal?) async throws -> CacheRecord {
-        guard let cache = try await cache(named: name) else {
+        guard let cache = try await cache(named: name, for: principal) else {
+            if principal == nil {
+                throw ServiceError.unauthorized(
+                    "cache '\(name)' is not a public cache: send a token of its workspace (Bearer, or as the netrc password)"
+                )
+            }
             throw ServiceError.notFound("cache '\(name)' does not exist")
         }
         try AccessPolicy.requireRead(cache, by: principal)
@@ -126,18 +138,20 @@ public struct CacheService: Sendable {
         guard principal != nil else {
             throw ServiceError.unauthorized("writing to cache '\(name)' needs a push token")
         }
-        guard let cache = try await cache(named: name) else {
+        guard let cache = try await cache(named: name, for: principal) else {
             throw ServiceError.notFound("cache '\(name)' does not exist")
         }
         try AccessPolicy.requireWrite(cache, by: principal)
         return cache
     }
 
-    /// The cache row, from memory when it was read before (a reconfigured cache is forgotten).
-    func cache(named name: String) async throws -> CacheRecord? {
-        if let cache = memo.cache(named: name) { return cache }
-        guard let cache = try await store.cache(named: name) else { return nil }
-        memo.remember(cache)
+    /// The cache `name` means to this caller, from memory when it was resolved before (a created or
+    /// reconfigured cache makes every replica forget what it resolved).
+    func cache(named name: String, for principal: Principal?) async throws -> CacheRecord? {
+        let workspaceID = principal?.workspaceID
+        if let cache = memo.cache(named: name, for: workspaceID) { return cache }
+        guard let cache = try await store.cache(resolving: name, for: workspaceID) else { return nil }
+        memo.remember(cache, named: name, for: workspaceID)
         return cache
     }
 
@@ -255,11 +269,8 @@ public struct CacheService: Sendable {
             throw ServiceError.badRequest("NarHash of \(info.storePath) must be sha256, got \(declaredHash.algorithm)")
         }
         if let existing = try await store.path(cacheID: cache.id, hashPart: storePath.hashPart) {
-            accessLog.used(cacheID: cache.id, hashParts: [existing.hashPart])
             for try await _ in body {}
-            return PathUploadResult(
-                storePath: existing.storePath, narHash: existing.narHash, narSize: UInt64(existing.narSize),
-                fileHash: existing.fileHash, fileSize: UInt64(existing.fileSize), alreadyPresent: true)
+            return try lostRace(to: existing, in: cache, narHash: declaredHash).uploadResult
         }
         let stored = try Self.compression(named: cache.compression, field: "cache compression")
         let (result, writer) = try await NarIngest.run(
@@ -268,12 +279,10 @@ public struct CacheService: Sendable {
         try await checkDeclared(
             storePath: info.storePath, declaredHash: declaredHash, declaredSize: info.narSize, actual: result,
             writer: writer)
-        let record = try await commit(
+        let outcome = try await commit(
             cache: cache, storePath: storePath, references: references, deriver: info.deriver, clientSigs: info.sigs,
             ca: info.ca, compression: stored, result: result, writer: writer)
-        return PathUploadResult(
-            storePath: record.storePath, narHash: record.narHash, narSize: UInt64(record.narSize),
-            fileHash: record.fileHash, fileSize: UInt64(record.fileSize), alreadyPresent: false)
+        return outcome.uploadResult
     }
 
     /// First half of Nix's own HTTP upload: the compressed NAR, kept aside until its narinfo arrives.
@@ -302,6 +311,7 @@ public struct CacheService: Sendable {
             await writer.discard()
             throw error
         }
+        try await recordPending(.staged(cacheID: cache.id, fileName: fileName), cacheID: cache.id, bytes: size)
         logger.debug("NAR staged", metadata: ["cache": "\(cache.name)", "file": "\(fileName)", "bytes": "\(size)"])
     }
 
@@ -336,7 +346,6 @@ public struct CacheService: Sendable {
             throw ServiceError.badRequest(
                 "\(hashPart).narinfo describes \(info.storePath.path), whose hash part differs from the file name")
         }
-        if try await store.path(cacheID: cache.id, hashPart: hashPart) != nil { return }
         guard info.url.hasPrefix("nar/") else {
             throw ServiceError.badRequest("\(hashPart).narinfo: URL '\(info.url)' must point into nar/")
         }
@@ -344,7 +353,17 @@ public struct CacheService: Sendable {
         try Self.validateNarFileName(fileName)
         let transit = try Self.compression(named: info.compression, field: "\(hashPart).narinfo Compression")
         let staged = BlobKey.staged(cacheID: cache.id, fileName: fileName)
+        if let existing = try await store.path(cacheID: cache.id, hashPart: hashPart) {
+            await removeStaged(staged)
+            _ = try lostRace(to: existing, in: cache, narHash: info.narHash)
+            return
+        }
         guard let stagedBytes = try await blobs.read(staged) else {
+            // Another upload of the same NAR may have stored the path and removed the staged file meanwhile.
+            if let existing = try await store.path(cacheID: cache.id, hashPart: hashPart) {
+                _ = try lostRace(to: existing, in: cache, narHash: info.narHash)
+                return
+            }
             throw ServiceError.badRequest(
                 "\(hashPart).narinfo names \(info.url), which was not uploaded to this cache; upload the NAR first")
         }
@@ -373,10 +392,10 @@ public struct CacheService: Sendable {
                 cache: cache, storePath: info.storePath, references: info.references, deriver: info.deriver,
                 clientSigs: info.sigs, ca: info.ca, compression: stored, result: result, writer: writer)
         } catch {
-            try? await blobs.delete(staged)
+            await removeStaged(staged)
             throw error
         }
-        try? await blobs.delete(staged)
+        await removeStaged(staged)
     }
 
     private func checkDeclared(
@@ -397,8 +416,9 @@ public struct CacheService: Sendable {
         }
     }
 
-    /// Moves the checked blob into place, signs the narinfo with the cache's key and makes the
-    /// path visible, in that order, so a crash at any point leaves no visible half-path.
+    /// Signs the narinfo with the cache's key, then in one transaction decides whether this upload
+    /// wins the path and, if it does, moves the checked blob into place and makes the path visible,
+    /// so a crash at any point leaves no visible half-path and a losing upload leaves no blob.
     ///
     /// The blob may be one garbage collection found unused (the same NAR stored before): it is
     /// reclaimed first, which waits for a deletion in progress, and the path must become visible
@@ -406,20 +426,21 @@ public struct CacheService: Sendable {
     private func commit(
         cache: CacheRecord, storePath: StorePath, references: [StorePath], deriver: String?, clientSigs: [String],
         ca: String?, compression: CompressionMethod, result: IngestResult, writer: any BlobWriter
-    ) async throws -> PathRecord {
+    ) async throws -> CommitOutcome {
         let fileName = result.fileHash.digest(.nix32) + ".nar" + compression.fileExtension
         // From here on, an orphan record of this blob can only be younger than `reclaimed`.
         var reclaimed = ContinuousClock.now
+        var reclaimedOrphan = false
         do {
             if try await store.isOrphanBlob(fileName: fileName) {
                 try await store.reclaimOrphanBlob(fileName: fileName)
                 reclaimed = .now
+                reclaimedOrphan = true
             }
         } catch {
             await writer.discard()
             throw error
         }
-        try await writer.commit(as: .nar(fileName))
         let secretKey = try NixSecretKey(parsing: cache.secretKey)
         var narInfo = NarInfo(
             storePath: storePath, url: "nar/\(fileName)", compression: compression.rawValue,
@@ -436,18 +457,51 @@ public struct CacheService: Sendable {
         guard ContinuousClock.now - reclaimed < lifecycle.uploadCommitDeadline else {
             // Too slow to be sure the blob outlives a collection that found it unused: let the next
             // collection judge it, and have the client try again.
-            try? await store.addOrphanBlobs([fileName], at: Date())
+            await writer.discard()
+            if reclaimedOrphan { try? await store.addOrphanBlobs([fileName], at: Date()) }
             throw ServiceError(
                 .unavailable, "storing \(storePath.path) took too long to be made visible safely; upload it again")
         }
-        let inserted = try await store.insertPath(record)
-        logger.info(
-            inserted ? "path stored" : "path already present",
-            metadata: [
-                "cache": "\(cache.name)", "path": "\(storePath.path)", "narSize": "\(result.narSize)",
-                "fileSize": "\(result.fileSize)",
-            ])
-        return record
+        let insertion: PathInsertion
+        do {
+            try await writer.seal()
+            // The blob is put in place only by the upload that wins the path, inside the deciding transaction.
+            let publishing = PublishedBlob(writer: writer, key: .nar(fileName))
+            insertion = try await store.insertPath(record, publishing: { try await publishing.commit() })
+        } catch {
+            await writer.discard()
+            throw error
+        }
+        guard case .present(let winner) = insertion else {
+            logger.info(
+                "path stored",
+                metadata: [
+                    "cache": "\(cache.name)", "path": "\(storePath.path)", "narSize": "\(result.narSize)",
+                    "fileSize": "\(result.fileSize)",
+                ])
+            return .stored(record)
+        }
+        // Lost the race: this upload's blob was never put in place. One reclaimed from garbage
+        // collection goes back to it unless the winner stored its path in that very blob.
+        await writer.discard()
+        if reclaimedOrphan { try? await store.addOrphanBlobs([fileName], at: Date()) }
+        return try lostRace(to: winner, in: cache, narHash: result.narHash)
+    }
+
+    /// The answer to an upload of a path the cache already holds: the stored path when the NAR is the
+    /// same, a conflict naming the path and the NarHash the cache holds when it differs.
+    func lostRace(to winner: PathRecord, in cache: CacheRecord, narHash: NixHash) throws -> CommitOutcome {
+        guard winner.narHash == narHash.narInfoString else {
+            logger.warning(
+                "upload refused: the cache holds the path with another NAR",
+                metadata: ["cache": "\(cache.name)", "path": "\(winner.storePath)", "narHash": "\(winner.narHash)"])
+            throw ServiceError.conflict(
+                "cache '\(cache.name)' already holds \(winner.storePath) with NarHash \(winner.narHash); "
+                    + "this upload's NAR has \(narHash.narInfoString) and was not stored")
+        }
+        accessLog.used(cacheID: cache.id, hashParts: [winner.hashPart])
+        logger.info("path already present", metadata: ["cache": "\(cache.name)", "path": "\(winner.storePath)"])
+        return .alreadyPresent(winner)
     }
 
     // MARK: Helpers
@@ -478,6 +532,36 @@ public struct CacheService: Sendable {
             }
         guard valid else { throw ServiceError.badRequest("'nar/\(name)' is not a valid NAR file name") }
     }
+}
+
+/// How a checked upload ended: its path stored, or the cache's own path with the same NAR kept.
+enum CommitOutcome {
+    case stored(PathRecord)
+    case alreadyPresent(PathRecord)
+
+    var uploadResult: PathUploadResult {
+        switch self {
+        case .stored(let record), .alreadyPresent(let record):
+            let present = if case .alreadyPresent = self { true } else { false }
+            return PathUploadResult(
+                storePath: record.storePath, narHash: record.narHash, narSize: UInt64(record.narSize),
+                fileHash: record.fileHash, fileSize: UInt64(record.fileSize), alreadyPresent: present)
+        }
+    }
+}
+
+/// A sealed blob writer handed to the transaction that decides an upload; that transaction's task
+/// is the only one to touch it, and only while the uploading task awaits it.
+private final class PublishedBlob: @unchecked Sendable {
+    let writer: any BlobWriter
+    let key: BlobKey
+
+    init(writer: any BlobWriter, key: BlobKey) {
+        self.writer = writer
+        self.key = key
+    }
+
+    func commit() async throws { try await writer.commit(as: key) }
 }
 
 /// A NAR a cache serves: where its bytes are, and how many.

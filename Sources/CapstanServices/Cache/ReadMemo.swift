@@ -56,9 +56,15 @@ final class ReadMemo: Sendable {
         var expires: ContinuousClock.Instant
     }
 
-    private let caches: Mutex<RecentlyUsedMap<String, CacheRecord>>
+    private let caches: Mutex<RecentlyUsedMap<CacheLookup, CacheRecord>>
     private let narInfos: Mutex<RecentlyUsedMap<NarInfoKey, MemoizedNarInfo>>
     let narInfoLifetime: Duration
+
+    /// A cache name as one caller's workspace resolves it (its own cache first, else a public one).
+    struct CacheLookup: Hashable {
+        var workspaceID: String?
+        var name: String
+    }
 
     struct NarInfoKey: Hashable {
         var cacheID: String
@@ -72,12 +78,13 @@ final class ReadMemo: Sendable {
         self.narInfoLifetime = narInfoLifetime
     }
 
-    func cache(named name: String) -> CacheRecord? {
-        caches.withLock { $0.value(for: name) }
+    /// What `name` resolved to for a caller of `workspaceID` (nil: a caller without a workspace).
+    func cache(named name: String, for workspaceID: String?) -> CacheRecord? {
+        caches.withLock { $0.value(for: CacheLookup(workspaceID: workspaceID, name: name)) }
     }
 
-    func remember(_ cache: CacheRecord) {
-        caches.withLock { $0.insert(cache, for: cache.name) }
+    func remember(_ cache: CacheRecord, named name: String, for workspaceID: String?) {
+        caches.withLock { $0.insert(cache, for: CacheLookup(workspaceID: workspaceID, name: name)) }
     }
 
     func narInfo(cacheID: String, hashPart: String) -> ByteBuffer? {

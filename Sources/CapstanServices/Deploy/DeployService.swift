@@ -60,7 +60,7 @@ public struct DeployService: Sendable {
         }
         var cacheID: String?
         if let cacheName = request.cache {
-            guard let cache = try await store.cache(named: cacheName), cache.workspaceID == principal.workspaceID else {
+            guard let cache = try await store.cache(named: cacheName, workspaceID: principal.workspaceID) else {
                 throw ServiceError.notFound("cache '\(cacheName)' does not exist in this workspace")
             }
             cacheID = cache.id

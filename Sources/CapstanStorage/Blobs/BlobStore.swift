@@ -132,7 +132,14 @@ extension BlobStore {
 public protocol BlobWriter: AnyObject {
     var bytesWritten: Int64 { get }
     func write(_ buffer: ByteBuffer) async throws
+    /// Makes the written bytes durable without making them visible, so that `commit` is quick.
+    func seal() async throws
     func commit(as key: BlobKey) async throws
     /// Abandons the blob. Safe to call more than once, and after a failed commit.
     func discard() async
+}
+
+extension BlobWriter {
+    /// Where sealing would gain nothing, `commit` does all the work.
+    public func seal() async throws {}
 }

@@ -138,6 +138,44 @@ public final class CapstanDatabase: @unchecked Sendable {
         }
     }
 
+    /// A transaction that may drop and recreate tables others refer to. On SQLite, foreign keys are
+    /// unenforced meanwhile (a pragma that only takes effect outside a transaction, on this one
+    /// connection) and every reference is checked before the commit; PostgreSQL needs nothing special.
+    func transactionRebuildingTables<R: Sendable>(
+        _ body: @escaping @Sendable (any SQLDatabase) async throws -> R
+    ) async throws -> R {
+        guard case .sqlite(_, let writeGate) = pool else { return try await transaction(body) }
+        await writeGate.acquire()
+        do {
+            let result = try await withConnection { connection in
+                try await connection.raw("PRAGMA foreign_keys = OFF").run()
+                do {
+                    let result = try await Self.run(
+                        { db in
+                            let result = try await body(db)
+                            let broken = try await db.raw("PRAGMA foreign_key_check").all()
+                            guard broken.isEmpty else {
+                                throw StorageError.query(
+                                    operation: "rebuilding tables",
+                                    reason: "\(broken.count) rows would refer to rows that no longer exist")
+                            }
+                            return result
+                        }, on: connection, begin: "BEGIN IMMEDIATE")
+                    try await connection.raw("PRAGMA foreign_keys = ON").run()
+                    return result
+                } catch {
+                    try? await connection.raw("PRAGMA foreign_keys = ON").run()
+                    throw error
+                }
+            }
+            await writeGate.release()
+            return result
+        } catch {
+            await writeGate.release()
+            throw error
+        }
+    }
+
     private static func run<R: Sendable>(
         _ body: @Sendable (any SQLDatabase) async throws -> R, on database: any SQLDatabase, begin: String
     ) async throws -> R {

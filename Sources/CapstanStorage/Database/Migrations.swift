@@ -3,7 +3,9 @@
 /// Column types are chosen to mean the same on both backends: TEXT, BIGINT (timestamps are
 /// milliseconds since 1970), INTEGER and BOOLEAN (stored as 0/1 by SQLite).
 enum Migrations {
-    static let all: [Migration] = [initialSchema, deployments, operators, activation, cacheLifecycle]
+    static let all: [Migration] = [
+        initialSchema, deployments, operators, activation, cacheLifecycle, cacheNamesByWorkspace, pendingUploads,
+    ]
 
     static let initialSchema = Migration(version: 1, name: "workspaces, tokens, caches, paths") { _ in
         [
@@ -221,6 +223,71 @@ enum Migrations {
                 since BIGINT NOT NULL
             )
             """,
+        ]
+    }
+
+    /// A private cache's name is its workspace's own: unique per workspace. A public cache's name is
+    /// public, so it stays unique among public caches. (Before: unique across every workspace, which
+    /// told anyone that tried a name whether another workspace had a private cache of it.)
+    static let cacheNamesByWorkspace = Migration(
+        version: 6, name: "cache names unique per workspace and among public caches", rebuildsTables: true
+    ) { backend in
+        let scoped = [
+            "CREATE UNIQUE INDEX caches_workspace_name ON caches (workspace_id, name)",
+            "CREATE UNIQUE INDEX caches_public_name ON caches (name) WHERE is_public",
+        ]
+        switch backend {
+        case .postgres:
+            return ["ALTER TABLE caches DROP CONSTRAINT caches_name_key"] + scoped
+        case .sqlite:
+            let columns = """
+                id, workspace_id, name, is_public, key_name, secret_key, public_key, compression, priority, \
+                created_at, retention_seconds, max_size, keep_generations, last_gc_at
+                """
+            return [
+                """
+                CREATE TABLE caches_rebuilt (
+                    id TEXT PRIMARY KEY,
+                    workspace_id TEXT NOT NULL REFERENCES workspaces(id) ON DELETE CASCADE,
+                    name TEXT NOT NULL,
+                    is_public BOOLEAN NOT NULL,
+                    key_name TEXT NOT NULL,
+                    secret_key TEXT NOT NULL,
+                    public_key TEXT NOT NULL,
+                    compression TEXT NOT NULL,
+                    priority INTEGER NOT NULL,
+                    created_at BIGINT NOT NULL,
+                    retention_seconds BIGINT NULL,
+                    max_size BIGINT NULL,
+                    keep_generations INTEGER NOT NULL DEFAULT 3,
+                    last_gc_at BIGINT NULL
+                )
+                """,
+                "INSERT INTO caches_rebuilt (\(columns)) SELECT \(columns) FROM caches",
+                "DROP TABLE caches",
+                "ALTER TABLE caches_rebuilt RENAME TO caches",
+                "CREATE INDEX caches_workspace ON caches (workspace_id)",
+            ] + scoped
+        }
+    }
+
+    /// Uploads not yet paths (staged NARs, multipart parts), one row each, and their total per cache,
+    /// kept in the same transaction: bounding them reads one row instead of listing the blob store.
+    /// Uploads staged before this migration are not counted; they expire as before.
+    static let pendingUploads = Migration(version: 7, name: "pending uploads and their bytes per cache") { _ in
+        [
+            """
+            CREATE TABLE pending_uploads (
+                blob_key TEXT PRIMARY KEY,
+                cache_id TEXT NOT NULL REFERENCES caches(id) ON DELETE CASCADE,
+                upload_id TEXT NULL,
+                bytes BIGINT NOT NULL,
+                created_at BIGINT NOT NULL
+            )
+            """,
+            "CREATE INDEX pending_uploads_cache ON pending_uploads (cache_id)",
+            "CREATE INDEX pending_uploads_upload ON pending_uploads (upload_id)",
+            "ALTER TABLE caches ADD COLUMN pending_upload_bytes BIGINT NOT NULL DEFAULT 0",
         ]
     }
 }

@@ -35,7 +35,7 @@ struct Migrator: Sendable {
         for migration in migrations.sorted(by: { $0.version < $1.version }) {
             let didApply: Bool
             do {
-                didApply = try await database.transaction { db in
+                let apply: @Sendable (any SQLDatabase) async throws -> Bool = { db in
                     try await Self.lock(db, backend: backend)
                     let newest =
                         try await db.raw("SELECT MAX(version) AS version FROM capstan_migrations")
@@ -56,6 +56,9 @@ struct Migrator: Sendable {
                     ).run()
                     return true
                 }
+                didApply =
+                    migration.rebuildsTables
+                    ? try await database.transactionRebuildingTables(apply) : try await database.transaction(apply)
             } catch let error as StorageError {
                 if case .schemaTooNew = error { throw error }
                 throw StorageError.migrationFailed(
