@@ -37,7 +37,9 @@ extension CapstanAPIClient {
     public func activate(deployJSON: Data, agents: [String] = []) async throws -> ActivateResponse {
         var path = "/api/v1/deploy/activate"
         if !agents.isEmpty {
-            path += "?" + agents.map { "agent=\($0.addingPercentEncoding(withAllowedCharacters: .urlQueryAllowed) ?? $0)" }
+            path +=
+                "?"
+                + agents.map { "agent=\($0.addingPercentEncoding(withAllowedCharacters: .urlQueryAllowed) ?? $0)" }
                 .joined(separator: "&")
         }
         var request = makeRequest(.POST, path)
@@ -91,5 +93,16 @@ extension CapstanAPIClient {
             }
             continuation.onTermination = { _ in task.cancel() }
         }
+    }
+}
+
+extension CapstanAPIClient {
+    public func rollout(id: String) async throws -> RolloutInfo {
+        try await send(.GET, "/api/v1/rollouts/\(id)")
+    }
+
+    /// `pause`, `resume` or `abort`.
+    public func changeRollout(id: String, action: String) async throws -> RolloutInfo {
+        try await send(.POST, "/api/v1/rollouts/\(id)/\(action)", body: [String: String]())
     }
 }

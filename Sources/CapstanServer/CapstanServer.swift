@@ -167,6 +167,7 @@ public struct CapstanServer: Sendable {
             store: store, tokens: tokens, operatorWorkspace: configuration.defaultWorkspace, logger: logger)
         APIRoutes(caches: caches, tokens: tokens, workspaces: workspaces).register(on: router)
         DeployRoutes(deploy: deploy).register(on: router)
+        RolloutRoutes(deploy: deploy).register(on: router)
         CachixDeployRoutes(deploy: deploy, session: agentSession).register(on: router)
         CachixCacheRoutes(caches: caches, publicURL: configuration.effectivePublicURL).register(on: router)
         if let cacheHost = caches.cacheHost {
@@ -223,6 +224,9 @@ public struct CapstanServer: Sendable {
             services: metricsServices() + [
                 BackgroundService(name: "deploy events") { [events] in await events.run() },
                 BackgroundService(name: "agent dispatcher") { await dispatcher.run() },
+                BackgroundService(name: "rollouts") { [deploy, events, logger] in
+                    await RolloutDriver(deploy: deploy, events: events, logger: logger).run()
+                },
                 BackgroundService(name: "cache events") { [caches] in await caches.followCacheEvents() },
                 BackgroundService(name: "cache maintenance") { [caches] in await caches.runMaintenance() },
                 BackgroundService(name: "upload sweeper") { [caches, logger] in

@@ -11,8 +11,11 @@ extension CapstanStore {
     /// write lock (SQLite), so indexes stay unique and consecutive and one deployment stays pending.
     /// Throws `StorageError.notFound(what: "agent", …)` when an agent is not in the workspace. Callers send
     /// one request per agent: a second one for the same agent supersedes the first within the batch.
+    /// With a `rollout`, its row and each deployment's wave are stored in the same transaction, and the
+    /// deployments of later waves are held back from their agents.
     public func createDeployments(
-        workspaceID: String, activationID: String?, createdBy: String?, requests: [DeploymentRequest], at date: Date
+        workspaceID: String, activationID: String?, createdBy: String?, requests: [DeploymentRequest], at date: Date,
+        rollout: RolloutPlan? = nil
     ) async throws -> DeploymentBatch {
         guard !requests.isEmpty else { return DeploymentBatch(created: [], superseded: []) }
         // One order for every activation, so two of them never wait on each other's locks in a cycle.
@@ -35,9 +38,19 @@ extension CapstanStore {
                     throw StorageError.notFound(what: "agent", key: missing)
                 }
                 if agentIDs.count == requests.count {
-                    return try await Self.createDeploymentsTogether(
+                    let batch = try await Self.createDeploymentsTogether(
                         on: db, workspaceID: workspaceID, activationID: activationID, createdBy: createdBy,
                         requests: requests, millis: millis)
+                    if let rollout {
+                        try await Self.insertRollout(
+                            rollout, on: db, workspaceID: workspaceID, activationID: activationID ?? rollout.id,
+                            createdBy: createdBy, created: batch.created, millis: millis)
+                    }
+                    return batch
+                }
+                if let rollout {
+                    throw StorageError.query(
+                        operation: "creating rollout \(rollout.id)", reason: "a rollout names each agent once")
                 }
                 var created: [DeploymentRecord] = []
                 var superseded: [DeploymentRecord] = []
@@ -197,13 +210,15 @@ extension CapstanStore {
         }
     }
 
-    /// What an agent should run when it connects: its newest deployment still `Pending`.
+    /// What an agent should run when it connects: its newest deployment still `Pending`, unless its
+    /// rollout holds it back until its wave starts.
     public func newestPendingDeployment(agentID: String) async throws -> DeploymentRecord? {
         try await describingFailure("looking up the newest pending deployment of agent \(agentID)") {
             try await sql.raw(
                 """
                 SELECT \(unsafeRaw: Self.deploymentColumns) FROM deployments
                 WHERE agent_id = \(bind: agentID) AND status = \(bind: DeploymentStatus.pending.rawValue)
+                  AND \(unsafeRaw: Self.notHeld)
                 ORDER BY idx DESC LIMIT 1
                 """
             ).first().map(DeploymentRecord.init(row:))
@@ -221,6 +236,7 @@ extension CapstanStore {
                     """
                     SELECT \(unsafeRaw: Self.deploymentColumns) FROM deployments
                     WHERE agent_id IN (\(binds: binds)) AND status = \(bind: DeploymentStatus.pending.rawValue)
+                      AND \(unsafeRaw: Self.notHeld)
                     """
                 ).all() {
                     let deployment = try DeploymentRecord(row: row)

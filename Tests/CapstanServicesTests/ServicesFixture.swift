@@ -20,6 +20,9 @@ struct Services {
     let events: EventBus
     let workspace: WorkspaceRecord
     let cache: CacheRecord
+    /// Where the database is, for a second replica on it.
+    var databaseURL: String? = nil
+    var dataDirectory = ""
 
     static let logger: Logger = {
         var logger = Logger(label: "capstan.services.tests")
@@ -37,8 +40,10 @@ struct Services {
         let store = try await CapstanStore.open(databaseURL: url, dataDirectory: directory.path, logger: logger)
         do {
             try await store.migrate()
-            let services = try await make(
+            var services = try await make(
                 store: store, maxNarSize: maxNarSize, logLimits: logLimits, lifecycle: lifecycle)
+            services.databaseURL = url
+            services.dataDirectory = directory.path
             let result = try await body(services)
             try await store.shutdown()
             withExtendedLifetime(directory) {}
@@ -71,6 +76,29 @@ struct Services {
         return Services(
             store: store, tokens: tokens, caches: caches, deploy: deploy, dispatcher: dispatcher, outbox: outbox,
             events: events, workspace: workspace, cache: cache)
+    }
+
+    /// The deploy service of a second server replica on the same database, with its own store and
+    /// event bus; `body` runs with it and its store is shut down afterwards.
+    func withReplica<R: Sendable>(_ body: (DeployService) async throws -> R) async throws -> R {
+        let store = try await CapstanStore.open(
+            databaseURL: databaseURL, dataDirectory: dataDirectory, logger: Self.logger)
+        do {
+            let events = EventBus(store: store, logger: Self.logger)
+            let tokens = TokenService(store: store, logger: Self.logger)
+            let caches = CacheService(
+                store: store, blobs: store.blobs, publicURL: "http://capstan.test", maxNarSize: 1 << 30,
+                events: events, logger: Self.logger)
+            let deploy = DeployService(
+                store: store, tokens: tokens, caches: caches, outbox: RecordingOutbox(), events: events,
+                publicURL: "http://capstan.test", logger: Self.logger)
+            let result = try await body(deploy)
+            try await store.shutdown()
+            return result
+        } catch {
+            try? await store.shutdown()
+            throw error
+        }
     }
 
     /// A principal of `kind` in this workspace (push and read tokens of the `fleet` cache; agent tokens of `agent`).

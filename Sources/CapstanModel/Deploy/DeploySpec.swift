@@ -3,7 +3,7 @@ import NixCore
 
 /// A deploy.json, as Cachix Deploy defines it: which store path each agent should run, and
 /// optionally a health-check script per system. Capstan adds health checks for every agent
-/// (`checks`) or one (`agentChecks`), their `grace` period and an `activationTimeout`.
+/// (`checks`) or one (`agentChecks`), their `grace` period, an `activationTimeout` and a `rollout` in waves.
 public struct DeploySpec: Codable, Sendable, Equatable {
     public var agents: [String: String]
     public var rollbackScript: [String: String]?
@@ -11,13 +11,16 @@ public struct DeploySpec: Codable, Sendable, Equatable {
     public var agentChecks: [String: [HealthCheck]]?
     public var grace: TimeSpan?
     public var activationTimeout: TimeSpan?
+    public var rollout: RolloutSpec?
 
-    static let fields = ["agents", "rollbackScript", "checks", "agentChecks", "grace", "activationTimeout"]
+    static let fields = ["agents", "rollbackScript", "checks", "agentChecks", "grace", "activationTimeout", "rollout"]
 
     public init(
         agents: [String: String], rollbackScript: [String: String]? = nil, checks: [HealthCheck]? = nil,
-        agentChecks: [String: [HealthCheck]]? = nil, grace: TimeSpan? = nil, activationTimeout: TimeSpan? = nil
+        agentChecks: [String: [HealthCheck]]? = nil, grace: TimeSpan? = nil, activationTimeout: TimeSpan? = nil,
+        rollout: RolloutSpec? = nil
     ) {
+        self.rollout = rollout
         self.agents = agents
         self.rollbackScript = rollbackScript
         self.checks = checks
@@ -75,6 +78,9 @@ public struct DeploySpec: Codable, Sendable, Equatable {
         }
         spec.grace = try timeSpan(root["grace"], field: "grace", source: source)
         spec.activationTimeout = try timeSpan(root["activationTimeout"], field: "activationTimeout", source: source)
+        if let value = root["rollout"], !(value is NSNull) {
+            spec.rollout = try RolloutSpec.parse(value, source: source)
+        }
         try spec.validate(source: source)
         return spec
     }
@@ -121,6 +127,7 @@ public struct DeploySpec: Codable, Sendable, Equatable {
         if let activationTimeout, activationTimeout.duration <= .zero {
             throw DeploySpecError("\(source): \"activationTimeout\" must be longer than 0s")
         }
+        try rollout?.validate(agents: agents, source: source)
         for (system, path) in (rollbackScript ?? [:]).sorted(by: { $0.key < $1.key }) {
             guard (try? StorePath(parsing: path)) != nil else {
                 throw DeploySpecError(

@@ -33,12 +33,17 @@ public struct DeploymentInfo: Codable, Sendable, Equatable {
     public var url: String
     /// The agent's health checks after the activation, once it reported them.
     public var checks: [CheckResult]?
+    /// The rollout this deployment is part of, and its wave (from 0) in it.
+    public var rollout: String?
+    public var wave: Int?
 
     public init(
         id: String, agent: String, index: Int, storePath: String, rollbackScript: String?, status: DeploymentStatus,
         reason: String?, rolledBack: Bool, closureSize: Int64?, createdOn: Date, startedOn: Date?, finishedOn: Date?,
-        createdBy: String?, url: String, checks: [CheckResult]? = nil
+        createdBy: String?, url: String, checks: [CheckResult]? = nil, rollout: String? = nil, wave: Int? = nil
     ) {
+        self.rollout = rollout
+        self.wave = wave
         self.id = id
         self.agent = agent
         self.index = index
@@ -70,8 +75,25 @@ public struct ActivateResponse: Codable, Sendable {
         }
     }
 
+    /// A deploy.json with a `rollout`: the rollout the deployments belong to.
+    public struct Rollout: Codable, Sendable, Equatable {
+        public var id: String
+        public var url: String
+        /// Agent names per wave, in the order they run.
+        public var waves: [[String]]
+        public init(id: String, url: String, waves: [[String]]) {
+            self.id = id
+            self.url = url
+            self.waves = waves
+        }
+    }
+
     public var agents: [String: Created]
-    public init(agents: [String: Created]) { self.agents = agents }
+    public var rollout: Rollout?
+    public init(agents: [String: Created], rollout: Rollout? = nil) {
+        self.agents = agents
+        self.rollout = rollout
+    }
 }
 
 public struct LogLine: Codable, Sendable, Equatable {

@@ -101,6 +101,9 @@ struct DashboardRoutes: Sendable {
                     ]
                 }
                 view["canRetry"] = info.status.isFinal
+                if let rollout = info.rollout {
+                    view["rollout"] = ["id": rollout, "wave": (info.wave ?? 0) + 1]
+                }
                 return page("deployment", title: "Deployment #\(info.index) of \(info.agent)", view, actor: principal)
             }
         }
@@ -136,6 +139,8 @@ struct DashboardRoutes: Sendable {
                 }
             }
         }
+
+        registerRollouts(on: router)
 
         router.get("caches") { request, context in
             try await signedIn(context) { principal in
@@ -266,7 +271,7 @@ struct DashboardRoutes: Sendable {
 
     /// Runs `body` for a signed-in browser; others are sent to the sign-in page. Service errors become
     /// an error page with the service's message.
-    private func signedIn(_ context: CapstanRequestContext, _ body: (Principal) async throws -> Response) async throws
+    func signedIn(_ context: CapstanRequestContext, _ body: (Principal) async throws -> Response) async throws
         -> Response
     {
         guard let principal = context.identity else { return Self.redirect("/sign-in") }
@@ -281,7 +286,7 @@ struct DashboardRoutes: Sendable {
 
     /// A form POST of a signed-in browser. Besides the SameSite=Strict cookie, the Origin header
     /// must name this server, so another site cannot submit forms on a person's behalf.
-    private func signedInForm(
+    func signedInForm(
         _ request: Request, _ context: CapstanRequestContext,
         _ body: (Principal, [String: String]) async throws -> Response
     ) async throws -> Response {
@@ -313,7 +318,7 @@ struct DashboardRoutes: Sendable {
 
     // MARK: Rendering
 
-    private func page(
+    func page(
         _ template: String, title: String, _ values: [String: Any], actor principal: Principal?,
         status: HTTPResponse.Status = .ok, noStore: Bool = false
     ) -> Response {

@@ -8,7 +8,7 @@ import Mustache
 enum DashboardTemplates {
     static let names = [
         "layout", "sign-in", "agents", "agent-new", "agent-created", "deployments", "deployment", "confirm", "caches",
-        "cache-settings", "onboarding", "activate-token", "error", "audit",
+        "cache-settings", "onboarding", "activate-token", "error", "audit", "rollout",
     ]
 
     static func makeLibrary() throws -> MustacheLibrary {

@@ -58,7 +58,7 @@ public struct AgentDispatcher: Sendable {
                         "closed connections of a revoked token",
                         metadata: ["token": "\(tokenID)", "count": "\(closed)"])
                 }
-            case .deploymentChanged, .logAppended, .cacheChanged:
+            case .deploymentChanged, .logAppended, .cacheChanged, .rolloutChanged:
                 continue
             }
         }

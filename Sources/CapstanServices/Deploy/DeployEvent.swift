@@ -15,6 +15,8 @@ public enum DeployEvent: Codable, Sendable, Equatable {
     case tokenRevoked(tokenID: String)
     /// Paths of a cache were removed or its settings changed: replicas drop what they remember of it.
     case cacheChanged(cacheID: String)
+    /// A rollout moved on, paused, resumed or ended.
+    case rolloutChanged(rolloutID: String)
 
     /// The deployment the event is about; nil for token and cache events.
     public var deploymentID: String? {
@@ -22,7 +24,7 @@ public enum DeployEvent: Codable, Sendable, Equatable {
         case .deploymentCreated(_, let id), .deploymentCancelled(_, let id), .deploymentChanged(_, let id),
             .logAppended(let id):
             id
-        case .tokenRevoked, .cacheChanged: nil
+        case .tokenRevoked, .cacheChanged, .rolloutChanged: nil
         }
     }
 }

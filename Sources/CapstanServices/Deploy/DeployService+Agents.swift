@@ -91,6 +91,10 @@ extension DeployService {
         if let closureSize { try await store.setClosureSize(deploymentID: deploymentID, size: closureSize) }
         switch record.status {
         case .pending:
+            // Held back by its rollout: its wave has not started, whatever the agent heard of it.
+            if let membership = try await store.rolloutMembership(deploymentID: deploymentID), membership.held {
+                return false
+            }
             guard
                 try await store.transitionDeployment(
                     id: deploymentID, from: [.pending], to: .inProgress, reason: nil, rolledBack: nil, at: Date())

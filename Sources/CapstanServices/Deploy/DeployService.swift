@@ -143,9 +143,13 @@ public struct DeployService: Sendable {
         guard !requests.isEmpty else {
             throw ServiceError.badRequest("no agent of deploy.json matches the --agent filter")
         }
+        let rollout = spec.rollout.map { rollout in
+            rolloutPlan(
+                rollout, names: wanted.map(\.key), agentIDs: Dictionary(uniqueKeysWithValues: names.map { ($1, $0) }))
+        }
         let batch = try await store.createDeployments(
             workspaceID: principal.workspaceID, activationID: UUID().uuidString.lowercased(),
-            createdBy: principal.label, requests: requests, at: Date())
+            createdBy: principal.label, requests: requests, at: Date(), rollout: rollout?.0)
         for old in batch.superseded { await finished(old) }
         await events.publish(
             batch.superseded.map { .deploymentCancelled(agentID: $0.agentID, deploymentID: $0.id) }
@@ -164,7 +168,10 @@ public struct DeployService: Sendable {
         for (name, created) in response.sorted(by: { $0.key < $1.key }) {
             await audit.record(.activate, by: principal, target: created.id, detail: "\(name) #\(created.index)")
         }
-        return ActivateResponse(agents: response)
+        guard let (plan, waves) = rollout else { return ActivateResponse(agents: response) }
+        logger.info("rollout created", metadata: ["rollout": "\(plan.id)", "waves": "\(waves)"])
+        return ActivateResponse(
+            agents: response, rollout: .init(id: plan.id, url: rolloutURL(plan.id), waves: waves))
     }
 
     public func url(of deployment: DeploymentRecord) -> String { "\(publicURL)/deployments/\(deployment.id)" }
@@ -173,7 +180,12 @@ public struct DeployService: Sendable {
 
     public func deployment(id: String, by principal: Principal) async throws -> DeploymentInfo {
         try requireReader(principal)
-        return try await info(try record(id: id, workspaceID: principal.workspaceID))
+        var info = try await info(try record(id: id, workspaceID: principal.workspaceID))
+        if let membership = try await store.rolloutMembership(deploymentID: id) {
+            info.rollout = membership.rolloutID
+            info.wave = membership.wave
+        }
+        return info
     }
 
     public func deployments(

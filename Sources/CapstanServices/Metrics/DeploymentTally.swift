@@ -53,7 +53,7 @@ public actor DeploymentTally {
                 if open[id] == nil { move(id, from: nil, to: .pending) }
             case .deploymentChanged(_, let id), .deploymentCancelled(_, let id):
                 if !changed.contains(id) { changed.append(id) }
-            case .logAppended, .tokenRevoked, .cacheChanged:
+            case .logAppended, .tokenRevoked, .cacheChanged, .rolloutChanged:
                 continue
             }
         }

@@ -5,6 +5,7 @@
 enum Migrations {
     static let all: [Migration] = [
         initialSchema, deployments, operators, activation, cacheLifecycle, cacheNamesByWorkspace, pendingUploads,
+        rollouts,
     ]
 
     static let initialSchema = Migration(version: 1, name: "workspaces, tokens, caches, paths") { _ in
@@ -288,6 +289,40 @@ enum Migrations {
             "CREATE INDEX pending_uploads_cache ON pending_uploads (cache_id)",
             "CREATE INDEX pending_uploads_upload ON pending_uploads (upload_id)",
             "ALTER TABLE caches ADD COLUMN pending_upload_bytes BIGINT NOT NULL DEFAULT 0",
+        ]
+    }
+
+    /// Rollouts in waves: the rollout's progress (its row is what replicas claim a wave with), and which
+    /// wave each of its deployments belongs to, held back from its agent until that wave starts.
+    static let rollouts = Migration(version: 8, name: "rollouts: deployments in waves with health gates") { _ in
+        [
+            """
+            CREATE TABLE rollouts (
+                id TEXT PRIMARY KEY,
+                workspace_id TEXT NOT NULL REFERENCES workspaces(id) ON DELETE CASCADE,
+                activation_id TEXT NOT NULL,
+                state TEXT NOT NULL,
+                wave INTEGER NOT NULL,
+                wave_count INTEGER NOT NULL,
+                max_failures INTEGER NOT NULL,
+                pause_ms BIGINT NOT NULL,
+                next_wave_at BIGINT NULL,
+                reason TEXT NULL,
+                created_by TEXT NULL,
+                created_at BIGINT NOT NULL,
+                finished_at BIGINT NULL
+            )
+            """,
+            "CREATE INDEX rollouts_state ON rollouts (state)",
+            """
+            CREATE TABLE rollout_deployments (
+                deployment_id TEXT PRIMARY KEY REFERENCES deployments(id) ON DELETE CASCADE,
+                rollout_id TEXT NOT NULL REFERENCES rollouts(id) ON DELETE CASCADE,
+                wave INTEGER NOT NULL,
+                held BOOLEAN NOT NULL
+            )
+            """,
+            "CREATE INDEX rollout_deployments_rollout ON rollout_deployments (rollout_id, wave)",
         ]
     }
 }

@@ -11,7 +11,11 @@ struct DeployActivateCommand: AsyncParsableCommand {
             The token comes from --token, CAPSTAN_ACTIVATE_TOKEN, CACHIX_ACTIVATE_TOKEN or CAPSTAN_TOKEN \
             (an activate or admin token). Without --async, every agent's log is printed as it runs, \
             prefixed with [agent], and the exit status says how it ended: 0 every deployment succeeded, \
-            1 at least one failed or was cancelled, 2 the timeout passed first.
+            1 at least one failed or was cancelled (or the rollout stopped), 2 the timeout passed first.
+
+            With --wave (or a "rollout" in the deploy.json) the agents are deployed in waves: a wave starts \
+            once every deployment of the wave before succeeded and the --pause passed; agents no wave names \
+            form a last wave. More failures than --max-failures stop the rollout and cancel what has not started.
             """
     )
 
@@ -24,9 +28,15 @@ struct DeployActivateCommand: AsyncParsableCommand {
     @Flag(name: .customLong("async"), help: "Return once the deployments are accepted.") var async = false
     @Option(help: "Give up waiting after this long, e.g. 90s, 30m, 2h.") var timeout: DurationArgument?
     @Flag(help: "Print a JSON summary on stdout instead of the logs.") var json = false
+    @Option(
+        name: .customLong("wave"),
+        help: "Deploy in waves: the agents of one wave, comma-separated (repeatable, in order).")
+    var waves: [String] = []
+    @Option(help: "Failed deployments a rollout tolerates before it stops (default 0).") var maxFailures: Int?
+    @Option(help: "Pause between the waves of a rollout, e.g. 30s, 5m.") var pause: String?
 
     func run() async throws {
-        let data: Data
+        var data: Data
         do {
             data =
                 file == "-"
@@ -35,8 +45,9 @@ struct DeployActivateCommand: AsyncParsableCommand {
             throw ValidationError("cannot read \(file): \(error.localizedDescription)")
         }
         do {
+            data = try withRolloutFlags(data)
             _ = try DeploySpec.parse(data, source: file)
-        } catch {
+        } catch let error as DeploySpecError {
             throw ValidationError(error.description)
         }
         let environment = ProcessInfo.processInfo.environment
@@ -49,6 +60,12 @@ struct DeployActivateCommand: AsyncParsableCommand {
         if !json {
             for (agent, created) in started {
                 Output.line("\(agent): deployment #\(created.index) \(created.url)")
+            }
+            if let rollout = response.rollout {
+                Output.line("rollout \(rollout.id) \(rollout.url)")
+                for (index, wave) in rollout.waves.enumerated() {
+                    Output.line("  wave \(index + 1): \(wave.joined(separator: ", "))")
+                }
             }
         }
         if async {
@@ -69,13 +86,21 @@ struct DeployActivateCommand: AsyncParsableCommand {
                 printError("still waiting for: " + names.joined(separator: ", "))
             }
         }
+        var rollout: RolloutInfo?
+        if let id = response.rollout?.id { rollout = try? await api.rollout(id: id) }
         if json {
             try printJSON(outcome.deployments)
         } else {
             Output.line("")
             Output.line(summary(outcome.deployments, timedOut: outcome.timedOut))
+            if let rollout {
+                Output.line("")
+                Output.line(
+                    "rollout \(rollout.id): \(rollout.state.rawValue)" + (rollout.reason.map { " — \($0)" } ?? ""))
+            }
         }
         if !outcome.timedOut.isEmpty { throw ExitCode(Self.exitTimedOut) }
+        if let rollout, rollout.state == .failed || rollout.state == .aborted { throw ExitCode(Self.exitFailed) }
         let failedCheck = outcome.deployments.contains { ($0.checks ?? []).contains { !$0.passed } }
         if failedCheck || outcome.deployments.contains(where: { $0.status != .succeeded }) {
             throw ExitCode(Self.exitFailed)
@@ -107,5 +132,23 @@ struct DeployActivateCommand: AsyncParsableCommand {
         return results.map { result in
             "\(result.check): " + (result.passed ? "passed" : "FAILED (\(result.attempts) attempts)")
         }.joined(separator: "; ")
+    }
+
+    /// The deploy.json with its `rollout` set or overridden by --wave, --max-failures and --pause.
+    private func withRolloutFlags(_ data: Data) throws -> Data {
+        guard !waves.isEmpty || maxFailures != nil || pause != nil else { return data }
+        guard var root = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] else { return data }
+        var rollout = root["rollout"] as? [String: Any] ?? [:]
+        if !waves.isEmpty {
+            rollout["waves"] = waves.map { $0.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) } }
+        } else if rollout["waves"] == nil {
+            throw DeploySpecError(
+                "--max-failures and --pause shape a rollout: name its waves with --wave (e.g. --wave web1 --wave web2,web3) "
+                    + "or in \(file)'s \"rollout\"")
+        }
+        if let maxFailures { rollout["maxFailures"] = maxFailures }
+        if let pause { rollout["pause"] = pause }
+        root["rollout"] = rollout
+        return try JSONSerialization.data(withJSONObject: root)
     }
 }

@@ -10,6 +10,7 @@ struct DeployCommand: AsyncParsableCommand {
             DeployCancelCommand.self,
             DeployRetryCommand.self,
             DeployRollbackCommand.self,
+            DeployRolloutCommand.self,
             DeployAgentCommand.self,
             DeployRunCommand.self,
         ]
