@@ -1,21 +1,17 @@
 import Foundation
 
 /// The one JSON configuration of Capstan's wire: the agent channel, the API, state files and
-/// webhooks all write dates as ISO 8601.
+/// webhooks all write dates as ISO 8601, and store paths and URLs as people read them (no `\/`).
 extension JSONEncoder {
     public static var capstan: JSONEncoder {
         let encoder = JSONEncoder()
         encoder.dateEncodingStrategy = .iso8601
-        encoder.outputFormatting = [.sortedKeys]
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
         return encoder
     }
 
     /// Sorted keys and unescaped slashes: stable text for signatures and stored documents.
-    public static var capstanSorted: JSONEncoder {
-        let encoder = JSONEncoder.capstan
-        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        return encoder
-    }
+    public static var capstanSorted: JSONEncoder { .capstan }
 }
 
 extension JSONDecoder {

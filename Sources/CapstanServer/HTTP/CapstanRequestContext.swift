@@ -1,4 +1,6 @@
+import CapstanModel
 import CapstanServices
+import Foundation
 import Hummingbird
 import HummingbirdAuth
 import HummingbirdWebSocket
@@ -15,6 +17,9 @@ public struct CapstanRequestContext: AuthRequestContext, RequestContext {
 
     /// Bodies that are collected whole (JSON, narinfo) stay small; NARs are streamed instead.
     public var maxUploadSize: Int { 8 << 20 }
+
+    /// API answers in Capstan's one JSON form: ISO 8601 dates, sorted keys, store paths without `\/`.
+    public var responseEncoder: JSONEncoder { .capstan }
 }
 
 /// The context of WebSocket upgrades (agents, cachix agents, log viewers), authenticated the same way.

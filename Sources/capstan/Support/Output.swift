@@ -36,7 +36,7 @@ enum StandardOutput {
 /// Prints a value as pretty JSON on stdout, for `--json`.
 func printJSON<T: Encodable>(_ value: T) throws {
     let encoder = JSONEncoder.capstan
-    encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+    encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
     print(String(decoding: try encoder.encode(value), as: UTF8.self))
 }
 
