@@ -240,9 +240,10 @@ struct CacheLifecycleTests {
             #expect(report.blobsDeleted == 0)
             #expect(report.blobsWaiting == 1, "only `own`'s blob is unused; `other` still uses the shared one")
             #expect(try await services.store.blobs.list(.nars).count == 2)
-            // After the grace period the unused blob goes, the shared one stays.
+            // After the grace period (counted from when the blob became unused, by the real clock) the
+            // unused blob goes, the shared one stays.
             let later = try await services.caches.collectGarbage(
-                in: cache, dryRun: false, now: now.addingTimeInterval(601))
+                in: cache, dryRun: false, now: Date().addingTimeInterval(601))
             #expect(later.blobsDeleted == 1)
             #expect(later.blobBytesFreed > 0)
             let left = try await services.store.blobs.list(.nars)
