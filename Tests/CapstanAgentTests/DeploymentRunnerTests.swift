@@ -80,7 +80,7 @@ struct DeploymentRunnerTests {
         let task = machine.task(new, rollbackScript: check, serverURL: try TestServer.url)
         let (outcome, _) = try machine.runDeployment(task)
         #expect(outcome.succeeded, "\(outcome)")
-        #expect(try machine.log(of: task.order.id).contains { $0.hasPrefix("check ") })
+        #expect(try machine.log(of: task.order.id).contains { $0.hasPrefix("health check ") })
     }
 
     @Test("a server that does not answer after the switch rolls the deployment back")
