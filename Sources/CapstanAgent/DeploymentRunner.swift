@@ -66,7 +66,7 @@ public struct DeploymentRunner: Sendable {
             outcome = DeploymentOutcome(
                 id: order.id, succeeded: true, reason: nil, rolledBack: false, currentStorePath: order.storePath,
                 checks: progress.checks)
-            say("Successfully activated the deployment \(order.storePath)")
+            // The server ends the log with the one success line followers wait for.
         } catch {
             outcome = handle(error, previous: previous, progress: progress)
             let verb = outcome.cancelled ? "Cancelled" : "Failed to activate"

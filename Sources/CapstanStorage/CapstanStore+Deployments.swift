@@ -80,9 +80,9 @@ extension CapstanStore {
                                                  finished_at, created_by, activation_id, activation)
                         VALUES (\(bind: UUID().uuidString.lowercased()), \(bind: workspaceID),
                                 \(bind: request.agentID), \(bind: index), \(bind: request.storePath),
-                                \(bind: RollbackScripts.encode(request.rollbackScript)), \(bind: DeploymentStatus.pending.rawValue),
+                                \(bind: JSONColumn.encode(request.rollbackScript)), \(bind: DeploymentStatus.pending.rawValue),
                                 NULL, \(bind: false), NULL, \(bind: millis), NULL, NULL, \(bind: createdBy),
-                                \(bind: activationID), \(bind: request.activation))
+                                \(bind: activationID), \(bind: JSONColumn.encode(request.activation)))
                         RETURNING \(unsafeRaw: Self.deploymentColumns)
                         """
                     ).first()
@@ -143,9 +143,9 @@ extension CapstanStore {
                 if id != newIDs[0] { values += ", " }
                 values += """
                     (\(bind: id), \(bind: workspaceID), \(bind: request.agentID), \(bind: newIndex[request.agentID]!),
-                     \(bind: request.storePath), \(bind: RollbackScripts.encode(request.rollbackScript)), \(bind: DeploymentStatus.pending.rawValue),
+                     \(bind: request.storePath), \(bind: JSONColumn.encode(request.rollbackScript)), \(bind: DeploymentStatus.pending.rawValue),
                      NULL, \(bind: false), NULL, \(bind: millis), NULL, NULL, \(bind: createdBy), \(bind: activationID),
-                     \(bind: request.activation))
+                     \(bind: JSONColumn.encode(request.activation)))
                     """
             }
             let inserted = try await db.raw(
@@ -254,14 +254,14 @@ extension CapstanStore {
     /// Returns the updated deployment, or nil when it does not exist or was not in `from`.
     public func transitionDeployment(
         id: String, from: Set<DeploymentStatus>, to: DeploymentStatus, reason: String? = nil,
-        rolledBack: Bool? = nil, checkResults: String? = nil, at date: Date
+        rolledBack: Bool? = nil, checkResults: [CheckResult]? = nil, at date: Date
     ) async throws -> DeploymentRecord? {
         guard !from.isEmpty else { return nil }
         let fromValues: [any Encodable & Sendable] = from.map(\.rawValue).sorted()
         var assignments: SQLQueryString = "status = \(bind: to.rawValue)"
         if let reason { assignments += ", reason = \(bind: reason)" }
         if let rolledBack { assignments += ", rolled_back = \(bind: rolledBack)" }
-        if let checkResults { assignments += ", check_results = \(bind: checkResults)" }
+        if let checkResults { assignments += ", check_results = \(bind: JSONColumn.encode(checkResults))" }
         if to == .inProgress { assignments += ", started_at = \(bind: date.unixMilliseconds)" }
         if to.isFinal { assignments += ", finished_at = \(bind: date.unixMilliseconds)" }
         let fromText = from.map(\.rawValue).sorted().joined(separator: "|")
@@ -367,7 +367,8 @@ extension DeploymentRecord {
             agentID: try row.decode(column: "agent_id", as: String.self),
             index: try row.decode(column: "idx", as: Int.self),
             storePath: try row.decode(column: "store_path", as: String.self),
-            rollbackScript: try RollbackScripts.decode(try row.decode(column: "rollback_script", as: String?.self)),
+            rollbackScript: try JSONColumn.decode(
+                [String: String].self, from: try row.decode(column: "rollback_script", as: String?.self)),
             status: status,
             reason: try row.decode(column: "reason", as: String?.self),
             rolledBack: try row.decode(column: "rolled_back", as: Bool.self),
@@ -377,7 +378,9 @@ extension DeploymentRecord {
             finishedAt: try row.decode(column: "finished_at", as: Int64?.self).map(Date.init(unixMilliseconds:)),
             createdBy: try row.decode(column: "created_by", as: String?.self),
             activationID: try row.decode(column: "activation_id", as: String?.self),
-            activation: try row.decode(column: "activation", as: String?.self),
-            checkResults: try row.decode(column: "check_results", as: String?.self))
+            activation: JSONColumn.lenientlyDecode(
+                ActivationSettings.self, from: try row.decode(column: "activation", as: String?.self)),
+            checkResults: JSONColumn.lenientlyDecode(
+                [CheckResult].self, from: try row.decode(column: "check_results", as: String?.self)))
     }
 }

@@ -28,9 +28,9 @@ import Testing
         #expect(web.grace == .seconds(90))
         #expect(web.timeout == .seconds(300))
         #expect(spec.activation(for: "db1")?.checks == [.noFailedUnits])
-        // What the server stores and the agent reads back.
-        let stored = StoredJSON.text(web)
-        #expect(StoredJSON.value(ActivationSettings.self, from: stored) == web)
+        // What the agent reads back from its order.
+        let stored = String(decoding: try JSONEncoder.capstan.encode(web), as: UTF8.self)
+        #expect(try JSONDecoder.capstan.decode(ActivationSettings.self, from: Data(stored.utf8)) == web)
         #expect(stored.contains(#""timeout":"5s""#), "\(stored)")
     }
 

@@ -1,6 +1,6 @@
 import Foundation
-import Testing
 import TestSupport
+import Testing
 
 /// Deployments end to end: real server, real agents on machines with their own `/nix`, real Nix.
 @Suite(.serialized) struct DeployTests {
@@ -17,9 +17,15 @@ import TestSupport
         let result = try fixture.activate(try fixture.deployJSON(paths))
         #expect(result.status == 0, "activate failed: \(result.stdoutString)\(result.stderrString)")
         for (name, path) in paths {
-            #expect(fixture.machines[name]?.currentProfileTarget == path, "\(name)'s profile: \(fixture.machines[name]?.log ?? "")")
+            #expect(
+                fixture.machines[name]?.currentProfileTarget == path,
+                "\(name)'s profile: \(fixture.machines[name]?.log ?? "")")
             #expect(ToyConfiguration.switches(markers[name]!) == ["switched \(path)"])
             #expect(result.stdoutString.contains("[\(name)] switching to \(path)"))
+            let successLines = result.stdoutString.split(separator: "\n").filter {
+                $0.contains("[\(name)]") && $0.contains("Successfully activated the deployment")
+            }
+            #expect(successLines.count == 1, "\(successLines)")
         }
         #expect(result.stdoutString.contains("Succeeded"))
     }
@@ -42,7 +48,8 @@ import TestSupport
         let result = try fixture.activate(try fixture.deployJSON(["bad": broken, "good": secondGood]))
         #expect(result.status == 1, "\(result.stdoutString)\(result.stderrString)")
         #expect(bad.currentProfileTarget == first)
-        #expect(ToyConfiguration.switches(badMarker) == ["switched \(first)", "switched \(broken)", "switched \(first)"])
+        #expect(
+            ToyConfiguration.switches(badMarker) == ["switched \(first)", "switched \(broken)", "switched \(first)"])
         #expect(good.currentProfileTarget == secondGood)
         let ids = DeployFixture.deploymentIDs(result.stdoutString)
         let badDeployment = try fixture.deployment(try #require(ids["bad"]))
@@ -149,7 +156,8 @@ import TestSupport
         #expect(notStorePath.stderrString.contains("agents.only: \"/etc/passwd\" is not a store path"))
         let unknown = try fixture.activate(
             try fixture.deployJSON([
-                "only": "/nix/store/00000000000000000000000000000000-x", "ghost": "/nix/store/00000000000000000000000000000000-y",
+                "only": "/nix/store/00000000000000000000000000000000-x",
+                "ghost": "/nix/store/00000000000000000000000000000000-y",
             ]))
         #expect(unknown.status != 0)
         #expect(unknown.stderrString.contains("agents.ghost"), "\(unknown.stderrString)")
@@ -215,7 +223,8 @@ import TestSupport
 
         // Retry the cancelled one: the agent runs v1.
         let retried = try deployer.run(["deploy", "retry", pendingID, "--json"]).stdout
-        let retriedID = try #require((try JSONSerialization.jsonObject(with: retried) as? [String: Any])?["id"] as? String)
+        let retriedID = try #require(
+            (try JSONSerialization.jsonObject(with: retried) as? [String: Any])?["id"] as? String)
         try machine.start()
         #expect(try eventually { try fixture.deployment(retriedID)["status"] as? String == "Succeeded" })
         #expect(machine.currentProfileTarget == v1)

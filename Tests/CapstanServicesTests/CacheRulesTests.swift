@@ -107,7 +107,7 @@ struct CacheRulesTests {
             let cache = try await services.caches.writableCache(named: "fleet", by: push)
             let pending = { try await services.store.pendingUploadBytes(cacheID: cache.id) }
             let nar = SampleNar(contents: "counted")
-            let fileName = NixHasher.hash(.sha256, nar.bytes).digest(.nix32) + ".nar"
+            let fileName = nar.fileName
             try await services.caches.stageNar(in: cache, fileName: fileName, body: nar.body.async)
             #expect(try await pending() == Int64(nar.bytes.count))
             // The same file staged again replaces its count rather than adding to it.
@@ -122,16 +122,7 @@ struct CacheRulesTests {
             await services.caches.abortMultipartUpload(upload)
             #expect(try await pending() == Int64(nar.bytes.count))
             let hashPart = String(nar.info.storePath.dropFirst("/nix/store/".count).prefix(32))
-            try await services.caches.putNarInfo(
-                in: cache, hashPart: hashPart,
-                text: """
-                    StorePath: \(nar.info.storePath)
-                    URL: nar/\(fileName)
-                    Compression: none
-                    NarHash: \(nar.info.narHash)
-                    NarSize: \(nar.info.narSize)
-                    References: \n
-                    """)
+            try await services.caches.putNarInfo(in: cache, hashPart: hashPart, text: nar.narInfo())
             #expect(try await pending() == 0)
             // An expired staged NAR is swept with its count.
             try await services.caches.stageNar(in: cache, fileName: fileName, body: nar.body.async)

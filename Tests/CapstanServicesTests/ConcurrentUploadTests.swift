@@ -122,15 +122,7 @@ struct ConcurrentUploadTests {
             let outcomes = await withTaskGroup(of: (String, ServiceError?).self) { group in
                 for nar in nars {
                     group.addTask {
-                        let fileName = NixHasher.hash(.sha256, nar.bytes).digest(.nix32) + ".nar"
-                        let text = """
-                            StorePath: \(path.info.storePath)
-                            URL: nar/\(fileName)
-                            Compression: none
-                            NarHash: \(nar.info.narHash)
-                            NarSize: \(nar.info.narSize)
-                            References: \n
-                            """
+                        let text = nar.narInfo(storePath: path.info.storePath)
                         do {
                             try await services.caches.putNarInfo(in: cache, hashPart: Self.hashPart(path), text: text)
                             return (nar.info.narHash, nil)

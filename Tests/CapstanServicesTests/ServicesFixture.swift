@@ -164,4 +164,19 @@ struct SampleNar {
     }
 
     var body: [ByteBuffer] { [ByteBuffer(bytes: bytes)] }
+
+    /// The file `nix copy` uploads this NAR as (uncompressed): `<sha256 in nix32>.nar`.
+    var fileName: String { NixHasher.hash(.sha256, bytes).digest(.nix32) + ".nar" }
+
+    /// The narinfo `nix copy` sends for this NAR uploaded as `fileName`, under `storePath` (its own by default).
+    func narInfo(storePath: String? = nil) -> String {
+        """
+        StorePath: \(storePath ?? info.storePath)
+        URL: nar/\(fileName)
+        Compression: none
+        NarHash: \(info.narHash)
+        NarSize: \(info.narSize)
+        References: \n
+        """
+    }
 }

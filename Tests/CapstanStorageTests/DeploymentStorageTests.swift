@@ -228,7 +228,7 @@ struct DeploymentStorageTests {
     func activationSettingsAndCheckResultsAreKept(backend: DatabaseBackend) async throws {
         try await StoreFixture.withStore(backend) { store in
             let (workspace, agent) = try await Sample.workspaceWithAgent(store)
-            let settings = #"{"checks":[{"systemd":"no-failed-units"}],"grace":"1m"}"#
+            let settings = ActivationSettings(checks: [.noFailedUnits], grace: .seconds(60))
             let batch = try await store.createDeployments(
                 workspaceID: workspace.id, activationID: nil, createdBy: nil,
                 requests: [
@@ -239,7 +239,7 @@ struct DeploymentStorageTests {
             #expect(created.activation == settings)
             #expect(created.checkResults == nil)
             #expect(try await store.newestPendingDeployment(agentID: agent.id)?.activation == settings)
-            let results = #"[{"attempts":2,"check":"systemd no-failed-units","output":[],"passed":false}]"#
+            let results = [CheckResult(check: "systemd no-failed-units", passed: false, attempts: 2, output: [])]
             let cancelled = try #require(
                 try await store.transitionDeployment(
                     id: created.id, from: [.pending, .inProgress], to: .cancelled, rolledBack: true,

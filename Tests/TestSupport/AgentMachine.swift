@@ -103,6 +103,9 @@ public enum ToyConfiguration {
         public var switchExitCode: Int = 0
         /// Shell run at the start of the switch (e.g. to kill the agent, as a service restart would).
         public var switchPrelude: String = ""
+        /// Shell run inside the switch (its `$1`, `$$`, `exit` and `exec` are the switch's) after it
+        /// recorded its action and before it activates: to hang, fail one phase, or look around.
+        public var switchScript: String = ""
         /// What the `system` file says; nil leaves the file out.
         public var system: String? = nil
         public var payloadBytes: Int = 20_000
@@ -114,7 +117,8 @@ public enum ToyConfiguration {
     }
 
     /// Builds a configuration. Its switch appends "switched <out>" to `marker` when it activates
-    /// (`switch`, `test`), and "<action> <out>" for every action to `marker.actions`.
+    /// (`switch`, `test`), "<action> <out>" for every action to `marker.actions`, and
+    /// "<name> <action> <deployment id>" to `marker.deployments`; it prints "switch of <name> says hello".
     public static func build(
         name: String, marker: String, options: Options = Options(), in directory: TemporaryDirectory
     ) throws -> String {
@@ -140,12 +144,18 @@ public enum ToyConfiguration {
               \(systemLine)
               echo ${data} > $out/data-path
               \(activationHook(failedUnits: options.failedUnits, httpPort: options.httpPort))
+              cat > $out/bin/toy-switch-script <<'SCRIPT'
+            \(options.switchScript)
+            SCRIPT
               cat > $out/bin/switch-to-configuration <<EOF
             #!/bin/sh
             \(options.switchPrelude)
             echo "switching to $out (\\$1)"
+            echo "switch of \(name) says hello"
             echo "\\$1 $out" >> \(marker).actions
+            echo "\(name) \\$1 \\$CAPSTAN_DEPLOYMENT_ID" >> \(marker).deployments
             case "\\$1" in switch|test) echo "switched $out" >> \(marker) ;; esac
+            . $out/bin/toy-switch-script
             $out/bin/toy-activate "\\$1"
             exit \(options.switchExitCode)
             EOF

@@ -134,7 +134,7 @@ public enum HealthCheck: Codable, Sendable, Hashable, CustomStringConvertible {
 }
 
 /// How one health check went, as the agent reports it.
-public struct CheckResult: Codable, Sendable, Equatable {
+public struct CheckResult: Codable, Sendable, Hashable {
     /// The check's description, e.g. `http http://localhost:8080/`.
     public var check: String
     public var passed: Bool
@@ -153,7 +153,7 @@ public struct CheckResult: Codable, Sendable, Equatable {
 
 /// What a deployment asks of its agent's activation, from deploy.json. The agent adds its own
 /// checks; what is absent here takes the agent's setting.
-public struct ActivationSettings: Codable, Sendable, Equatable {
+public struct ActivationSettings: Codable, Sendable, Hashable {
     /// `checks` of deploy.json, then the agent's entry of `agentChecks`.
     public var checks: [HealthCheck]
     /// How long failing checks are retried.
@@ -168,19 +168,4 @@ public struct ActivationSettings: Codable, Sendable, Equatable {
     }
 
     public var isEmpty: Bool { checks.isEmpty && grace == nil && timeout == nil }
-}
-
-/// Small JSON values kept in one text column (or file) each.
-public enum StoredJSON {
-    public static func text<T: Encodable>(_ value: T) -> String {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        return (try? encoder.encode(value)).map { String(decoding: $0, as: UTF8.self) } ?? "null"
-    }
-
-    /// Nil for no text, or text that is not a `T` (written by a newer version, say).
-    public static func value<T: Decodable>(_ type: T.Type, from text: String?) -> T? {
-        guard let text else { return nil }
-        return try? JSONDecoder().decode(T.self, from: Data(text.utf8))
-    }
 }

@@ -47,7 +47,7 @@ extension DeployService {
         DeploymentOrder(
             id: deployment.id, index: deployment.index, storePath: deployment.storePath,
             rollbackScript: system.flatMap { deployment.rollbackScript?[$0] },
-            activation: StoredJSON.value(ActivationSettings.self, from: deployment.activation))
+            activation: deployment.activation)
     }
 
     /// The newest pending deployment of each of these agents, as an order for it, with two queries
@@ -173,7 +173,7 @@ extension DeployService {
                 // The store keeps a reason it is not given; replace the presumption explicitly.
                 reason: outcome.succeeded
                     ? (presumedOrphan ? "reported by the agent after it reconnected" : nil) : reason,
-                rolledBack: outcome.rolledBack, checkResults: outcome.checks.map(StoredJSON.text), at: Date())
+                rolledBack: outcome.rolledBack, checkResults: outcome.checks, at: Date())
         else { return }
         // Counted and told to webhooks once, when it was cancelled.
         if !stoppedAfterCancel { await self.finished(finished) }

@@ -138,7 +138,7 @@ public struct DeployService: Sendable {
             requests.append(
                 DeploymentRequest(
                     agentID: agent.id, storePath: path, rollbackScript: spec.rollbackScript,
-                    activation: spec.activation(for: name).map(StoredJSON.text)))
+                    activation: spec.activation(for: name)))
         }
         guard !requests.isEmpty else {
             throw ServiceError.badRequest("no agent of deploy.json matches the --agent filter")
@@ -223,7 +223,7 @@ public struct DeployService: Sendable {
             reason: record.reason, rolledBack: record.rolledBack, closureSize: record.closureSize,
             createdOn: record.createdAt, startedOn: record.startedAt, finishedOn: record.finishedAt,
             createdBy: record.createdBy, url: url(of: record),
-            checks: StoredJSON.value([CheckResult].self, from: record.checkResults))
+            checks: record.checkResults)
     }
 
     /// One page of a deployment's log: the `limit` lines after line `after`, or with `after` nil the
@@ -389,7 +389,7 @@ public struct DeployService: Sendable {
     }
 
     private func redeploy(
-        _ agentID: String, storePath: String, rollbackScript: [String: String]?, activation: String?,
+        _ agentID: String, storePath: String, rollbackScript: [String: String]?, activation: ActivationSettings?,
         by principal: Principal
     ) async throws -> DeploymentInfo {
         let request = DeploymentRequest(

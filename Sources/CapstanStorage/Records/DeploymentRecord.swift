@@ -24,17 +24,18 @@ public struct DeploymentRecord: Sendable, Equatable, Hashable {
     public var createdBy: String?
     /// Shared by the deployments one activation of a deploy.json created.
     public var activationID: String?
-    /// What the deploy.json asks of the agent's activation (`ActivationSettings` as JSON).
-    public var activation: String?
-    /// The health check results the agent reported (`[CheckResult]` as JSON).
-    public var checkResults: String?
+    /// What the deploy.json asks of the agent's activation.
+    public var activation: ActivationSettings?
+    /// The health check results the agent reported.
+    public var checkResults: [CheckResult]?
 
     public init(
         id: String, workspaceID: String, agentID: String, index: Int, storePath: String,
         rollbackScript: [String: String]? = nil, status: DeploymentStatus, reason: String? = nil,
         rolledBack: Bool = false,
         closureSize: Int64? = nil, createdAt: Date, startedAt: Date? = nil, finishedAt: Date? = nil,
-        createdBy: String? = nil, activationID: String? = nil, activation: String? = nil, checkResults: String? = nil
+        createdBy: String? = nil, activationID: String? = nil, activation: ActivationSettings? = nil,
+        checkResults: [CheckResult]? = nil
     ) {
         self.id = id
         self.workspaceID = workspaceID
@@ -61,10 +62,13 @@ public struct DeploymentRequest: Sendable, Equatable, Hashable {
     public var agentID: String
     public var storePath: String
     public var rollbackScript: [String: String]?
-    /// `ActivationSettings` as JSON, nil when the deploy.json asks nothing of the activation.
-    public var activation: String?
+    /// Nil when the deploy.json asks nothing of the activation.
+    public var activation: ActivationSettings?
 
-    public init(agentID: String, storePath: String, rollbackScript: [String: String]? = nil, activation: String? = nil) {
+    public init(
+        agentID: String, storePath: String, rollbackScript: [String: String]? = nil,
+        activation: ActivationSettings? = nil
+    ) {
         self.agentID = agentID
         self.storePath = storePath
         self.rollbackScript = rollbackScript
@@ -98,16 +102,24 @@ public struct StoredLogLine: Sendable, Equatable {
 }
 
 /// The rollback scripts as the database keeps them: one JSON object, sorted, so that equal maps are equal text.
-enum RollbackScripts {
-    static func encode(_ scripts: [String: String]?) -> String? {
-        guard let scripts else { return nil }
+/// Values kept as JSON in one text column each (rollback scripts, activation settings, check results):
+/// encoded and decoded here, so services and records see typed values.
+enum JSONColumn {
+    static func encode<T: Encodable>(_ value: T?) -> String? {
+        guard let value else { return nil }
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        return (try? encoder.encode(scripts)).map { String(decoding: $0, as: UTF8.self) }
+        return (try? encoder.encode(value)).map { String(decoding: $0, as: UTF8.self) }
     }
 
-    static func decode(_ text: String?) throws -> [String: String]? {
+    static func decode<T: Decodable>(_ type: T.Type, from text: String?) throws -> T? {
         guard let text else { return nil }
-        return try JSONDecoder().decode([String: String].self, from: Data(text.utf8))
+        return try JSONDecoder().decode(T.self, from: Data(text.utf8))
+    }
+
+    /// Nil also for text that is not a `T` (written by a newer version, say): what is only shown
+    /// or only refines an activation must not make the whole deployment unreadable.
+    static func lenientlyDecode<T: Decodable>(_ type: T.Type, from text: String?) -> T? {
+        try? decode(type, from: text)
     }
 }

@@ -3,8 +3,8 @@ import CapstanModel
 import Foundation
 import TestSupport
 
-/// Toy "NixOS configurations" built with real nix: a `nixos-version` file, an executable
-/// `bin/switch-to-configuration` that appends to a marker file, and one referenced dependency.
+/// One toy machine for `capstan deploy run`: its profiles, its state directory and its toy system;
+/// its configurations are `ToyConfiguration`s (TestSupport) recording their switches in `marker`.
 struct ToyMachine {
     let directory: TemporaryDirectory
     let nonce = NixFixtures.nonce()
@@ -20,72 +20,28 @@ struct ToyMachine {
         toy = try ToySystem(directory: directory.sub("toy"))
     }
 
-    /// Builds a configuration whose switch prints `label ACTION DEPLOYMENT` into the marker and exits
-    /// `switchExit`. `system` writes a `system` file naming that platform; `failedUnits` and `httpPort`
-    /// are what it makes of the toy system (see `ToyConfiguration.activationHook`).
+    /// Builds a configuration whose switch exits `switchExit` after running `extraScript` (see
+    /// `ToyConfiguration.Options.switchScript`); `system`, `failedUnits` and `httpPort` as there.
     func configuration(
         _ label: String, switchExit: Int = 0, system: String? = nil, extraScript: String = "",
         failedUnits: [String]? = nil, httpPort: Int? = nil
     ) throws -> String {
-        let systemLine = system.map { "echo \($0) > $out/system" } ?? ""
-        let expression = """
-            let
-              mk = name: script: derivation {
-                inherit name;
-                system = builtins.currentSystem;
-                builder = "/bin/sh";
-                PATH = "/usr/bin:/bin";
-                args = [ "-c" script ];
-              };
-              dep = mk "capstan-toy-dep-\(label)" ''
-                mkdir -p $out
-                echo \(nonce) > $out/nonce
-              '';
-            in mk "capstan-toy-\(label)" ''
-              mkdir -p $out/bin
-              echo 24.05-toy > $out/nixos-version
-              \(systemLine)
-              echo ${dep} > $out/dep
-              \(ToyConfiguration.activationHook(failedUnits: failedUnits, httpPort: httpPort))
-              cat > $out/bin/switch-to-configuration <<'EOS'
-            #!/bin/sh
-            echo "\(label) $1 $CAPSTAN_DEPLOYMENT_ID" >> \(marker)
-            echo "switch of \(label) says hello"
-            \(extraScript)
-            "$(dirname "$0")/toy-activate" "$1"
-            exit \(switchExit)
-            EOS
-              chmod +x $out/bin/switch-to-configuration
-            ''
-            """
-        return try build(expression, name: label)
+        var options = ToyConfiguration.Options()
+        options.switchExitCode = switchExit
+        options.system = system
+        options.switchScript = extraScript
+        options.failedUnits = failedUnits
+        options.httpPort = httpPort
+        return try ToyConfiguration.build(name: label, marker: marker, options: options, in: directory)
     }
 
     /// An executable store path that exits `status`: a deploy.json rollback script.
     func rollbackScript(exit status: Int) throws -> String {
-        let expression = """
-            derivation {
-              name = "capstan-toy-check";
-              system = builtins.currentSystem;
-              builder = "/bin/sh";
-              PATH = "/usr/bin:/bin";
-              args = [ "-c" "printf '#!/bin/sh\\\\necho check \(nonce)\\\\nexit \(status)\\\\n' > $out && chmod +x $out" ];
-            }
-            """
-        return try build(expression, name: "check")
+        try ToyConfiguration.script(exitCode: status, in: directory)
     }
 
-    private func build(_ expression: String, name: String) throws -> String {
-        let file = directory.sub("\(name).nix")
-        try expression.write(toFile: file, atomically: true, encoding: .utf8)
-        return try ProcessRunner.nix(["nix-build", "--no-out-link", file]).stdoutString
-            .trimmingCharacters(in: .whitespacesAndNewlines)
-    }
-
-    /// Lines the switch scripts appended, in order.
-    var switches: [String] {
-        ((try? String(contentsOfFile: marker, encoding: .utf8)) ?? "").split(separator: "\n").map(String.init)
-    }
+    /// What the switches ran, in order: "<label> <action> <deployment id>".
+    var switches: [String] { ToyConfiguration.switches(marker + ".deployments") }
 
     /// The store path the profile points at, nil when there is none.
     var profileTarget: String? {
