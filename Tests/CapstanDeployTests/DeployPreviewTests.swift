@@ -114,5 +114,29 @@ import Testing
             second.stdoutString.hasPrefix("web: 3 paths to download ("), "\(second.stdoutString)")
         #expect(second.stdoutString.contains("2 packages changed, 1 added, 0 removed"), "\(second.stdoutString)")
         #expect(second.stdoutString.contains("[web] these 3 paths will be fetched"), "\(second.stdoutString)")
+
+        // The dashboard shows the same before a rollback (back to v1) or a retry (of v2) is confirmed.
+        let jar = fixture.temp.sub("cookies")
+        try ProcessRunner.run(
+            [
+                "curl", "-s", "-c", jar, "-o", "/dev/null", "--data-urlencode",
+                "token=\(try fixture.server.adminToken)",
+                fixture.server.url + "/sign-in",
+            ], check: true)
+        func page(_ path: String) throws -> String {
+            try ProcessRunner.run(["curl", "-s", "-b", jar, fixture.server.url + path], check: true).stdoutString
+        }
+        let rollback = try page("/agents/web/rollback")
+        let back = try Self.closure(v1).subtracting(try Self.closure(v2))
+        let backSize = try back.map { try Self.narinfoFileSize(fixture, $0) }.reduce(0, +)
+        #expect(rollback.contains("<li>\(v2) → \(v1)</li>"), "\(rollback)")
+        let kib = String(format: "%.1f KiB", Double(backSize) / 1024)
+        #expect(rollback.contains("<li>\(back.count) paths to download, \(kib)"), "\(rollback)")
+        #expect(rollback.contains("<li>changed: libfoo 1.1 → 1.0</li>"), "\(rollback)")
+        #expect(rollback.contains("<li>removed: extra 0.5</li>"), "\(rollback)")
+        let secondID = try #require(DeployFixture.deploymentIDs(second.stdoutString)["web"])
+        let retry = try page("/deployments/\(secondID)/retry")
+        #expect(retry.contains("<li>0 paths to download, 0 B"), "\(retry)")
+        #expect(!retry.contains("<li>changed:"), "\(retry)")
     }
 }

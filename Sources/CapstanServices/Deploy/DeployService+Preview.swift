@@ -32,6 +32,23 @@ extension DeployService {
         return DeployPreview(agents: previews)
     }
 
+    /// What retrying a deployment would change on its agent.
+    public func previewRetry(id: String, by principal: Principal) async throws -> AgentPreview {
+        try AccessPolicy.require(.readDeployments, by: principal)
+        let record = try await record(id: id, workspaceID: principal.workspaceID)
+        guard let agent = try await store.agent(id: record.agentID) else {
+            throw ServiceError.notFound("the agent of deployment \(id) no longer exists")
+        }
+        return try await preview(agent, to: record.storePath)
+    }
+
+    /// What rolling an agent back would change on it.
+    public func previewRollback(agentName: String, by principal: Principal) async throws -> AgentPreview {
+        try AccessPolicy.require(.readDeployments, by: principal)
+        let (agent, target) = try await rollbackTarget(agentName: agentName, workspaceID: principal.workspaceID)
+        return try await preview(agent, to: target.storePath)
+    }
+
     private func preview(_ agent: AgentRecord, to path: String) async throws -> AgentPreview {
         let cacheID = try await cacheRecord(for: agent)?.id
         let new = try await closure(of: path, cacheID: cacheID)
