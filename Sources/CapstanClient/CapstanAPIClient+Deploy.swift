@@ -35,7 +35,18 @@ extension CapstanAPIClient {
 
     /// Sends a deploy.json as it is; the server checks it.
     public func activate(deployJSON: Data, agents: [String] = []) async throws -> ActivateResponse {
-        var path = "/api/v1/deploy/activate"
+        try await postDeployJSON("/api/v1/deploy/activate", deployJSON, agents: agents)
+    }
+
+    /// What activating the deploy.json would change on each agent; nothing is created.
+    public func preview(deployJSON: Data, agents: [String] = []) async throws -> DeployPreview {
+        try await postDeployJSON("/api/v1/deploy/diff", deployJSON, agents: agents)
+    }
+
+    private func postDeployJSON<Answer: Decodable>(_ route: String, _ deployJSON: Data, agents: [String])
+        async throws -> Answer
+    {
+        var path = route
         if !agents.isEmpty {
             path +=
                 "?"

@@ -191,3 +191,22 @@ extension PathRecord {
             createdAt: Date(unixMilliseconds: try row.decode(column: "created_at", as: Int64.self)))
     }
 }
+
+extension CapstanStore {
+    /// The paths of a cache among `hashParts` (absent ones left out), one query per 500.
+    public func paths(cacheID: String, hashParts: [String]) async throws -> [PathRecord] {
+        var found: [PathRecord] = []
+        for chunk in Self.chunks(of: hashParts) {
+            let binds: [any Encodable & Sendable] = chunk
+            found += try await describingFailure("looking up \(chunk.count) paths in cache \(cacheID)") {
+                try await sql.raw(
+                    """
+                    SELECT \(unsafeRaw: Self.pathColumns) FROM paths
+                    WHERE cache_id = \(bind: cacheID) AND hash_part IN (\(binds: binds))
+                    """
+                ).all().map(PathRecord.init(row:))
+            }
+        }
+        return found
+    }
+}

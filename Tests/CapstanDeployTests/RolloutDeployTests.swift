@@ -175,4 +175,48 @@ import Testing
         #expect(audit.contains("rollout.pause\t\(rolloutID)"), "\(audit)")
         #expect(audit.contains("rollout.abort\t\(rolloutID)"), "\(audit)")
     }
+
+    @Test func twoReplicasOnOnePostgreSQLStartEachWaveOnce() throws {
+        let postgres = try PostgresServer.shared()
+        let database = try postgres.createDatabase(prefix: "rollouts")
+        let temp = try TemporaryDirectory("capstan-rollout-replicas")
+        let data = temp.sub("data")
+        let replicaA = try ServerProcess(dataDirectory: data, arguments: ["--database-url", database])
+        let replicaB = try ServerProcess(dataDirectory: data, arguments: ["--database-url", database])
+        let fixture = try DeployFixture(server: replicaA, temp: temp)
+        // a and c talk to replica A, b to replica B; both replicas hear every deployment finish.
+        var machines: [String: AgentMachine] = [:]
+        var paths: [String: String] = [:]
+        for name in ["a", "b", "c"] {
+            let created = try fixture.admin.run(["agent", "create", name, "--json"]).stdout
+            let token = try #require(
+                (try JSONSerialization.jsonObject(with: created) as? [String: Any])?["token"] as? String)
+            let machine = try AgentMachine(
+                name: name, token: token, serverURL: name == "b" ? replicaB.url : replicaA.url, in: temp)
+            try machine.start()
+            machines[name] = machine
+            paths[name] = try fixture.configuration("replicas-\(name)", marker: fixture.marker(name))
+        }
+        #expect(
+            try eventually {
+                let listed = try fixture.admin.run(["agent", "list", "--json"]).stdout
+                let agents = try JSONSerialization.jsonObject(with: listed) as? [[String: Any]] ?? []
+                return agents.filter { $0["online"] as? Bool == true }.count == 3
+            })
+        let result = try fixture.activate(
+            try fixture.deployJSON(paths), ["--wave", "a", "--wave", "b", "--wave", "c", "--timeout", "180s"])
+        #expect(result.status == 0, "\(result.stdoutString)\(result.stderrString)")
+        for name in ["a", "b", "c"] { #expect(machines[name]!.currentProfileTarget == paths[name]) }
+        // Waves 2 and 3 were each started by exactly one of the two replicas (which share a data
+        // directory, and so one log file).
+        #expect(replicaA.logPath == replicaB.logPath)
+        let started = replicaA.log.components(separatedBy: "rollout wave started").count - 1
+        #expect(started == 2, "\(replicaA.log.suffix(3000))")
+        let ids = DeployFixture.deploymentIDs(result.stdoutString)
+        let finished = try ["a", "b", "c"].map {
+            try #require(Self.date(try fixture.deployment(ids[$0]!)["finishedOn"]))
+        }
+        let startedOn = try ["b", "c"].map { try #require(Self.date(try fixture.deployment(ids[$0]!)["startedOn"])) }
+        #expect(startedOn[0] >= finished[0] && startedOn[1] >= finished[1])
+    }
 }

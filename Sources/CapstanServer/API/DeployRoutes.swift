@@ -30,6 +30,12 @@ struct DeployRoutes: Sendable {
             return try await deploy.activate(
                 spec, agentFilter: filter.isEmpty ? nil : Set(filter), by: principal)
         }
+        api.post("deploy/diff") { request, context in
+            let principal = try context.requirePrincipal()
+            let spec = try await DeploySpec(request, context: context)
+            let filter = request.uri.queryParameters.getAll("agent").map { String($0) }
+            return try await deploy.preview(spec, agentFilter: filter.isEmpty ? nil : Set(filter), by: principal)
+        }
         api.get("deployments") { request, context in
             let query = request.uri.queryParameters
             var status: DeploymentStatus?
@@ -90,6 +96,7 @@ struct DeployRoutes: Sendable {
 extension AgentInfo: ResponseEncodable {}
 extension CreatedAgent: ResponseEncodable {}
 extension ActivateResponse: ResponseEncodable {}
+extension DeployPreview: ResponseEncodable {}
 extension DeploymentInfo: ResponseEncodable {}
 
 extension DeploySpec {

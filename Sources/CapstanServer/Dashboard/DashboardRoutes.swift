@@ -59,14 +59,17 @@ struct DashboardRoutes: Sendable {
         router.get("agents/:name/rollback") { request, context in
             try await signedIn(context) { principal in
                 let name = try context.parameters.require("name")
+                // No preview when there is nothing to roll back to: the form then says why.
+                let preview = try? await deploy.previewRollback(agentName: name, by: principal)
                 return page(
                     "confirm", title: "Roll back \(name)",
-                    [
+                    Self.present([
                         "question": "Roll \(name) back?",
                         "explanation":
                             "This deploys \(name)'s previous successful configuration again, as a new deployment.",
                         "action": "/agents/\(name)/rollback", "button": "Yes, roll back \(name)", "back": "/agents",
-                    ], actor: principal)
+                        "preview": preview.map(Self.previewLines), "hasPreview": preview != nil,
+                    ]), actor: principal)
             }
         }
         router.post("agents/:name/rollback") { request, context in
@@ -114,16 +117,18 @@ struct DashboardRoutes: Sendable {
                 try await signedIn(context) { principal in
                     let id = try context.parameters.require("id")
                     let info = try await deploy.deployment(id: id, by: principal)
+                    let preview = action == "retry" ? try? await deploy.previewRetry(id: id, by: principal) : nil
                     return page(
                         "confirm", title: button,
-                        [
+                        Self.present([
                             "question": "\(verb) deployment #\(info.index) of \(info.agent)?",
                             "explanation": action == "cancel"
                                 ? "A pending deployment never runs. A running one is stopped by its agent, which rolls "
                                     + "back if it has already switched; a finished one can no longer be cancelled."
                                 : "This creates a new deployment of the same store path to \(info.agent).",
                             "action": "/deployments/\(id)/\(action)", "button": button, "back": "/deployments/\(id)",
-                        ], actor: principal)
+                            "preview": preview.map(Self.previewLines), "hasPreview": preview != nil,
+                        ]), actor: principal)
                 }
             }
             router.post("deployments/:id/\(action)") { request, context in
@@ -375,6 +380,23 @@ struct DashboardRoutes: Sendable {
         return String(
             format: "%04d-%02d-%02d %02d:%02d:%02d UTC", c.year ?? 0, c.month ?? 0, c.day ?? 0, c.hour ?? 0,
             c.minute ?? 0, c.second ?? 0)
+    }
+
+    /// A preview in lines for a confirmation page: the switch, the download, the package changes.
+    static func previewLines(_ preview: AgentPreview) -> [String] {
+        func versions(_ list: [String]) -> String {
+            list.map { $0.isEmpty ? "(no version)" : $0 }.joined(separator: ", ")
+        }
+        var lines = [
+            "\(preview.current ?? "(nothing yet)") → \(preview.new)",
+            "\(preview.downloadPaths) paths to download, \(size(preview.downloadSize)) "
+                + "(\(size(preview.unpackedSize)) unpacked)",
+        ]
+        lines += preview.changed.map { "changed: \($0.name) \(versions($0.old)) → \(versions($0.new))" }
+        lines += preview.added.map { "added: \($0.name) \(versions($0.new))" }
+        lines += preview.removed.map { "removed: \($0.name) \(versions($0.old))" }
+        lines += preview.missingFromCache.map { "not in the cache: \($0)" }
+        return lines
     }
 
     static func size(_ bytes: Int64?) -> String {

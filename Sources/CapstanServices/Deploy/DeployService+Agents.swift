@@ -32,14 +32,18 @@ extension DeployService {
 
     /// The cache an agent substitutes from: its own, else the workspace's first.
     public func cacheFor(_ agent: AgentRecord) async throws -> AgentCache? {
+        guard let cache = try await cacheRecord(for: agent) else { return nil }
+        return AgentCache(
+            name: cache.name, url: caches.substituterURL(cache), publicKey: cache.publicKey, isPublic: cache.isPublic)
+    }
+
+    func cacheRecord(for agent: AgentRecord) async throws -> CacheRecord? {
         var cache: CacheRecord?
         if let cacheID = agent.cacheID { cache = try await store.cache(id: cacheID) }
         if cache == nil {
             cache = try await store.caches(workspaceID: agent.workspaceID).min { $0.createdAt < $1.createdAt }
         }
-        guard let cache else { return nil }
-        return AgentCache(
-            name: cache.name, url: caches.substituterURL(cache), publicKey: cache.publicKey, isPublic: cache.isPublic)
+        return cache
     }
 
     /// A stored deployment as an order for an agent of `system`.

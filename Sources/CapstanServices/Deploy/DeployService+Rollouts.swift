@@ -106,9 +106,11 @@ extension DeployService {
     public func advanceRollout(id: String, now: Date = Date()) async throws -> RolloutStep {
         var step = RolloutStep.idle
         while true {
-            guard let rollout = try await store.rollout(id: id), rollout.state == .running else { return step }
+            // A paused rollout still stops when too many failed; it only starts no wave.
+            guard let rollout = try await store.rollout(id: id), !rollout.state.isFinal else { return step }
             let members = try await store.rolloutMembers(rolloutID: id)
             let failed = members.filter { $0.deployment.status.isFinal && $0.deployment.status != .succeeded }
+            guard rollout.state == .running || failed.count > rollout.maxFailures else { return step }
             if failed.count > rollout.maxFailures {
                 let names = try await agentNames(failed.map(\.deployment))
                 let fixed =
@@ -116,7 +118,7 @@ extension DeployService {
                     + " (\(failed.count) \(failed.count == 1 ? "failure" : "failures"), at most \(rollout.maxFailures) allowed)"
                 guard
                     let end = try await store.endRollout(
-                        id: id, from: [.running], wave: rollout.wave, to: .failed,
+                        id: id, from: [rollout.state], wave: rollout.wave, to: .failed,
                         reason: "stopped in wave \(rollout.wave + 1): \(fixed)",
                         cancelReason: "rollout \(id) stopped before this deployment started: \(fixed)", at: now)
                 else { return .lostClaim }

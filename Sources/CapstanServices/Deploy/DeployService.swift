@@ -366,7 +366,19 @@ public struct DeployService: Sendable {
     /// Deploys the agent's previous successful configuration again.
     public func rollback(agentName: String, by principal: Principal) async throws -> DeploymentInfo {
         try requireActor(principal)
-        guard let agent = try await store.agent(workspaceID: principal.workspaceID, name: agentName) else {
+        let (agent, previous) = try await rollbackTarget(agentName: agentName, workspaceID: principal.workspaceID)
+        let created = try await redeploy(
+            agent.id, storePath: previous.storePath, rollbackScript: previous.rollbackScript,
+            activation: previous.activation, by: principal)
+        await audit.record(
+            .rollback, by: principal, target: agentName, detail: "deployment \(created.id) back to #\(previous.index)")
+        return created
+    }
+
+    /// The agent and the succeeded deployment a rollback would deploy again: the newest one before
+    /// the current that ran another store path.
+    func rollbackTarget(agentName: String, workspaceID: String) async throws -> (AgentRecord, DeploymentRecord) {
+        guard let agent = try await store.agent(workspaceID: workspaceID, name: agentName) else {
             throw ServiceError.notFound("no agent named '\(agentName)' in this workspace")
         }
         guard let current = try await store.lastSucceededDeployment(agentID: agent.id, before: nil) else {
@@ -380,12 +392,7 @@ public struct DeployService: Sendable {
             throw ServiceError.conflict(
                 "agent '\(agentName)' has no earlier successful deployment than #\(current.index) to roll back to")
         }
-        let created = try await redeploy(
-            agent.id, storePath: previous.storePath, rollbackScript: previous.rollbackScript,
-            activation: previous.activation, by: principal)
-        await audit.record(
-            .rollback, by: principal, target: agentName, detail: "deployment \(created.id) back to #\(previous.index)")
-        return created
+        return (agent, previous)
     }
 
     private func redeploy(

@@ -36,14 +36,7 @@ struct DeployActivateCommand: AsyncParsableCommand {
     @Option(help: "Pause between the waves of a rollout, e.g. 30s, 5m.") var pause: String?
 
     func run() async throws {
-        var data: Data
-        do {
-            data =
-                file == "-"
-                ? FileHandle.standardInput.readDataToEndOfFile() : try Data(contentsOf: URL(fileURLWithPath: file))
-        } catch {
-            throw ValidationError("cannot read \(file): \(error.localizedDescription)")
-        }
+        var data = try readDeployJSON(file)
         do {
             data = try withRolloutFlags(data)
             _ = try DeploySpec.parse(data, source: file)
@@ -55,6 +48,16 @@ struct DeployActivateCommand: AsyncParsableCommand {
             client.token ?? environment["CAPSTAN_ACTIVATE_TOKEN"] ?? environment["CACHIX_ACTIVATE_TOKEN"]
             ?? environment["CAPSTAN_TOKEN"]
         let api = CapstanAPIClient(baseURL: client.resolvedURL, token: token)
+        if !json {
+            // What each agent is about to download and change; the deploy goes ahead without it.
+            do {
+                for agent in try await api.preview(deployJSON: data, agents: agents).agents {
+                    Output.line(DeployDiffCommand.summary(agent))
+                }
+            } catch {
+                printError("no preview of the changes: \(error)")
+            }
+        }
         let response = try await api.activate(deployJSON: data, agents: agents)
         let started = response.agents.sorted { $0.key < $1.key }
         if !json {
@@ -150,5 +153,15 @@ struct DeployActivateCommand: AsyncParsableCommand {
         if let pause { rollout["pause"] = pause }
         root["rollout"] = rollout
         return try JSONSerialization.data(withJSONObject: root)
+    }
+}
+
+/// The bytes of a deploy.json named on the command line, `-` for stdin.
+func readDeployJSON(_ file: String) throws -> Data {
+    do {
+        return file == "-"
+            ? FileHandle.standardInput.readDataToEndOfFile() : try Data(contentsOf: URL(fileURLWithPath: file))
+    } catch {
+        throw ValidationError("cannot read \(file): \(error.localizedDescription)")
     }
 }

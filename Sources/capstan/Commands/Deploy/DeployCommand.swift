@@ -6,6 +6,7 @@ struct DeployCommand: AsyncParsableCommand {
         abstract: "Activate deployments and run the agent that carries them out.",
         subcommands: [
             DeployActivateCommand.self,
+            DeployDiffCommand.self,
             DeployStatusCommand.self,
             DeployCancelCommand.self,
             DeployRetryCommand.self,

@@ -1,0 +1,109 @@
+import CapstanModel
+import CapstanStorage
+import Foundation
+import NixCore
+
+/// Previews: what activating a deploy.json would change on each agent, from the references and
+/// sizes its cache recorded, before anything is created.
+extension DeployService {
+    public func preview(_ spec: DeploySpec, agentFilter: Set<String>? = nil, by principal: Principal) async throws
+        -> DeployPreview
+    {
+        try AccessPolicy.require(.readDeployments, by: principal)
+        do {
+            try spec.validate()
+        } catch {
+            throw ServiceError.badRequest(error.description)
+        }
+        let wanted = spec.agents.sorted(by: { $0.key < $1.key }).filter { agentFilter?.contains($0.key) ?? true }
+        guard !wanted.isEmpty else {
+            throw ServiceError.badRequest("no agent of deploy.json matches the --agent filter")
+        }
+        let agents = try await store.agents(workspaceID: principal.workspaceID, names: wanted.map(\.key))
+        var previews: [AgentPreview] = []
+        for (name, path) in wanted {
+            guard let agent = agents[name] else {
+                throw ServiceError.badRequest(
+                    "deploy.json: agents.\(name): no agent named '\(name)' in this workspace; "
+                        + "add it with `capstan agent create \(name)`")
+            }
+            previews.append(try await preview(agent, to: path))
+        }
+        return DeployPreview(agents: previews)
+    }
+
+    /// What retrying a deployment would change on its agent.
+    public func previewRetry(id: String, by principal: Principal) async throws -> AgentPreview {
+        try AccessPolicy.require(.readDeployments, by: principal)
+        let record = try await record(id: id, workspaceID: principal.workspaceID)
+        guard let agent = try await store.agent(id: record.agentID) else {
+            throw ServiceError.notFound("the agent of deployment \(id) no longer exists")
+        }
+        return try await preview(agent, to: record.storePath)
+    }
+
+    /// What rolling an agent back would change on it.
+    public func previewRollback(agentName: String, by principal: Principal) async throws -> AgentPreview {
+        try AccessPolicy.require(.readDeployments, by: principal)
+        let (agent, target) = try await rollbackTarget(agentName: agentName, workspaceID: principal.workspaceID)
+        return try await preview(agent, to: target.storePath)
+    }
+
+    private func preview(_ agent: AgentRecord, to path: String) async throws -> AgentPreview {
+        let cacheID = try await cacheRecord(for: agent)?.id
+        let new = try await closure(of: path, cacheID: cacheID)
+        var old = Closure()
+        if let current = agent.currentStorePath { old = try await closure(of: current, cacheID: cacheID) }
+        let present = Set(old.paths.keys)
+        let download = new.paths.values.filter { !present.contains($0.storePath) }
+        let packages = PackageChange.compare(
+            old: old.paths.values.map { Self.name(of: $0.storePath) } + old.missing.map(Self.name(of:)),
+            new: new.paths.values.map { Self.name(of: $0.storePath) } + new.missing.map(Self.name(of:)))
+        return AgentPreview(
+            agent: agent.name, current: agent.currentStorePath, new: path,
+            currentClosureKnown: agent.currentStorePath != nil && old.missing.isEmpty,
+            downloadPaths: download.count, downloadSize: download.reduce(0) { $0 + $1.fileSize },
+            unpackedSize: download.reduce(0) { $0 + $1.narSize }, closurePaths: new.paths.count + new.missing.count,
+            closureSize: new.paths.values.reduce(0) { $0 + $1.narSize }, missingFromCache: new.missing.sorted(),
+            changed: packages.changed, added: packages.added, removed: packages.removed)
+    }
+
+    /// The closure of a store path as the cache recorded it: the paths it holds, and those it lacks.
+    struct Closure {
+        var paths: [String: PathRecord] = [:]
+        var missing: [String] = []
+    }
+
+    private func closure(of root: String, cacheID: String?) async throws -> Closure {
+        var closure = Closure()
+        guard let cacheID else {
+            closure.missing = [root]
+            return closure
+        }
+        var seen: Set<String> = [root]
+        var frontier = [root]
+        while !frontier.isEmpty {
+            let hashParts = Dictionary(
+                frontier.compactMap { path in (try? StorePath(parsing: path)).map { ($0.hashPart, path) } },
+                uniquingKeysWith: { first, _ in first })
+            let found = try await store.paths(cacheID: cacheID, hashParts: Array(hashParts.keys))
+            let foundHashes = Set(found.map(\.hashPart))
+            closure.missing += hashParts.filter { !foundHashes.contains($0.key) }.map(\.value)
+            var next: [String] = []
+            for record in found {
+                closure.paths[record.storePath] = record
+                for reference in record.references {
+                    let path = "\(StorePath.defaultStoreDir)/\(reference)"
+                    if seen.insert(path).inserted { next.append(path) }
+                }
+            }
+            frontier = next
+        }
+        return closure
+    }
+
+    /// `<name>` of `/nix/store/<hash>-<name>`.
+    static func name(of path: String) -> String {
+        (try? StorePath(parsing: path))?.name ?? path
+    }
+}
