@@ -9,7 +9,8 @@
 #   CAPSTAN_BIN=/path         benchmark this capstan binary instead (implies BENCH_NO_BUILD)
 #   BENCH_LOG_LEVEL=info      the server's log level (default info, as in production)
 #   BENCH_EXTRA="--no-ack"    extra flags for Benchmarks/agent_load.py
-# Needs python3 with the `websockets` package (pip install websockets). Loopback only; every
+#   BENCH_LOG_DIR=/path       keep each server's log there (server-N.log)
+# Needs python3 with the `websockets` package (Debian's python3-websockets, or pip install websockets). Loopback only; every
 # server, database and agent started here is stopped on exit.
 set -euo pipefail
 
@@ -37,7 +38,12 @@ if [[ -z ${BENCH_NO_BUILD:-}${CAPSTAN_BIN:-} ]]; then
     (cd "$repo" && swift build -c release --product capstan >&2)
 fi
 capstan=${CAPSTAN_BIN:-$repo/.build/release/capstan}
-python3 -c 'import websockets' 2>/dev/null || { echo "pip install websockets" >&2; exit 1; }
+# The first python3 that has websockets (pyenv's may not; Debian's python3-websockets is enough).
+python=
+for candidate in ${BENCH_PYTHON:-} python3 /usr/bin/python3; do
+    if "$candidate" -c 'import websockets' 2>/dev/null; then python=$candidate; break; fi
+done
+[[ -n $python ]] || { echo "install python3-websockets (apt) or websockets (pip)" >&2; exit 1; }
 
 database_url=
 if [[ ${BENCH_DATABASE:-sqlite} == postgres ]]; then
@@ -65,11 +71,12 @@ for n in "${counts[@]}"; do
     done
     echo "== $n agents (${BENCH_DATABASE:-sqlite}, server pid $server_pid, port $port)" >&2
     # shellcheck disable=SC2086
-    timeout 600 python3 "$repo/Benchmarks/agent_load.py" --port "$port" --admin-token "$(cat "$data/admin-token")" \
+    timeout 900 "$python" "$repo/Benchmarks/agent_load.py" --port "$port" --admin-token "$(cat "$data/admin-token")" \
         --agents "$n" --rounds "$rounds" --server-pid "$server_pid" ${BENCH_EXTRA:-}
     echo "   server log: $(wc -l < "$work/server-$n.log") lines;" \
         "errors/warnings: $(grep -ciE 'error|warning' "$work/server-$n.log" || true)" >&2
     grep -iE 'error|warning' "$work/server-$n.log" | head -5 | cut -c1-400 >&2 || true
+    if [[ -n ${BENCH_LOG_DIR:-} ]]; then mkdir -p "$BENCH_LOG_DIR" && cp "$work/server-$n.log" "$BENCH_LOG_DIR/"; fi
     kill "$server_pid"
     wait "$server_pid" 2>/dev/null || true
     server_pid=

@@ -55,7 +55,8 @@ struct AgentSession: Sendable {
         do {
             await dispatcher.handOver(to: agent.id)
             try await serve(
-                agent, hello: hello, connectedAt: connectedAt, codec: codec, frames: &frames, logger: logger)
+                agent, hello: hello, connectedAt: connectedAt, codec: codec, frames: &frames, outbound: outbound,
+                logger: logger)
         } catch {
             await disconnected(agent, connection)
             throw error
@@ -82,7 +83,7 @@ struct AgentSession: Sendable {
 
     private func serve(
         _ agent: AgentRecord, hello: AgentHello, connectedAt: Date, codec: some AgentCodec,
-        frames: inout WebSocketInboundMessageStream.AsyncIterator, logger: Logger
+        frames: inout WebSocketInboundMessageStream.AsyncIterator, outbound: WebSocketOutboundWriter, logger: Logger
     ) async throws {
         try await withThrowingTaskGroup(of: Void.self) { group in
             if codec.reportsRunningDeployments {
@@ -97,26 +98,54 @@ struct AgentSession: Sendable {
                     try await deploy.agentSeen(agent)
                 }
             }
-            while let frame = try await frames.next() {
-                guard case .text(let text) = frame else { continue }
-                let message: AgentMessage?
-                do {
-                    message = try codec.message(from: text)
-                } catch {
-                    logger.warning("ignoring an unreadable message from agent", metadata: ["agent": "\(agent.name)"])
-                    continue
+            // Frames are read on while a message is handled (pongs are seen only as frames are read);
+            // messages are handled one at a time, in the order the agent sent them.
+            let inbox = AgentInbox()
+            try await withThrowingTaskGroup(of: Void.self) { handling in
+                handling.addTask {
+                    try await handleInOrder(inbox, from: agent, outbound: outbound, logger: logger)
                 }
-                guard let message else {
-                    logger.debug("agent says", metadata: ["agent": "\(agent.name)", "message": "\(text.prefix(200))"])
-                    continue
+                while let frame = try await frames.next() {
+                    guard case .text(let text) = frame else { continue }
+                    let message: AgentMessage?
+                    do {
+                        message = try codec.message(from: text)
+                    } catch {
+                        logger.warning(
+                            "ignoring an unreadable message from agent", metadata: ["agent": "\(agent.name)"])
+                        continue
+                    }
+                    guard let message else {
+                        logger.debug(
+                            "agent says", metadata: ["agent": "\(agent.name)", "message": "\(text.prefix(200))"])
+                        continue
+                    }
+                    guard await inbox.push(message, bytes: text.utf8.count) else { break }
                 }
+                inbox.finish()
+                try await handling.waitForAll()
+            }
+            group.cancelAll()
+        }
+    }
+
+    /// Handles the inbox's messages until it ends. A failure other than a refused message ends the
+    /// session, as it did when messages were handled as they were read: the socket is closed.
+    private func handleInOrder(
+        _ inbox: AgentInbox, from agent: AgentRecord, outbound: WebSocketOutboundWriter, logger: Logger
+    ) async throws {
+        do {
+            while let message = await inbox.next() {
                 do {
                     try await handle(message, from: agent)
                 } catch let error as ServiceError {
                     logger.warning("agent message refused", metadata: ["agent": "\(agent.name)", "error": "\(error)"])
                 }
             }
-            group.cancelAll()
+        } catch {
+            inbox.close()
+            try? await outbound.close(.unexpectedServerError, reason: "the server could not record a report")
+            throw error
         }
     }
 
