@@ -85,47 +85,71 @@ struct AgentSession: Sendable {
         _ agent: AgentRecord, hello: AgentHello, connectedAt: Date, codec: some AgentCodec,
         frames: inout WebSocketInboundMessageStream.AsyncIterator, outbound: WebSocketOutboundWriter, logger: Logger
     ) async throws {
-        try await withThrowingTaskGroup(of: Void.self) { group in
-            if codec.reportsRunningDeployments {
-                group.addTask {
-                    try await Task.sleep(for: reconcileDelay)
-                    try await deploy.reconcile(agent, running: hello.runningDeployment, connectedAt: connectedAt)
-                }
+        // Frames are read on while a message is handled (pongs are seen only as frames are read);
+        // messages are handled one at a time, in the order the agent sent them. Child tasks: the
+        // handler (true) and the timers (false), which run until cancelled.
+        let inbox = AgentInbox()
+        try await withThrowingTaskGroup(of: Bool.self) { group in
+            group.addTask {
+                await runTimers(
+                    agent, hello: hello, connectedAt: connectedAt, reconciles: codec.reportsRunningDeployments,
+                    logger: logger)
+                return false
             }
             group.addTask {
-                while true {
-                    try await Task.sleep(for: heartbeat)
+                try await handleInOrder(inbox, from: agent, outbound: outbound, logger: logger)
+                return true
+            }
+            while let frame = try await frames.next() {
+                guard case .text(let text) = frame else { continue }
+                let message: AgentMessage?
+                do {
+                    message = try codec.message(from: text)
+                } catch {
+                    logger.warning("ignoring an unreadable message from agent", metadata: ["agent": "\(agent.name)"])
+                    continue
+                }
+                guard let message else {
+                    logger.debug("agent says", metadata: ["agent": "\(agent.name)", "message": "\(text.prefix(200))"])
+                    continue
+                }
+                guard await inbox.push(message, bytes: text.utf8.count) else { break }
+            }
+            inbox.finish()
+            while let handlerEnded = try await group.next(), !handlerEnded {}
+            group.cancelAll()
+        }
+    }
+
+    /// The session's timers in one task (a task per timer costs memory on every connection): the
+    /// reconciliation, once, `reconcileDelay` after the agent connected, and the last-seen heartbeat.
+    private func runTimers(
+        _ agent: AgentRecord, hello: AgentHello, connectedAt: Date, reconciles: Bool, logger: Logger
+    ) async {
+        let clock = ContinuousClock()
+        var reconcileAt = reconciles ? clock.now + reconcileDelay : nil
+        var beatAt = clock.now + heartbeat
+        while true {
+            do {
+                try await Task.sleep(until: reconcileAt.map { min($0, beatAt) } ?? beatAt, clock: clock)
+            } catch {
+                return
+            }
+            do {
+                if let due = reconcileAt, due <= clock.now {
+                    reconcileAt = nil
+                    try await deploy.reconcile(agent, running: hello.runningDeployment, connectedAt: connectedAt)
+                }
+                if beatAt <= clock.now {
+                    beatAt = clock.now + heartbeat
                     try await deploy.agentSeen(agent)
                 }
+            } catch {
+                if Task.isCancelled { return }
+                logger.warning(
+                    "could not record the agent's reconnection or last-seen time",
+                    metadata: ["agent": "\(agent.name)", "error": "\(error)"])
             }
-            // Frames are read on while a message is handled (pongs are seen only as frames are read);
-            // messages are handled one at a time, in the order the agent sent them.
-            let inbox = AgentInbox()
-            try await withThrowingTaskGroup(of: Void.self) { handling in
-                handling.addTask {
-                    try await handleInOrder(inbox, from: agent, outbound: outbound, logger: logger)
-                }
-                while let frame = try await frames.next() {
-                    guard case .text(let text) = frame else { continue }
-                    let message: AgentMessage?
-                    do {
-                        message = try codec.message(from: text)
-                    } catch {
-                        logger.warning(
-                            "ignoring an unreadable message from agent", metadata: ["agent": "\(agent.name)"])
-                        continue
-                    }
-                    guard let message else {
-                        logger.debug(
-                            "agent says", metadata: ["agent": "\(agent.name)", "message": "\(text.prefix(200))"])
-                        continue
-                    }
-                    guard await inbox.push(message, bytes: text.utf8.count) else { break }
-                }
-                inbox.finish()
-                try await handling.waitForAll()
-            }
-            group.cancelAll()
         }
     }
 
