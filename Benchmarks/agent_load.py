@@ -8,18 +8,31 @@ finished (as a real agent would), so the next round starts with nothing pending;
 the deployments pending instead, so the next round also supersedes (cancels) them.
 
 Also reads the server's RSS (VmRSS of --server-pid) before connecting and with every agent idle.
-Prints one JSON object on stdout. Needs `pip install websockets`.
+`--lock-db` holds the server's SQLite write lock for `--lock-seconds` while the agents report, as a
+backup or a burst of writes would: the server must keep every agent connected meanwhile (the
+deploy tests run it so). At the end it counts the agents the server disconnected and the
+deployments left Pending. Prints one JSON object on stdout. Needs the `websockets` package.
 """
 import argparse
 import asyncio
 import http.client
 import json
 import random
+import resource
+import sqlite3
+import threading
 import statistics
 import sys
 import time
 
-from websockets.asyncio.client import connect
+try:  # websockets 13 or newer
+    from websockets.asyncio.client import connect
+
+    HEADERS = "additional_headers"
+except ImportError:  # Debian's python3-websockets (10.x)
+    from websockets import connect
+
+    HEADERS = "extra_headers"
 
 NIX32 = "0123456789abcdfghijklmnpqrsvwxyz"
 
@@ -73,7 +86,7 @@ class Agent:
 
     async def open(self, url):
         self.ws = await connect(
-            url, additional_headers={"Authorization": f"Bearer {self.token}"},
+            url, **{HEADERS: {"Authorization": f"Bearer {self.token}"}},
             compression=None, ping_interval=None, max_queue=16, open_timeout=60)
         await self.ws.send(json.dumps({"type": "hello", "hello": {
             "name": self.name, "version": "bench", "system": "x86_64-linux",
@@ -100,6 +113,26 @@ class Agent:
             "currentStorePath": None}}))
 
 
+def hold_write_lock(path, seconds, locked):
+    """Holds SQLite's write lock on `path` for `seconds` (set `locked` once it is held)."""
+    db = sqlite3.connect(path, timeout=30, isolation_level=None)
+    try:
+        db.execute("BEGIN IMMEDIATE")
+        locked.set()
+        time.sleep(seconds)
+        db.execute("ROLLBACK")
+    finally:
+        locked.set()
+        db.close()
+
+
+def ws_closed(ws):
+    closed = getattr(ws, "closed", None)  # websockets 10-12
+    if closed is None:
+        return ws.state.name in ("CLOSING", "CLOSED")
+    return closed
+
+
 def pct(values, p):
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, max(0, round(p / 100 * len(ordered) + 0.5) - 1))]
@@ -116,7 +149,11 @@ async def main():
     ap.add_argument("--idle-seconds", type=float, default=12)
     ap.add_argument("--no-ack", action="store_true")
     ap.add_argument("--timeout", type=float, default=60)
+    ap.add_argument("--lock-db", help="the server's SQLite file, write-locked while the agents report")
+    ap.add_argument("--lock-seconds", type=float, default=3)
     args = ap.parse_args()
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     host = "127.0.0.1"
     admin = API(host, args.port, args.admin_token)
     log = lambda *a: print(*a, file=sys.stderr, flush=True)
@@ -181,7 +218,15 @@ async def main():
         rounds.append(row)
         log(json.dumps(row))
         if not args.no_ack:
+            locked = threading.Event()
+            holder = None
+            if args.lock_db:
+                holder = threading.Thread(target=hold_write_lock, args=(args.lock_db, args.lock_seconds, locked))
+                holder.start()
+                locked.wait()
             await asyncio.gather(*[a.ack() for a in agents if a.received_at is not None])
+            if holder:
+                await asyncio.to_thread(holder.join)
             # Let the server record every outcome before the next round.
             for _ in range(600):
                 busy = 0
@@ -193,6 +238,8 @@ async def main():
         else:
             await asyncio.sleep(0.5)
     result["rounds"] = rounds
+    result["closed_by_server"] = sum(1 for a in agents if ws_closed(a.ws))
+    result["pending_left"] = len(await asyncio.to_thread(admin.get, "/api/v1/deployments?status=Pending&limit=1000"))
     for task in listeners:
         task.cancel()
     await asyncio.gather(*[a.ws.close() for a in agents], return_exceptions=True)

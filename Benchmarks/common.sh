@@ -52,6 +52,20 @@ stop_server() {
     fi
 }
 
+# The server's peak VmRSS over a phase: sample_start, the phase, then sample_stop prints it (KiB).
+# The sampler writes the peak to $work/peak every 50 ms; the caller's cleanup kills $sampler.
+sampler=""
+sample_start() {
+    echo 0 >"$work/peak"
+    (max=0; while :; do
+        r=$(proc_kib "$server_pid" VmRSS 2>/dev/null || echo 0)
+        ((r > max)) && { max=$r; echo "$max" >"$work/peak"; }
+        sleep 0.05
+    done) &
+    sampler=$!
+}
+sample_stop() { kill "$sampler" 2>/dev/null; wait "$sampler" 2>/dev/null || true; sampler=""; cat "$work/peak"; }
+
 # A /proc/PID/status field (VmRSS, VmHWM) in KiB.
 proc_kib() { awk -v f="$2:" '$1 == f { print $2 }' "/proc/$1/status"; }
 

@@ -28,17 +28,6 @@ start_server "$work/capstan-data"
 sleep 1
 idle=$(proc_kib "$server_pid" VmRSS)
 
-# Max VmRSS over a phase: a sampler writes it to a file until killed.
-sample_start() {
-    (max=0; while :; do
-        r=$(proc_kib "$server_pid" VmRSS 2>/dev/null || echo 0)
-        ((r > max)) && { max=$r; echo "$max" >"$work/peak"; }
-        sleep 0.05
-    done) &
-    sampler=$!
-}
-sample_stop() { kill "$sampler" 2>/dev/null; wait "$sampler" 2>/dev/null || true; sampler=""; cat "$work/peak"; }
-
 echo "0" >"$work/peak"
 sample_start
 /usr/bin/time -f '%e %M' -o "$work/time" "$capstan" push bench "$path" >"$work/push.log" 2>&1 \

@@ -215,8 +215,9 @@ public struct CapstanServer: Sendable {
             router: makeRouter(),
             server: .guardedHTTP1WebSocketUpgrade(
                 webSocketRouter: makeWebSocketRouter(),
-                // Pings every 20 s; an agent that misses one is dropped, well within a minute.
-                webSocket: .init(maxFrameSize: 1 << 20, autoPing: .enabled(timePeriod: .seconds(20))),
+                // Pings every 20 s by default; an agent that misses one is dropped, well within a minute.
+                webSocket: .init(
+                    maxFrameSize: 1 << 20, autoPing: .enabled(timePeriod: configuration.agentPingInterval)),
                 limits: limits, registry: connections, logger: logger),
             configuration: .init(
                 address: .hostname(configuration.listenHost, port: configuration.listenPort), serverName: "capstan",

@@ -3,16 +3,36 @@ import SQLKit
 
 extension CapstanStore {
     public func insertAuditEvent(_ event: AuditEventRecord) async throws {
-        try await describingFailure("recording audit event \(event.action) in workspace \(event.workspaceID)") {
+        try await insertAuditEvents([event])
+    }
+
+    /// Records many events in one transaction, 500 rows a statement: an activation of a deploy.json
+    /// for thousands of agents records one event per deployment.
+    public func insertAuditEvents(_ events: [AuditEventRecord]) async throws {
+        guard let first = events.first else { return }
+        let what =
+            events.count == 1
+            ? "recording audit event \(first.action) in workspace \(first.workspaceID)"
+            : "recording \(events.count) audit events in workspace \(first.workspaceID)"
+        try await describingFailure(what) {
             try await database.transaction { db in
-                try await db.raw(
-                    """
-                    INSERT INTO audit_events (id, workspace_id, time, actor, actor_token_id, action, target, detail)
-                    VALUES (\(bind: event.id), \(bind: event.workspaceID), \(bind: event.time.unixMilliseconds),
-                            \(bind: event.actor), \(bind: event.actorTokenID), \(bind: event.action),
-                            \(bind: event.target), \(bind: event.detail))
-                    """
-                ).run()
+                for start in stride(from: 0, to: events.count, by: 500) {
+                    var values: SQLQueryString = ""
+                    for (offset, event) in events[start..<min(start + 500, events.count)].enumerated() {
+                        if offset > 0 { values += ", " }
+                        values += """
+                            (\(bind: event.id), \(bind: event.workspaceID), \(bind: event.time.unixMilliseconds),
+                             \(bind: event.actor), \(bind: event.actorTokenID), \(bind: event.action),
+                             \(bind: event.target), \(bind: event.detail))
+                            """
+                    }
+                    try await db.raw(
+                        """
+                        INSERT INTO audit_events (id, workspace_id, time, actor, actor_token_id, action, target, detail)
+                        VALUES \(values)
+                        """
+                    ).run()
+                }
             }
         }
     }

@@ -178,6 +178,23 @@ extension CapstanStore {
         }
     }
 
+    /// Many deployments by ID, keyed by ID (unknown IDs are absent): one query per 500.
+    public func deployments(ids: [String]) async throws -> [String: DeploymentRecord] {
+        var found: [String: DeploymentRecord] = [:]
+        for chunk in Self.chunks(of: ids) {
+            let binds: [any Encodable & Sendable] = chunk
+            try await describingFailure("looking up \(chunk.count) deployments by ID") {
+                for row in try await sql.raw(
+                    "SELECT \(unsafeRaw: Self.deploymentColumns) FROM deployments WHERE id IN (\(binds: binds))"
+                ).all() {
+                    let deployment = try DeploymentRecord(row: row)
+                    found[deployment.id] = deployment
+                }
+            }
+        }
+        return found
+    }
+
     /// The newest deployments of a workspace (creation time, then index, descending), optionally only
     /// those of one agent or in one status: for the dashboard and the deploy API's listings.
     public func deployments(

@@ -32,6 +32,27 @@ struct AuditStorageTests {
             #expect(other.first?.actor == nil && other.first?.detail == "public")
         }
     }
+
+    @Test(arguments: DatabaseBackend.allCases)
+    func manyEventsAreRecordedTogether(backend: DatabaseBackend) async throws {
+        try await StoreFixture.withStore(backend) { store in
+            let workspace = try await store.createWorkspace(name: "alpha")
+            let start = Date(timeIntervalSince1970: 1_700_000_000)
+            // More than one statement's worth (500 rows per statement).
+            let events = (0..<1_203).map { i in
+                AuditEventRecord(
+                    workspaceID: workspace.id, time: start.addingTimeInterval(Double(i)), actor: "ci",
+                    actorTokenID: "t1", action: "deployment.activate", target: "deployment-\(i)", detail: "node-\(i) #1"
+                )
+            }
+            try await store.insertAuditEvents(events)
+            try await store.insertAuditEvents([])
+            let listed = try await store.auditEvents(workspaceID: workspace.id, limit: 2_000)
+            #expect(listed.count == 1_203)
+            #expect(listed.first?.target == "deployment-1202" && listed.first?.detail == "node-1202 #1")
+            #expect(listed.last?.target == "deployment-0")
+        }
+    }
 }
 
 @Suite("Webhooks and dashboard sessions on SQLite and PostgreSQL")

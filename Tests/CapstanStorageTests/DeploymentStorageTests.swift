@@ -478,6 +478,11 @@ struct DeploymentStorageTests {
             for agent in agents {
                 #expect(pending[agent.id] == second.created.first { $0.agentID == agent.id })
             }
+            let byDeployment = try await store.deployments(
+                ids: (first.created + second.created).map(\.id) + ["missing"])
+            #expect(byDeployment.count == 900)
+            #expect(byDeployment[second.created[7].id] == second.created[7])
+            #expect(byDeployment[first.created[7].id]?.status == .cancelled)
         }
     }
 

@@ -55,7 +55,8 @@ struct AgentSession: Sendable {
         do {
             await dispatcher.handOver(to: agent.id)
             try await serve(
-                agent, hello: hello, connectedAt: connectedAt, codec: codec, frames: &frames, logger: logger)
+                agent, hello: hello, connectedAt: connectedAt, codec: codec, frames: &frames, outbound: outbound,
+                logger: logger)
         } catch {
             await disconnected(agent, connection)
             throw error
@@ -82,20 +83,22 @@ struct AgentSession: Sendable {
 
     private func serve(
         _ agent: AgentRecord, hello: AgentHello, connectedAt: Date, codec: some AgentCodec,
-        frames: inout WebSocketInboundMessageStream.AsyncIterator, logger: Logger
+        frames: inout WebSocketInboundMessageStream.AsyncIterator, outbound: WebSocketOutboundWriter, logger: Logger
     ) async throws {
-        try await withThrowingTaskGroup(of: Void.self) { group in
-            if codec.reportsRunningDeployments {
-                group.addTask {
-                    try await Task.sleep(for: reconcileDelay)
-                    try await deploy.reconcile(agent, running: hello.runningDeployment, connectedAt: connectedAt)
-                }
+        // Frames are read on while a message is handled (pongs are seen only as frames are read);
+        // messages are handled one at a time, in the order the agent sent them. Child tasks: the
+        // handler (true) and the timers (false), which run until cancelled.
+        let inbox = AgentInbox()
+        try await withThrowingTaskGroup(of: Bool.self) { group in
+            group.addTask {
+                await runTimers(
+                    agent, hello: hello, connectedAt: connectedAt, reconciles: codec.reportsRunningDeployments,
+                    logger: logger)
+                return false
             }
             group.addTask {
-                while true {
-                    try await Task.sleep(for: heartbeat)
-                    try await deploy.agentSeen(agent)
-                }
+                try await handleInOrder(inbox, from: agent, outbound: outbound, logger: logger)
+                return true
             }
             while let frame = try await frames.next() {
                 guard case .text(let text) = frame else { continue }
@@ -110,13 +113,63 @@ struct AgentSession: Sendable {
                     logger.debug("agent says", metadata: ["agent": "\(agent.name)", "message": "\(text.prefix(200))"])
                     continue
                 }
+                guard await inbox.push(message, bytes: text.utf8.count) else { break }
+            }
+            inbox.finish()
+            while let handlerEnded = try await group.next(), !handlerEnded {}
+            group.cancelAll()
+        }
+    }
+
+    /// The session's timers in one task (a task per timer costs memory on every connection): the
+    /// reconciliation, once, `reconcileDelay` after the agent connected, and the last-seen heartbeat.
+    private func runTimers(
+        _ agent: AgentRecord, hello: AgentHello, connectedAt: Date, reconciles: Bool, logger: Logger
+    ) async {
+        let clock = ContinuousClock()
+        var reconcileAt = reconciles ? clock.now + reconcileDelay : nil
+        var beatAt = clock.now + heartbeat
+        while true {
+            do {
+                try await Task.sleep(until: reconcileAt.map { min($0, beatAt) } ?? beatAt, clock: clock)
+            } catch {
+                return
+            }
+            do {
+                if let due = reconcileAt, due <= clock.now {
+                    reconcileAt = nil
+                    try await deploy.reconcile(agent, running: hello.runningDeployment, connectedAt: connectedAt)
+                }
+                if beatAt <= clock.now {
+                    beatAt = clock.now + heartbeat
+                    try await deploy.agentSeen(agent)
+                }
+            } catch {
+                if Task.isCancelled { return }
+                logger.warning(
+                    "could not record the agent's reconnection or last-seen time",
+                    metadata: ["agent": "\(agent.name)", "error": "\(error)"])
+            }
+        }
+    }
+
+    /// Handles the inbox's messages until it ends. A failure other than a refused message ends the
+    /// session, as it did when messages were handled as they were read: the socket is closed.
+    private func handleInOrder(
+        _ inbox: AgentInbox, from agent: AgentRecord, outbound: WebSocketOutboundWriter, logger: Logger
+    ) async throws {
+        do {
+            while let message = await inbox.next() {
                 do {
                     try await handle(message, from: agent)
                 } catch let error as ServiceError {
                     logger.warning("agent message refused", metadata: ["agent": "\(agent.name)", "error": "\(error)"])
                 }
             }
-            group.cancelAll()
+        } catch {
+            inbox.close()
+            try? await outbound.close(.unexpectedServerError, reason: "the server could not record a report")
+            throw error
         }
     }
 

@@ -19,6 +19,9 @@ public struct ServerConfiguration: Sendable, Equatable {
     /// How long after an agent reconnects the server waits for it to report finished deployments
     /// before failing the ones it no longer runs.
     public var agentReconcileDelay: Duration = .seconds(10)
+    /// How often the server pings each connected agent; one that has not answered by the next ping
+    /// is disconnected (and reconnects), so a dead agent is noticed within two periods.
+    public var agentPingInterval: Duration = .seconds(20)
     /// The host name under which each cache is also served as `<cache>.<host>` (by the Host
     /// header), as cachix clients expect; new caches' keys are then named `<cache>.<host>-1`.
     public var cacheHost: String?
@@ -96,6 +99,8 @@ public struct ServerConfiguration: Sendable, Equatable {
                 throw ConfigurationError(key: key, value: value, reason: "expected a number of seconds")
             }
             agentReconcileDelay = .seconds(seconds)
+        case "agent_ping_seconds", "agent-ping-seconds":
+            agentPingInterval = .seconds(try Self.positive(key, value, "a number of seconds"))
         case "upload_expiry_seconds", "upload-expiry-seconds":
             guard let seconds = Int(value), seconds > 0 else {
                 throw ConfigurationError(key: key, value: value, reason: "expected a number of seconds")
@@ -171,7 +176,8 @@ public struct ServerConfiguration: Sendable, Equatable {
 
     static let keys = [
         "data_dir", "listen", "public_url", "database_url", "max_nar_size", "default_workspace",
-        "agent_reconcile_seconds", "cache_host", "upload_expiry_seconds", "max_pending_upload_bytes",
+        "agent_reconcile_seconds", "agent_ping_seconds", "cache_host", "upload_expiry_seconds",
+        "max_pending_upload_bytes",
         "max_log_lines", "max_log_line_bytes",
         "webhook_allow_networks", "http_header_timeout_seconds", "http_idle_timeout_seconds", "http_max_header_bytes",
         "max_connections", "shutdown_grace_seconds", "metrics_listen", "metrics_token",

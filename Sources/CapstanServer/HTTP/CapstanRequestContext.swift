@@ -4,15 +4,19 @@ import Foundation
 import Hummingbird
 import HummingbirdAuth
 import HummingbirdWebSocket
+import NIOCore
 
 /// The context of every HTTP request: the principal the authentication middleware found, if any.
 public struct CapstanRequestContext: AuthRequestContext, RequestContext {
     public var coreContext: CoreRequestContextStorage
     public var identity: Principal?
+    /// The connection's event loop, which streamed bodies wait for between chunks (see `PacedBody`).
+    public let eventLoop: any EventLoop
 
     public init(source: Source) {
         coreContext = .init(source: source)
         identity = nil
+        eventLoop = source.channel.eventLoop
     }
 
     /// Bodies that are collected whole (JSON, narinfo) stay small; NARs are streamed instead.

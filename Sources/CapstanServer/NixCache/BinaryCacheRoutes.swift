@@ -7,7 +7,6 @@ import NIOCore
 /// from and what `nix copy --to http://…` uploads to.
 struct BinaryCacheRoutes: Sendable {
     let caches: CacheService
-    let fileIO = FileIO()
 
     func register(on router: Router<CapstanRequestContext>) {
         let group = router.group("cache/:cache")
@@ -114,14 +113,17 @@ struct BinaryCacheRoutes: Sendable {
         ServerMetrics.bytesServed(kind: "nar", range.count)
         switch try await caches.content(of: nar, range: Int64(range.lowerBound)..<Int64(range.upperBound + 1)) {
         case .file(let path):
-            let body = try await fileIO.loadFile(path: path, range: range, context: context, chunkLength: 1 << 20)
-            return Response(status: status, headers: headers, body: body)
-        case .stream(let bytes):
-            let body = ResponseBody { writer in
-                for try await buffer in bytes { try await writer.write(buffer) }
-                try await writer.finish(nil)
+            // Removed meanwhile (garbage collection): a 404 rather than a connection cut after the headers.
+            guard access(path, R_OK) == 0 else {
+                throw ServiceError.notFound("nar/\(file) is gone from cache '\(cache.name)'")
             }
-            return Response(status: status, headers: headers, body: body)
+            return Response(
+                status: status, headers: headers,
+                body: PacedBody.file(path, range: range, chunkLength: 128 << 10, on: context.eventLoop))
+        case .stream(let bytes):
+            return Response(
+                status: status, headers: headers,
+                body: PacedBody.stream(bytes, contentLength: range.count, on: context.eventLoop))
         }
     }
 

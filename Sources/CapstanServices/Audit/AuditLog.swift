@@ -36,16 +36,27 @@ public struct AuditLog: Sendable {
     }
 
     public func record(_ action: AuditAction, by principal: Principal, target: String?, detail: String? = nil) async {
-        let event = AuditEventRecord(
-            workspaceID: principal.workspaceID, time: Date(),
-            actor: principal.label ?? "\(principal.kind.rawValue) token",
-            actorTokenID: principal.tokenID, action: action.rawValue, target: target, detail: detail)
+        await record(action, by: principal, targets: [(target, detail)])
+    }
+
+    /// One event per target, recorded together (an activation records one per deployment).
+    public func record(
+        _ action: AuditAction, by principal: Principal, targets: [(target: String?, detail: String?)]
+    ) async {
+        let now = Date()
+        let events = targets.map {
+            AuditEventRecord(
+                workspaceID: principal.workspaceID, time: now,
+                actor: principal.label ?? "\(principal.kind.rawValue) token",
+                actorTokenID: principal.tokenID, action: action.rawValue, target: $0.target, detail: $0.detail)
+        }
         do {
-            try await store.insertAuditEvent(event)
+            try await store.insertAuditEvents(events)
         } catch {
+            let target = targets.count == 1 ? targets[0].target ?? "" : "\(targets.count) targets"
             logger.error(
                 "could not record an audit event",
-                metadata: ["action": "\(action.rawValue)", "target": "\(target ?? "")", "error": "\(error)"])
+                metadata: ["action": "\(action.rawValue)", "target": "\(target)", "error": "\(error)"])
         }
     }
 

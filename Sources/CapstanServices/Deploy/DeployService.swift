@@ -49,6 +49,21 @@ public struct DeployService: Sendable {
         }
     }
 
+    /// `finished` of many deployments of one workspace (those an activation superseded): the
+    /// webhooks are read once, and nothing more is read when the workspace has none.
+    func finished(_ records: [DeploymentRecord]) async {
+        guard let workspaceID = records.first?.workspaceID else { return }
+        do {
+            if try await store.webhooks(workspaceID: workspaceID).isEmpty {
+                records.forEach(ServerMetrics.deploymentFinished)
+                return
+            }
+        } catch {
+            logger.error("could not read webhooks", metadata: ["workspace": "\(workspaceID)", "error": "\(error)"])
+        }
+        for record in records { await finished(record) }
+    }
+
     // MARK: Agents
 
     public func createAgent(_ request: CreateAgentRequest, by principal: Principal) async throws -> CreatedAgent {
@@ -150,7 +165,7 @@ public struct DeployService: Sendable {
         let batch = try await store.createDeployments(
             workspaceID: principal.workspaceID, activationID: UUID().uuidString.lowercased(),
             createdBy: principal.label, requests: requests, at: Date(), rollout: rollout?.0)
-        for old in batch.superseded { await finished(old) }
+        await finished(batch.superseded)
         await events.publish(
             batch.superseded.map { .deploymentCancelled(agentID: $0.agentID, deploymentID: $0.id) }
                 + batch.created.map { .deploymentCreated(agentID: $0.agentID, deploymentID: $0.id) })
@@ -165,9 +180,9 @@ public struct DeployService: Sendable {
                     "storePath": "\(deployment.storePath)", "by": "\(principal.label ?? principal.tokenID)",
                 ])
         }
-        for (name, created) in response.sorted(by: { $0.key < $1.key }) {
-            await audit.record(.activate, by: principal, target: created.id, detail: "\(name) #\(created.index)")
-        }
+        await audit.record(
+            .activate, by: principal,
+            targets: response.sorted(by: { $0.key < $1.key }).map { ($0.value.id, "\($0.key) #\($0.value.index)") })
         guard let (plan, waves) = rollout else { return ActivateResponse(agents: response) }
         logger.info("rollout created", metadata: ["rollout": "\(plan.id)", "waves": "\(waves)"])
         return ActivateResponse(

@@ -46,29 +46,31 @@ public actor DeploymentTally {
     }
 
     func apply(_ batch: [DeployEvent]) async {
-        var changed: [String] = []
+        var changed: Set<String> = []
         for event in batch {
             switch event {
             case .deploymentCreated(_, let id):
                 if open[id] == nil { move(id, from: nil, to: .pending) }
             case .deploymentChanged(_, let id), .deploymentCancelled(_, let id):
-                if !changed.contains(id) { changed.append(id) }
+                changed.insert(id)
             case .logAppended, .tokenRevoked, .cacheChanged, .rolloutChanged:
                 continue
             }
         }
-        // A read gives the status now, which every event of the batch led to.
-        for id in changed {
-            do {
-                guard let record = try await store.deployment(id: id) else { continue }
+        // A read gives the status now, which every event of the batch led to; one query per 500
+        // (an activation superseding thousands of deployments publishes one event for each).
+        guard !changed.isEmpty else { return ServerMetrics.deployments(counts) }
+        do {
+            for (id, record) in try await store.deployments(ids: Array(changed)) {
                 let previous = open[id]
                 // A final deployment not followed here was counted when the tally was loaded.
                 guard previous != nil || !record.status.isFinal, previous != record.status else { continue }
                 move(id, from: previous, to: record.status)
-            } catch {
-                logger.warning(
-                    "could not read a deployment for metrics", metadata: ["deployment": "\(id)", "error": "\(error)"])
             }
+        } catch {
+            logger.warning(
+                "could not read deployments for metrics",
+                metadata: ["deployments": "\(changed.count)", "error": "\(error)"])
         }
         ServerMetrics.deployments(counts)
     }
