@@ -47,6 +47,8 @@ let package = Package(
             name: "NixCore",
             dependencies: [.product(name: "Crypto", package: "swift-crypto")]
         ),
+        // Every child process Capstan starts, started and supervised one way.
+        .target(name: "CapstanProcess"),
         .target(
             name: "Compression",
             dependencies: ["CZstd", "CLZMA"]
@@ -117,6 +119,7 @@ let package = Package(
             name: "CapstanClient",
             dependencies: [
                 "CapstanModel",
+                "CapstanProcess",
                 "Compression",
                 "NixCore",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
@@ -128,6 +131,7 @@ let package = Package(
             name: "CapstanAgent",
             dependencies: [
                 "CapstanModel",
+                "CapstanProcess",
                 "CapstanClient",
                 "NixCore",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
@@ -139,7 +143,9 @@ let package = Package(
         .target(
             name: "CapstanEffects",
             dependencies: [
-                .product(name: "Logging", package: "swift-log")
+                "CapstanClient",
+                "CapstanProcess",
+                .product(name: "Logging", package: "swift-log"),
             ]
         ),
         .executableTarget(
@@ -151,10 +157,12 @@ let package = Package(
                 "CapstanClient",
                 "CapstanAgent",
                 "CapstanEffects",
+                "CapstanProcess",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
+        .testTarget(name: "CapstanProcessTests", dependencies: ["CapstanProcess", "TestSupport"]),
         .testTarget(name: "NixCoreTests", dependencies: ["NixCore", "TestSupport"]),
         .testTarget(name: "CompressionTests", dependencies: ["Compression", "NixCore", "TestSupport"]),
         .testTarget(name: "CapstanCLITests", dependencies: ["NixCore", "TestSupport", "capstan"]),
