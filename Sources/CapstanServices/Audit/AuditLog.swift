@@ -19,6 +19,8 @@ public enum AuditAction: String, Sendable {
     case cacheVerified = "cache.verify"
     case webhookAdded = "webhook.add"
     case webhookRemoved = "webhook.remove"
+    /// Done on an agent's machine without the server (`capstan deploy local`), reported by its agent.
+    case localAction = "agent.local"
 }
 
 /// Records who did what in a workspace. Services call it after an action has taken effect; a
@@ -33,10 +35,19 @@ public struct AuditLog: Sendable {
     }
 
     public func record(_ action: AuditAction, by principal: Principal, target: String?, detail: String? = nil) async {
+        await record(
+            action, workspaceID: principal.workspaceID, actor: principal.label ?? "\(principal.kind.rawValue) token",
+            actorTokenID: principal.tokenID, target: target, detail: detail)
+    }
+
+    /// An event whose actor is not the principal of a request (what an agent reports was done on its machine).
+    public func record(
+        _ action: AuditAction, workspaceID: String, actor: String, actorTokenID: String?, target: String?,
+        detail: String?, at time: Date = Date()
+    ) async {
         let event = AuditEventRecord(
-            workspaceID: principal.workspaceID, time: Date(),
-            actor: principal.label ?? "\(principal.kind.rawValue) token",
-            actorTokenID: principal.tokenID, action: action.rawValue, target: target, detail: detail)
+            workspaceID: workspaceID, time: time, actor: actor, actorTokenID: actorTokenID, action: action.rawValue,
+            target: target, detail: detail)
         do {
             try await store.insertAuditEvent(event)
         } catch {

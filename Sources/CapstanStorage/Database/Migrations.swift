@@ -3,7 +3,9 @@
 /// Column types are chosen to mean the same on both backends: TEXT, BIGINT (timestamps are
 /// milliseconds since 1970), INTEGER and BOOLEAN (stored as 0/1 by SQLite).
 enum Migrations {
-    static let all: [Migration] = [initialSchema, deployments, operators, activation, cacheLifecycle]
+    static let all: [Migration] = [
+        initialSchema, deployments, operators, activation, cacheLifecycle, agentRebootState,
+    ]
 
     static let initialSchema = Migration(version: 1, name: "workspaces, tokens, caches, paths") { _ in
         [
@@ -222,5 +224,10 @@ enum Migrations {
             )
             """,
         ]
+    }
+
+    /// Whether an agent's machine must reboot to run its deployed configuration, as the agent last said.
+    static let agentRebootState = Migration(version: 6, name: "agents: needs reboot") { _ in
+        ["ALTER TABLE agents ADD COLUMN needs_reboot BOOLEAN NULL"]
     }
 }

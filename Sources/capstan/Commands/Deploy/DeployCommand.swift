@@ -12,6 +12,7 @@ struct DeployCommand: AsyncParsableCommand {
             DeployRollbackCommand.self,
             DeployAgentCommand.self,
             DeployRunCommand.self,
+            DeployLocalCommand.self,
         ]
     )
 }
