@@ -47,6 +47,8 @@ let package = Package(
             name: "NixCore",
             dependencies: [.product(name: "Crypto", package: "swift-crypto")]
         ),
+        // Every child process Capstan starts, started and supervised one way.
+        .target(name: "CapstanProcess"),
         .target(
             name: "Compression",
             dependencies: ["CZstd", "CLZMA"]
@@ -118,6 +120,7 @@ let package = Package(
             name: "CapstanClient",
             dependencies: [
                 "CapstanModel",
+                "CapstanProcess",
                 "Compression",
                 "NixCore",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
@@ -129,6 +132,7 @@ let package = Package(
             name: "CapstanAgent",
             dependencies: [
                 "CapstanModel",
+                "CapstanProcess",
                 "CapstanClient",
                 "NixCore",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
@@ -140,7 +144,9 @@ let package = Package(
         .target(
             name: "CapstanEffects",
             dependencies: [
-                .product(name: "Logging", package: "swift-log")
+                "CapstanClient",
+                "CapstanProcess",
+                .product(name: "Logging", package: "swift-log"),
             ]
         ),
         .executableTarget(
@@ -152,10 +158,12 @@ let package = Package(
                 "CapstanClient",
                 "CapstanAgent",
                 "CapstanEffects",
+                "CapstanProcess",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
+        .testTarget(name: "CapstanProcessTests", dependencies: ["CapstanProcess", "TestSupport"]),
         .testTarget(name: "NixCoreTests", dependencies: ["NixCore", "TestSupport"]),
         .testTarget(name: "CompressionTests", dependencies: ["Compression", "NixCore", "TestSupport"]),
         .testTarget(name: "CapstanCLITests", dependencies: ["NixCore", "TestSupport", "capstan"]),

@@ -34,12 +34,22 @@ public struct AgentConfiguration: Sendable {
     public var checks: [HealthCheck]
     /// How long failing checks are retried, unless the deployment says otherwise.
     public var checkGrace: Duration
+    /// The running system's toplevel, compared with the deployed one to tell whether a reboot is needed.
+    public var bootedSystemPath: String
+    /// Whether the agent reboots the machine itself when its deployed configuration needs it.
+    public var rebootPolicy: RebootPolicy
+    /// When the agent may reboot (local time of the machine); nil: whenever a reboot is needed.
+    public var maintenanceWindow: MaintenanceWindow?
+    /// What the agent runs to reboot.
+    public var rebootCommand: [String]
 
     public static let defaultProfilesDirectory = "/nix/var/nix/profiles"
     public static let defaultStateDirectory = "/var/lib/capstan-agent"
     public static let defaultVerifyTimeout: Duration = .seconds(60)
     public static let defaultActivationTimeout: Duration = .seconds(600)
     public static let defaultCheckGrace: Duration = .seconds(30)
+    public static let defaultBootedSystemPath = "/run/booted-system"
+    public static let defaultRebootCommand = ["systemctl", "reboot"]
 
     public init(
         name: String, serverURL: String, token: String, profile: String = "system",
@@ -48,7 +58,9 @@ public struct AgentConfiguration: Sendable {
         verifyTimeout: Duration = AgentConfiguration.defaultVerifyTimeout, version: String,
         runnerExecutable: String, pingInterval: Duration = .seconds(20), activationMode: ActivationMode = .twoPhase,
         activationTimeout: Duration = AgentConfiguration.defaultActivationTimeout, checks: [HealthCheck] = [],
-        checkGrace: Duration = AgentConfiguration.defaultCheckGrace
+        checkGrace: Duration = AgentConfiguration.defaultCheckGrace,
+        bootedSystemPath: String = AgentConfiguration.defaultBootedSystemPath, rebootPolicy: RebootPolicy = .never,
+        maintenanceWindow: MaintenanceWindow? = nil, rebootCommand: [String] = AgentConfiguration.defaultRebootCommand
     ) {
         self.name = name
         self.serverURL = serverURL.hasSuffix("/") ? String(serverURL.dropLast()) : serverURL
@@ -65,6 +77,10 @@ public struct AgentConfiguration: Sendable {
         self.activationTimeout = activationTimeout
         self.checks = checks
         self.checkGrace = checkGrace
+        self.bootedSystemPath = bootedSystemPath
+        self.rebootPolicy = rebootPolicy
+        self.maintenanceWindow = maintenanceWindow
+        self.rebootCommand = rebootCommand
     }
 
     /// `<profilesDirectory>/<profile>`, the symlink `nix-env -p` switches.

@@ -95,7 +95,8 @@ public struct AgentConnection: Sendable {
         let hello = AgentHello(
             name: configuration.name, version: configuration.version, system: configuration.system,
             currentStorePath: await supervisor.currentStorePath,
-            runningDeployment: await supervisor.runningDeployment())
+            runningDeployment: await supervisor.runningDeployment(),
+            needsReboot: await supervisor.statusForHello().needsReboot)
         try await outbound.writeTextMessage(try Self.encode(.hello(hello)))
         logger.debug(
             "sent hello: running \(hello.runningDeployment ?? "nothing"), current \(hello.currentStorePath ?? "none")")

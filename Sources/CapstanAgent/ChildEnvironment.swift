@@ -1,3 +1,4 @@
+import CapstanProcess
 import Foundation
 
 /// The environment of everything the agent starts (the runner, nix, switch and rollback scripts,
@@ -7,8 +8,6 @@ enum ChildEnvironment {
     static let credentials: Set<String> = ["CAPSTAN_AGENT_TOKEN", "CACHIX_AGENT_TOKEN", "CAPSTAN_TOKEN"]
 
     static func current(merging extra: [String: String] = [:]) -> [String: String] {
-        var environment = ProcessInfo.processInfo.environment.filter { !credentials.contains($0.key) }
-        environment.merge(extra) { $1 }
-        return environment
+        ProcessEnvironment.inherited(removing: credentials, merging: extra)
     }
 }

@@ -1,6 +1,6 @@
 import CapstanModel
+import CapstanProcess
 import Foundation
-import Synchronization
 
 #if canImport(Glibc)
     import Glibc
@@ -34,7 +34,7 @@ public struct CommandFailure: Error, CustomStringConvertible, Sendable {
 /// Runs commands for a deployment with every line they print going to the deployment's log.
 struct CommandExecutor: Sendable {
     let log: DeploymentLog
-    /// Added to the inherited environment of every command.
+    /// Added to the inherited environment (less the agent's credentials) of every command.
     let extraEnvironment: [String: String]
 
     /// Runs `command` (a program on PATH or an absolute path) in a process group of its own, stdin
@@ -46,95 +46,37 @@ struct CommandExecutor: Sendable {
         throws -> String
     {
         guard let program = command.first else { return "" }
-        let environment = ChildEnvironment.current(merging: extraEnvironment)
         log.append("$ \(command.joined(separator: " "))")
-        var outPipe: [Int32] = [-1, -1]
-        var errPipe: [Int32] = [-1, -1]
-        guard pipe(&outPipe) == 0, pipe(&errPipe) == 0 else {
-            throw CommandFailure(command: command, status: 127, lastLines: ["cannot create a pipe: errno \(errno)"])
-        }
-        // Close-on-exec, so that no other child started meanwhile keeps these pipes open.
-        for fd in outPipe + errPipe { _ = fcntl(fd, F_SETFD, FD_CLOEXEC) }
-        let pid: pid_t
-        do {
-            pid = try ProcessSpawner.spawn(
-                command, environment: environment, stdout: .existing(outPipe[1]), stderr: .existing(errPipe[1]),
-                newSession: true)
-        } catch {
-            (outPipe + errPipe).forEach { close($0) }
-            log.append("\(error)")
-            throw CommandFailure(command: command, status: 127, lastLines: ["\(error)"])
-        }
-        close(outPipe[1])
-        close(errPipe[1])
-        let tail = Mutex<[String]>([])
-        let captured = Mutex<String>("")
+        var invocation = CommandInvocation(command, environment: ChildEnvironment.current(merging: extraEnvironment))
+        invocation.timeout = timeout
         let log = self.log
-        let group = DispatchGroup()
-        for (fd, isStdout) in [(outPipe[0], true), (errPipe[0], false)] {
-            let handle = FileHandle(fileDescriptor: fd, closeOnDealloc: true)
-            DispatchQueue.global().async(group: group) {
-                Self.forEachLine(of: handle) { line in
-                    if isStdout { captured.withLock { $0 += line + "\n" } }
-                    if !isStdout || logStdout { log.append(line) }
-                    tail.withLock {
-                        $0.append(line)
-                        if $0.count > 10 { $0.removeFirst() }
-                    }
-                }
-            }
-        }
-        let stop = Self.stopCondition(timeout: timeout, watch: watch)
-        let (status, stopped) = ProcessSpawner.wait(for: pid, stoppingWhen: stop)
-        // A daemon the command started may keep the pipes open; do not wait for it forever.
-        if group.wait(timeout: .now() + .seconds(5)) == .timedOut {
-            log.append("(\(program) left a process behind that still holds its output open)")
-        }
-        let lines = tail.withLock { $0 }
-        switch stopped {
-        case .interrupted(let interruption)?:
+        let result: CommandResult
+        do {
+            result = try CommandRunner.run(
+                invocation,
+                onLine: { line in
+                    if line.stream == .standardError || logStdout { log.append(line.text) }
+                }, stopWhen: { watch?.interruption() })
+        } catch let interruption as Interruption {
             log.append(
                 "Stopped \(program): " + (interruption == .cancelled ? "the deployment was cancelled" : "timed out"))
             throw interruption
-        case .timedOut(let limit)?:
-            log.append("Stopped \(program): it did not finish within \(TimeSpan(limit))")
-            throw CommandFailure(command: command, status: status, lastLines: lines, timedOut: TimeSpan(limit))
-        case nil:
-            break
-        }
-        guard status == 0 else {
-            log.append("\(program) exited with status \(status)")
-            throw CommandFailure(command: command, status: status, lastLines: lines)
-        }
-        return captured.withLock { $0 }
-    }
-
-    private enum Stop {
-        case interrupted(Interruption)
-        case timedOut(Duration)
-    }
-
-    private static func stopCondition(timeout: Duration?, watch: InterruptionWatch?) -> () -> Stop? {
-        let deadline = timeout.map { ContinuousClock.now + $0 }
-        return {
-            if let interruption = watch?.interruption() { return .interrupted(interruption) }
-            if let deadline, let timeout, ContinuousClock.now >= deadline { return .timedOut(timeout) }
-            return nil
-        }
-    }
-
-    /// Calls `body` with each line read from `handle` until end of file (a last unterminated line included).
-    private static func forEachLine(of handle: FileHandle, _ body: (String) -> Void) {
-        var pending = Data()
-        while true {
-            let chunk = handle.availableData
-            if chunk.isEmpty { break }
-            pending.append(chunk)
-            while let newline = pending.firstIndex(of: UInt8(ascii: "\n")) {
-                body(String(decoding: pending[pending.startIndex..<newline], as: UTF8.self))
-                pending.removeSubrange(pending.startIndex...newline)
+        } catch let error as CommandError {
+            if case .timedOut(let limit) = error.reason {
+                log.append("Stopped \(program): it did not finish within \(TimeSpan(limit))")
+                throw CommandFailure(
+                    command: command, status: error.status, lastLines: error.lastLines, timedOut: TimeSpan(limit))
             }
+            log.append("\(error)")
+            throw CommandFailure(command: command, status: error.status, lastLines: error.lastLines + ["\(error)"])
         }
-        if !pending.isEmpty { body(String(decoding: pending, as: UTF8.self)) }
+        if result.leftOutputOpen {
+            log.append("(\(program) left a process behind that still holds its output open)")
+        }
+        guard result.termination.isSuccess else {
+            log.append("\(program) exited with status \(result.termination.status)")
+            throw CommandFailure(command: command, status: result.termination.status, lastLines: result.lastLines)
+        }
+        return result.outputText
     }
 }

@@ -277,6 +277,8 @@ public struct DeploymentRunner: Sendable {
 
     /// Network, DNS, certificates…: `/health` of the server answers within the verify timeout.
     private func waitForServer(watch: InterruptionWatch) async throws {
+        // A local action runs without the server, often because it is unreachable.
+        guard !task.serverURL.isEmpty else { return }
         let client = CapstanAPIClient(baseURL: task.serverURL, token: nil)
         let deadline = ContinuousClock.now + .milliseconds(Int64(task.verifyTimeoutSeconds * 1000))
         var lastError = "no attempt"

@@ -23,6 +23,8 @@ public actor DeploymentSupervisor {
         case forwarded(DeploymentDirectory, offset: UInt64)
         case sentClosure(DeploymentDirectory)
         case reported(DeploymentDirectory)
+        case sentStatus(AgentStatus)
+        case reportedLocalAction(LocalActionReport)
     }
 
     static let killedReason = "the deployment process ended without a result (it was killed)"
@@ -31,13 +33,15 @@ public actor DeploymentSupervisor {
     /// Upper bound of one log message, well under any sane WebSocket message limit.
     static let maxLogBatchBytes = 32 * 1024
 
-    private let configuration: AgentConfiguration
-    private let logger: Logger
+    let configuration: AgentConfiguration
+    let logger: Logger
     private var cache: AgentCache?
     /// The newest order that arrived while another deployment ran.
     private var waiting: DeploymentOrder?
     /// The runner this agent process started and must reap.
     private var child: (id: String, pid: pid_t)?
+    /// The status the server last heard over the current connection.
+    private var reportedStatus = AgentStatus(needsReboot: nil)
 
     public init(configuration: AgentConfiguration, logger: Logger) throws {
         self.configuration = configuration
@@ -51,9 +55,25 @@ public actor DeploymentSupervisor {
     /// What the profile points at now.
     public var currentStorePath: String? { ProfileTarget.storePath(ofProfile: configuration.profilePath) }
 
+    /// What the agent says about its machine now.
+    public func status() -> AgentStatus {
+        AgentStatus(
+            needsReboot: RebootRequirement.needsReboot(
+                bootedSystem: configuration.bootedSystemPath, toplevel: currentStorePath))
+    }
+
+    /// The status for a new connection's hello, which carries it: sent again only when it changes.
+    public func statusForHello() -> AgentStatus {
+        let status = status()
+        reportedStatus = status
+        return status
+    }
+
     /// The deployment a runner is carrying out right now (started by this agent or a previous one).
     public func runningDeployment() -> String? {
         if let child { return child.id }
+        // Not over until the machine booted it: new orders wait, and the server does not presume it lost.
+        if let awaiting = awaitingReboot() { return awaiting.id }
         return DeploymentDirectory.all(in: configuration.stateDirectory).last { directory in
             (try? directory.result()) == nil && isAlive(directory)
         }?.id
@@ -121,6 +141,7 @@ public actor DeploymentSupervisor {
         where directory.id != child?.id && !directory.hasMarker(directory.reportedMarker) && !isAlive(directory) {
             recordKilledIfUnfinished(directory)
         }
+        superviseReboot()
         if let order = waiting, runningDeployment() == nil {
             waiting = nil
             start(order)
@@ -207,9 +228,16 @@ public actor DeploymentSupervisor {
                         message: .started(id: directory.id, closureSize: started.closureSize),
                         commit: .sentClosure(directory)))
             }
-            if let outcome = try? directory.result() {
+            if let outcome = try? directory.result(), !holdsBack(outcome, of: directory) {
                 messages.append(Outgoing(message: .finished(outcome), commit: .reported(directory)))
             }
+        }
+        for report in LocalAction.unreported(stateDirectory: configuration.stateDirectory) {
+            messages.append(Outgoing(message: .localAction(report), commit: .reportedLocalAction(report)))
+        }
+        let status = status()
+        if status != reportedStatus {
+            messages.append(Outgoing(message: .status(status), commit: .sentStatus(status)))
         }
         return messages
     }
@@ -225,6 +253,14 @@ public actor DeploymentSupervisor {
                 try directory.setMarker(directory.reportedMarker)
                 logger.info("reported the outcome of deployment \(directory.id)")
                 pruneReported()
+            case .reportedLocalAction(let report):
+                try LocalAction.markReported(report, stateDirectory: configuration.stateDirectory)
+                logger.info("reported the local \(report.action.rawValue) \(report.id)")
+            case .sentStatus(let status):
+                reportedStatus = status
+                logger.info(
+                    "reported: \(status.needsReboot.map { $0 ? "needs a reboot" : "runs its deployed kernel" } ?? "reboot need unknown")"
+                )
             }
         } catch {
             logger.warning("cannot record progress in the state directory: \(error)")

@@ -1,8 +1,5 @@
+import CapstanProcess
 import Foundation
-
-#if canImport(Glibc)
-    import Glibc
-#endif
 
 /// Starts `capstan deploy run` for a deployment as a process in its own session, so that
 /// stopping or restarting the agent (which an activation may do) does not stop the deployment.
@@ -12,9 +9,12 @@ public enum RunnerLauncher {
     public static func spawn(executable: String, stateDirectory: String, directory: DeploymentDirectory) throws
         -> pid_t
     {
-        try ProcessSpawner.spawn(
+        var invocation = CommandInvocation(
             [executable, "deploy", "run", "--state-dir", stateDirectory, "--id", directory.id],
-            environment: ChildEnvironment.current(), stdout: .file(directory.runnerOutputFile),
-            stderr: .file(directory.runnerOutputFile), newSession: true)
+            environment: ChildEnvironment.current())
+        invocation.standardOutput = .file(directory.runnerOutputFile)
+        invocation.standardError = .file(directory.runnerOutputFile)
+        invocation.grouping = .ownSession
+        return try CommandRunner.start(invocation)
     }
 }

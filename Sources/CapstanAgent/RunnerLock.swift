@@ -32,6 +32,22 @@ public final class RunnerLock: Sendable {
         return RunnerLock(descriptor: fd, path: path)
     }
 
+    /// The lock if no runner holds it now, else nil: for actions that must not wait behind a deployment.
+    public static func tryAcquire(stateDirectory: String) throws -> RunnerLock? {
+        let path = path(stateDirectory: stateDirectory)
+        let fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
+        guard fd >= 0 else { throw StateFileError.errno("open the lock", path) }
+        while flock(fd, LOCK_EX | LOCK_NB) != 0 {
+            if errno == EINTR { continue }
+            let held = errno == EWOULDBLOCK
+            let error = StateFileError.errno("lock", path)
+            close(fd)
+            if held { return nil }
+            throw error
+        }
+        return RunnerLock(descriptor: fd, path: path)
+    }
+
     /// True when some runner holds the lock right now.
     public static func isHeld(stateDirectory: String) -> Bool {
         let path = path(stateDirectory: stateDirectory)

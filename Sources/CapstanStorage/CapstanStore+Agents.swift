@@ -134,8 +134,21 @@ extension CapstanStore {
         guard updated else { throw StorageError.notFound(what: "agent", key: id) }
     }
 
+    /// Records whether the agent's machine must reboot to run its deployed configuration (nil: unknown).
+    /// Throws `StorageError.notFound` for an unknown agent.
+    public func setAgentNeedsReboot(id: String, needsReboot: Bool?) async throws {
+        let updated = try await describingFailure("recording whether agent \(id) needs a reboot") {
+            try await database.transaction { db in
+                try await db.raw(
+                    "UPDATE agents SET needs_reboot = \(bind: needsReboot) WHERE id = \(bind: id) RETURNING id"
+                ).first() != nil
+            }
+        }
+        guard updated else { throw StorageError.notFound(what: "agent", key: id) }
+    }
+
     static let agentColumns =
-        "id, workspace_id, name, cache_id, system, version, current_store_path, last_seen, created_at"
+        "id, workspace_id, name, cache_id, system, version, current_store_path, last_seen, needs_reboot, created_at"
 }
 
 extension AgentRecord {
@@ -149,6 +162,7 @@ extension AgentRecord {
             version: try row.decode(column: "version", as: String?.self),
             currentStorePath: try row.decode(column: "current_store_path", as: String?.self),
             lastSeen: try row.decode(column: "last_seen", as: Int64?.self).map(Date.init(unixMilliseconds:)),
+            needsReboot: try row.decode(column: "needs_reboot", as: Bool?.self),
             createdAt: Date(unixMilliseconds: try row.decode(column: "created_at", as: Int64.self)))
     }
 }

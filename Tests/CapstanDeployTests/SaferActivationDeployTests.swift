@@ -52,24 +52,11 @@ import Testing
         #expect(!((http["output"] as? [String]) ?? []).isEmpty)
         let text = try fixture.admin.run(["deploy", "status", brokenID]).stdoutString
         #expect(text.contains("check:       http \(probe): FAILED"), "\(text)")
-        let page = try dashboardPage(fixture, "/deployments/\(brokenID)")
+        let page = try DashboardPage.fetch(fixture, "/deployments/\(brokenID)")
         #expect(page.contains(#"<table id="checks">"#), "\(page)")
         #expect(page.contains(#"<tr class="check check-failed"><td><code>http \#(probe)</code></td><td>failed</td>"#))
         #expect(
             page.contains(#"<tr class="check check-passed"><td><code>command /bin/sh -c echo probing; exit 0</code>"#))
-    }
-
-    /// A dashboard page as a browser signed in with the admin token gets it.
-    private func dashboardPage(_ fixture: DeployFixture, _ path: String) throws -> String {
-        let jar = fixture.temp.sub("cookies-\(UUID().uuidString)")
-        let token = try fixture.server.adminToken
-        try ProcessRunner.run(
-            [
-                "curl", "-s", "-c", jar, "-o", "/dev/null", "--data-urlencode", "token=\(token)",
-                fixture.server.url + "/sign-in",
-            ],
-            check: true)
-        return try ProcessRunner.run(["curl", "-s", "-b", jar, fixture.server.url + path], check: true).stdoutString
     }
 
     @Test func agentsOwnSystemdCheckToleratesUnitsFailedBefore() throws {

@@ -39,6 +39,10 @@ import Testing
         #expect(exec.contains("'deploy' 'agent' 'web1' 'system' '--url' 'https://capstan.example.org'"))
         #expect(exec.contains("'--activation' 'two-phase' '--activation-timeout' '5m' '--check-grace' '45s'"))
         #expect(exec.contains(#"'--check' '{"systemd":"no-failed-units"}'"#), "\(exec)")
+        #expect(
+            exec.contains(
+                "'--reboot-policy' 'when-needed' '--reboot-command' 'systemctl reboot' '--maintenance-window' 'Sun 02:00-04:00'"
+            ), "\(exec)")
         #expect(exec.contains(#"'--check' '{"http":"http://127.0.0.1:8080/","status":200}'"#), "\(exec)")
         #expect(
             (value["homeManagerLauncher"] as? String ?? "").contains(
@@ -54,7 +58,7 @@ import Testing
         let help = try ProcessRunner.run([TestEnvironment.capstanBinary, "deploy", "agent", "--help"], check: true)
         for option in [
             "--url", "--state-dir", "--verify-timeout", "--profiles-dir", "--activation", "--activation-timeout",
-            "--check", "--check-grace",
+            "--check", "--check-grace", "--reboot-policy", "--reboot-command", "--maintenance-window",
         ] {
             #expect(help.stdoutString.contains(option))
         }

@@ -76,6 +76,20 @@ public final class AgentMachine: @unchecked Sendable {
 
     public var isRunning: Bool { process?.isRunning ?? false }
 
+    /// Runs `capstan ARGUMENTS` on the machine (its own `/nix`), as a person logged in there would.
+    public func runCapstan(_ arguments: [String]) throws -> ProcessResult {
+        let command = ([TestEnvironment.capstanBinary] + arguments).map { "'\($0)'" }.joined(separator: " ")
+        var env = TestEnvironment.nixEnvironment.merging(toy.environment) { $1 }
+        env["HOME"] = (stateDirectory as NSString).deletingLastPathComponent + "/home"
+        env["XDG_CACHE_HOME"] = (stateDirectory as NSString).deletingLastPathComponent + "/cache"
+        env.removeValue(forKey: "CAPSTAN_TOKEN")
+        return try ProcessRunner.run(
+            [
+                "/usr/bin/unshare", "-m", "--propagation", "private", "sh", "-c",
+                "mount --bind '\(nixRoot)' /nix && exec \(command)",
+            ], environment: env)
+    }
+
     public func stop() {
         guard let process, process.isRunning else { return }
         process.terminate()
@@ -113,6 +127,9 @@ public enum ToyConfiguration {
         public var failedUnits: [String]? = nil
         /// The port the configuration's HTTP service listens on; nil: it has none (and stops the previous one's).
         public var httpPort: Int? = nil
+        /// A kernel version: the toplevel gets `kernel`, `initrd` and `kernel-modules` links into a kernel
+        /// derivation shared by every configuration of that version (as NixOS toplevels have); nil: none.
+        public var kernel: String? = nil
         public init() {}
     }
 
@@ -124,6 +141,11 @@ public enum ToyConfiguration {
     ) throws -> String {
         let nonce = UUID().uuidString.lowercased()
         let systemLine = options.system.map { "echo -n \($0) > $out/system" } ?? ""
+        let kernelLines =
+            options.kernel.map { _ in
+                "ln -s ${kernel}/bzImage $out/kernel\n  ln -s ${kernel}/initrd $out/initrd\n  ln -s ${kernel}/lib/modules $out/kernel-modules"
+            } ?? ""
+        let kernelVersion = options.kernel ?? "none"
         let expression = """
             let
               mk = name: script: derivation {
@@ -138,10 +160,16 @@ public enum ToyConfiguration {
                 echo \(nonce) > $out/nonce
                 head -c \(options.payloadBytes) /dev/urandom > $out/payload
               '';
+              kernel = mk "toy-kernel-\(kernelVersion)" ''
+                mkdir -p $out/lib/modules
+                echo \(kernelVersion) > $out/bzImage
+                echo \(kernelVersion) > $out/initrd
+              '';
             in mk "\(name)-toplevel" ''
               mkdir -p $out/bin
               echo 26.05-capstan > $out/nixos-version
               \(systemLine)
+              \(kernelLines)
               echo ${data} > $out/data-path
               \(activationHook(failedUnits: options.failedUnits, httpPort: options.httpPort))
               cat > $out/bin/toy-switch-script <<'SCRIPT'

@@ -92,6 +92,33 @@ in
       description = "How long failing checks are retried before the deployment is rolled back (a deploy.json's `grace` wins).";
     };
 
+    rebootPolicy = mkOption {
+      type = types.enum [ "never" "when-needed" ];
+      default = "never";
+      description = ''
+        `never`: only report (on the dashboard and in `capstan agent list`) that a deployed configuration
+        needs a reboot (its kernel, initrd or kernel modules differ from the booted ones). `when-needed`:
+        reboot with `rebootCommand` within `maintenanceWindow`, and fail and roll back the deployment
+        if the machine does not boot it.
+      '';
+    };
+
+    maintenanceWindow = mkOption {
+      type = types.nullOr types.str;
+      default = null;
+      example = "Sun 02:00-04:00";
+      description = ''
+        When the agent may reboot, in the machine's local time: `"Sun 02:00-04:00"`,
+        `"Sat,Sun 23:00-01:00"` (ends the next day) or `"02:00-04:00"` (every day); null: at once.
+      '';
+    };
+
+    rebootCommand = mkOption {
+      type = types.str;
+      default = "systemctl reboot";
+      description = "The command the agent runs to reboot (split at spaces).";
+    };
+
     package = mkOption {
       type = types.package;
       default = pkgs.capstan or (throw "services.capstan-agent.package: set it to a build of Capstan");
@@ -121,7 +148,10 @@ in
           "--activation" cfg.activation
           "--activation-timeout" cfg.activationTimeout
           "--check-grace" cfg.checkGrace
-        ] ++ checkArguments);
+          "--reboot-policy" cfg.rebootPolicy
+          "--reboot-command" cfg.rebootCommand
+        ] ++ (if cfg.maintenanceWindow != null then [ "--maintenance-window" cfg.maintenanceWindow ] else [ ])
+          ++ checkArguments);
         EnvironmentFile = cfg.credentialsFile;
         StateDirectory = "capstan-agent";
         KillMode = "process";

@@ -1,3 +1,4 @@
+import CapstanProcess
 import Foundation
 import Logging
 
@@ -32,7 +33,7 @@ public struct EffectPreparation: Sendable {
                 var drvPath: String?
                 var prebuilt: [Prebuilt]
             }
-            let output = try NixInvocation.checked([
+            let output = try Self.nix([
                 "nix-instantiate", "--eval", "--strict", "--json", "--read-write-mode", "--expr",
                 target.evaluationExpression()!,
             ])
@@ -43,7 +44,7 @@ public struct EffectPreparation: Sendable {
             drvPath = path
             prebuilt = evaluated.prebuilt.map { ($0.path, $0.drv) }
         }
-        let shown = try NixInvocation.checked(
+        let shown = try Self.nix(
             ["nix", "--extra-experimental-features", "nix-command", "show-derivation", drvPath], quiet: true)
         let derivation = try EffectDerivation.parse(shown, path: drvPath)
         guard derivation.isEffect else { throw .notAnEffect(drvPath) }
@@ -51,8 +52,25 @@ public struct EffectPreparation: Sendable {
             .union(derivation.inputSources).union(prebuilt.filter { $0.drv == nil }.map { $0.path })
         if !toRealise.isEmpty {
             logger.info("building the effect's inputs (\(toRealise.count) paths)")
-            _ = try NixInvocation.checked(["nix-store", "--realise"] + toRealise.sorted())
+            _ = try Self.nix(["nix-store", "--realise"] + toRealise.sorted())
         }
         return PreparedEffect(derivation: derivation, prebuilt: prebuilt.map { $0.path })
+    }
+
+    /// Runs a `nix` program and returns its stdout; its stderr (progress, evaluation errors) reaches
+    /// the person as it comes unless `quiet`, and is in the error either way.
+    static func nix(_ arguments: [String], quiet: Bool = false) throws(EffectError) -> Data {
+        do {
+            let result = try CommandRunner.run(CommandInvocation(arguments)) { line in
+                if !quiet, line.stream == .standardError {
+                    FileHandle.standardError.write(Data((line.text + "\n").utf8))
+                }
+            }
+            return Data(try result.checked().standardOutput)
+        } catch let error as CommandError {
+            throw .command(error)
+        } catch {
+            throw .command(CommandError(arguments: arguments, reason: .couldNotStart("\(error)")))
+        }
     }
 }

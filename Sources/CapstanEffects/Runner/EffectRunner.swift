@@ -1,3 +1,4 @@
+import CapstanProcess
 import Foundation
 import Logging
 
@@ -20,23 +21,19 @@ public struct EffectRunner: Sendable {
         let command = sandbox.command(
             for: effect.derivation, environment: EffectSandbox.environment(for: effect.derivation))
         logger.info("running effect \(effect.derivation.path)")
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = command
-        process.standardInput = FileHandle.nullDevice
-        process.standardOutput = FileHandle.standardOutput
-        process.standardError = FileHandle.standardError
+        var invocation = CommandInvocation(command)
+        invocation.standardOutput = .inherit
+        invocation.standardError = .inherit
+        // In the person's process group, so that their Ctrl-C reaches the effect as before.
+        invocation.grouping = .parentGroup
         // The sandbox inherits the umask: every file the effect writes is private to it.
         let previousMask = umask(0o077)
         defer { umask(previousMask) }
         do {
-            try process.run()
-        } catch {
-            throw EffectError.sandbox("cannot start \(bwrap): \(error.localizedDescription) (install bubblewrap)")
+            return try CommandRunner.run(invocation).termination.status
+        } catch let error as CommandError {
+            throw EffectError.sandbox("cannot start \(bwrap): \(error) (install bubblewrap)")
         }
-        process.waitUntilExit()
-        if process.terminationReason == .uncaughtSignal { return 128 + process.terminationStatus }
-        return process.terminationStatus
     }
 
     static func makeRunDirectory() throws -> String {

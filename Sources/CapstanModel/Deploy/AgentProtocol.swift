@@ -15,8 +15,14 @@ public enum AgentMessage: Codable, Sendable, Equatable {
     case started(id: String, closureSize: Int64?)
     case log(id: String, lines: [LogLine])
     case finished(DeploymentOutcome)
+    /// What the agent knows about its machine changed (sent when it does).
+    case status(AgentStatus)
+    /// What someone did on the machine itself with `capstan deploy local`, reported once.
+    case localAction(LocalActionReport)
 
-    private enum CodingKeys: String, CodingKey { case type, hello, id, closureSize, lines, outcome }
+    private enum CodingKeys: String, CodingKey {
+        case type, hello, id, closureSize, lines, outcome, status, localAction
+    }
 
     public init(from decoder: any Decoder) throws {
         let container = try decoder.container(keyedBy: CodingKeys.self)
@@ -31,6 +37,8 @@ public enum AgentMessage: Codable, Sendable, Equatable {
                 id: try container.decode(String.self, forKey: .id),
                 lines: try container.decode([LogLine].self, forKey: .lines))
         case "finished": self = .finished(try container.decode(DeploymentOutcome.self, forKey: .outcome))
+        case "status": self = .status(try container.decode(AgentStatus.self, forKey: .status))
+        case "localAction": self = .localAction(try container.decode(LocalActionReport.self, forKey: .localAction))
         case let other:
             throw DecodingError.dataCorruptedError(
                 forKey: .type, in: container, debugDescription: "unknown agent message type '\(other)'")
@@ -54,6 +62,12 @@ public enum AgentMessage: Codable, Sendable, Equatable {
         case .finished(let outcome):
             try container.encode("finished", forKey: .type)
             try container.encode(outcome, forKey: .outcome)
+        case .status(let status):
+            try container.encode("status", forKey: .type)
+            try container.encode(status, forKey: .status)
+        case .localAction(let report):
+            try container.encode("localAction", forKey: .type)
+            try container.encode(report, forKey: .localAction)
         }
     }
 }
@@ -67,13 +81,30 @@ public struct AgentHello: Codable, Sendable, Equatable {
     public var currentStorePath: String?
     /// A deployment the agent is still running (it survived an agent restart), if any.
     public var runningDeployment: String?
+    /// Whether the machine must reboot to run its deployed configuration; nil when the agent cannot tell.
+    public var needsReboot: Bool?
 
-    public init(name: String, version: String, system: String, currentStorePath: String?, runningDeployment: String?) {
+    public init(
+        name: String, version: String, system: String, currentStorePath: String?, runningDeployment: String?,
+        needsReboot: Bool? = nil
+    ) {
         self.name = name
         self.version = version
         self.system = system
         self.currentStorePath = currentStorePath
         self.runningDeployment = runningDeployment
+        self.needsReboot = needsReboot
+    }
+}
+
+/// What an agent reports about its machine between deployments.
+public struct AgentStatus: Codable, Sendable, Equatable {
+    /// The booted kernel, initrd or kernel modules differ from the deployed configuration's; nil when
+    /// the agent cannot tell (no booted system, or a profile without a kernel).
+    public var needsReboot: Bool?
+
+    public init(needsReboot: Bool?) {
+        self.needsReboot = needsReboot
     }
 }
 

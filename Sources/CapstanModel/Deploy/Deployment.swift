@@ -125,11 +125,15 @@ public struct AgentInfo: Codable, Sendable, Equatable {
     public var currentStorePath: String?
     public var currentDeployment: String?
     public var currentStatus: DeploymentStatus?
+    /// The machine must reboot to run its deployed configuration (kernel, initrd or modules changed);
+    /// nil when its agent has not said.
+    public var needsReboot: Bool?
     public var createdAt: Date
 
     public init(
         id: String, name: String, online: Bool, lastSeen: Date?, system: String?, version: String?,
-        currentStorePath: String?, currentDeployment: String?, currentStatus: DeploymentStatus?, createdAt: Date
+        currentStorePath: String?, currentDeployment: String?, currentStatus: DeploymentStatus?,
+        needsReboot: Bool? = nil, createdAt: Date
     ) {
         self.id = id
         self.name = name
@@ -140,6 +144,7 @@ public struct AgentInfo: Codable, Sendable, Equatable {
         self.currentStorePath = currentStorePath
         self.currentDeployment = currentDeployment
         self.currentStatus = currentStatus
+        self.needsReboot = needsReboot
         self.createdAt = createdAt
     }
 }

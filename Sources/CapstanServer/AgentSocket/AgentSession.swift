@@ -183,6 +183,10 @@ struct AgentSession: Sendable {
             }
         case .log(let id, let lines):
             try await deploy.agentLogged(agent, deploymentID: id, lines: lines)
+        case .status(let status):
+            try await deploy.agentStatus(agent, status: status)
+        case .localAction(let report):
+            try await deploy.agentLocalAction(agent, report: report)
         case .finished(let outcome):
             try await deploy.agentFinished(agent, outcome: outcome)
             // The next deployment may already be waiting.

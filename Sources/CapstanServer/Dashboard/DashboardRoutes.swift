@@ -419,7 +419,7 @@ struct DashboardRoutes: Sendable {
             "name": agent.name, "online": agent.online, "lastSeen": Self.time(agent.lastSeen),
             "system": agent.system ?? "—", "version": agent.version ?? "—",
             "currentStorePath": agent.currentStorePath ?? "—", "latestID": agent.currentDeployment,
-            "latestStatus": agent.currentStatus?.rawValue,
+            "latestStatus": agent.currentStatus?.rawValue, "needsReboot": agent.needsReboot == true ? true : nil,
         ])
     }
 

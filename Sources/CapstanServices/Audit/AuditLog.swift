@@ -22,6 +22,8 @@ public enum AuditAction: String, Sendable {
     case cacheVerified = "cache.verify"
     case webhookAdded = "webhook.add"
     case webhookRemoved = "webhook.remove"
+    /// Done on an agent's machine without the server (`capstan deploy local`), reported by its agent.
+    case localAction = "agent.local"
 }
 
 /// Records who did what in a workspace. Services call it after an action has taken effect; a
@@ -43,12 +45,29 @@ public struct AuditLog: Sendable {
     public func record(
         _ action: AuditAction, by principal: Principal, targets: [(target: String?, detail: String?)]
     ) async {
-        let now = Date()
+        await record(
+            action, workspaceID: principal.workspaceID, actor: principal.label ?? "\(principal.kind.rawValue) token",
+            actorTokenID: principal.tokenID, targets: targets)
+    }
+
+    /// An event whose actor is not the principal of a request (what an agent reports was done on its machine).
+    public func record(
+        _ action: AuditAction, workspaceID: String, actor: String, actorTokenID: String?, target: String?,
+        detail: String?, at time: Date = Date()
+    ) async {
+        await record(
+            action, workspaceID: workspaceID, actor: actor, actorTokenID: actorTokenID, targets: [(target, detail)],
+            at: time)
+    }
+
+    private func record(
+        _ action: AuditAction, workspaceID: String, actor: String, actorTokenID: String?,
+        targets: [(target: String?, detail: String?)], at time: Date = Date()
+    ) async {
         let events = targets.map {
             AuditEventRecord(
-                workspaceID: principal.workspaceID, time: now,
-                actor: principal.label ?? "\(principal.kind.rawValue) token",
-                actorTokenID: principal.tokenID, action: action.rawValue, target: $0.target, detail: $0.detail)
+                workspaceID: workspaceID, time: time, actor: actor, actorTokenID: actorTokenID, action: action.rawValue,
+                target: $0.target, detail: $0.detail)
         }
         do {
             try await store.insertAuditEvents(events)

@@ -24,10 +24,39 @@ extension DeployService {
         let current = hello.currentStorePath.flatMap { (try? StorePath(parsing: $0))?.path }
         try await store.recordAgentSeen(
             id: agent.id, system: hello.system, version: hello.version, currentStorePath: current, at: Date())
+        if hello.needsReboot != agent.needsReboot {
+            try await store.setAgentNeedsReboot(id: agent.id, needsReboot: hello.needsReboot)
+        }
         logger.info(
             "agent connected",
             metadata: ["agent": "\(agent.name)", "version": "\(hello.version)", "system": "\(hello.system)"])
         return try await store.agent(id: agent.id) ?? agent
+    }
+
+    /// What an agent says about its machine between deployments.
+    public func agentStatus(_ agent: AgentRecord, status: AgentStatus) async throws {
+        try await store.setAgentNeedsReboot(id: agent.id, needsReboot: status.needsReboot)
+        logger.info(
+            "agent status",
+            metadata: ["agent": "\(agent.name)", "needsReboot": "\(status.needsReboot.map(String.init) ?? "unknown")"])
+    }
+
+    /// What someone did on the agent's machine without the server: recorded in the audit log as done
+    /// there, when it was done. The agent sends each report until it is acknowledged, so the same id
+    /// may arrive twice; the audit log keeps the first.
+    public func agentLocalAction(_ agent: AgentRecord, report: LocalActionReport) async throws {
+        let seen = try await store.auditEvents(workspaceID: agent.workspaceID, limit: 200).contains {
+            $0.action == AuditAction.localAction.rawValue && $0.detail?.hasPrefix(report.id + ": ") == true
+        }
+        guard !seen else { return }
+        await audit.record(
+            .localAction, workspaceID: agent.workspaceID, actor: "on the machine of agent \(agent.name)",
+            actorTokenID: nil, target: agent.name, detail: "\(report.id): \(report.summary)", at: report.finishedAt)
+        logger.notice(
+            "agent reported a local action",
+            metadata: [
+                "agent": "\(agent.name)", "action": "\(report.action.rawValue)", "storePath": "\(report.storePath)",
+            ])
     }
 
     /// The cache an agent substitutes from: its own, else the workspace's first.

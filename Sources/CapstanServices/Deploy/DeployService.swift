@@ -114,7 +114,8 @@ public struct DeployService: Sendable {
         return AgentInfo(
             id: agent.id, name: agent.name, online: await isOnline(agent), lastSeen: agent.lastSeen,
             system: agent.system, version: agent.version, currentStorePath: agent.currentStorePath,
-            currentDeployment: latest?.id, currentStatus: latest?.status, createdAt: agent.createdAt)
+            currentDeployment: latest?.id, currentStatus: latest?.status, needsReboot: agent.needsReboot,
+            createdAt: agent.createdAt)
     }
 
     /// Connected here, or seen recently by another replica (which refreshes last-seen while connected).

@@ -5,7 +5,7 @@
 enum Migrations {
     static let all: [Migration] = [
         initialSchema, deployments, operators, activation, cacheLifecycle, cacheNamesByWorkspace, pendingUploads,
-        rollouts,
+        rollouts, agentRebootState,
     ]
 
     static let initialSchema = Migration(version: 1, name: "workspaces, tokens, caches, paths") { _ in
@@ -324,5 +324,10 @@ enum Migrations {
             """,
             "CREATE INDEX rollout_deployments_rollout ON rollout_deployments (rollout_id, wave)",
         ]
+    }
+
+    /// Whether an agent's machine must reboot to run its deployed configuration, as the agent last said.
+    static let agentRebootState = Migration(version: 9, name: "agents: needs reboot") { _ in
+        ["ALTER TABLE agents ADD COLUMN needs_reboot BOOLEAN NULL"]
     }
 }

@@ -15,11 +15,14 @@ public struct AgentRecord: Sendable, Equatable, Hashable {
     /// The store path its profile points to, as last reported.
     public var currentStorePath: String?
     public var lastSeen: Date?
+    /// Whether its machine must reboot to run its deployed configuration, as last reported.
+    public var needsReboot: Bool?
     public var createdAt: Date
 
     public init(
         id: String, workspaceID: String, name: String, cacheID: String? = nil, system: String? = nil,
-        version: String? = nil, currentStorePath: String? = nil, lastSeen: Date? = nil, createdAt: Date
+        version: String? = nil, currentStorePath: String? = nil, lastSeen: Date? = nil, needsReboot: Bool? = nil,
+        createdAt: Date
     ) {
         self.id = id
         self.workspaceID = workspaceID
@@ -29,6 +32,7 @@ public struct AgentRecord: Sendable, Equatable, Hashable {
         self.version = version
         self.currentStorePath = currentStorePath
         self.lastSeen = lastSeen
+        self.needsReboot = needsReboot
         self.createdAt = createdAt
     }
 }

@@ -41,7 +41,8 @@ struct AgentCommand: AsyncParsableCommand {
             if json { return try printJSON(agents) }
             let rows = agents.map { agent in
                 [
-                    agent.name, agent.online ? "online" : "offline",
+                    agent.name,
+                    (agent.online ? "online" : "offline") + (agent.needsReboot == true ? ", needs reboot" : ""),
                     agent.lastSeen.map { ISO8601DateFormatter().string(from: $0) } ?? "never",
                     agent.system ?? "-", agent.version ?? "-", agent.currentStorePath ?? "-",
                     agent.currentStatus?.rawValue ?? "-",

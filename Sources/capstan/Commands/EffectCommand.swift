@@ -1,5 +1,4 @@
 import ArgumentParser
-import CapstanClient
 import CapstanEffects
 import Foundation
 import Logging
@@ -43,22 +42,15 @@ struct EffectCommand: AsyncParsableCommand {
             let environment = ProcessInfo.processInfo.environment
             let secretsPath = secretsLocation.resolved(environment: environment)
             let cachesPath = SecretsLocation.binaryCachesFile(explicit: binaryCaches, secretsFile: secretsPath)
+            let run = EffectRun(
+                target: EffectTarget(argument: target, file: file), secretsFile: secretsPath,
+                binaryCachesFile: cachesPath,
+                context: SecretContext(owner: owner, repo: repo, branch: branch, tag: tag, defaultBranch: defaultBranch)
+            )
             do {
-                let caches = try BinaryCacheConfiguration.load(cachesPath)
-                let effect = try EffectPreparation(logger: logger).prepare(
-                    EffectTarget(argument: target, file: file))
-                let secretsMap = try effect.derivation.secretsMap()
-                var granted: [String: Secret] = [:]
-                if !secretsMap.isEmpty || FileManager.default.fileExists(atPath: secretsPath) {
-                    let context = SecretContext(
-                        owner: owner, repo: repo, branch: branch, tag: tag, defaultBranch: defaultBranch)
-                    granted = try SecretsFile.load(secretsPath).selection(
-                        for: secretsMap, context: context, friendly: true, logger: logger)
-                }
-                try await PrebuiltPush(logger: logger).push(effect.prebuilt, to: caches.caches)
-                let status = try EffectRunner(logger: logger).run(effect, secrets: granted)
+                let (derivation, status) = try await run.run(logger: logger)
                 if status != 0 {
-                    printError("effect \(effect.derivation.path) failed with exit status \(status)")
+                    printError("effect \(derivation) failed with exit status \(status)")
                     throw ExitCode(status)
                 }
             } catch let error as ExitCode {
@@ -92,50 +84,5 @@ enum EffectLogging {
         }
         logger.logLevel = .info
         return logger
-    }
-}
-
-/// Pushes what an effect is about to hand to agents, so that they can always substitute it.
-struct PrebuiltPush {
-    let logger: Logger
-
-    func push(_ paths: [String], to caches: [BinaryCache]) async throws {
-        guard !paths.isEmpty else { return }
-        for cache in caches {
-            switch cache {
-            case .capstan(let name, let url, let cacheName, let token):
-                printError(
-                    "pushing \(paths.count) prebuilt paths and their closure to \(name) (\(url), cache \(cacheName))")
-                let pusher = Pusher(client: CapstanAPIClient(baseURL: url, token: token), cache: cacheName)
-                let display = PushProgressDisplay(interactive: false)
-                let summary = try await pusher.push(paths: paths) { display.handle($0) }
-                printError("\(name): \(summary.uploaded.count) uploaded, \(summary.alreadyPresent) already there")
-            case .nix(let name, let storeURI, _, let signingKeys):
-                printError("copying \(paths.count) prebuilt paths and their closure to \(name) (\(storeURI))")
-                try Self.sign(paths, with: signingKeys)
-                _ = try LocalNix.run(
-                    ["nix", "--extra-experimental-features", "nix-command", "copy", "--to", storeURI] + paths)
-            case .cachix(let name, _, _, _):
-                logger.warning(
-                    "binary cache \(name) is a CachixCache; capstan pushes only to CapstanCache and NixCache entries")
-            }
-        }
-    }
-
-    private static func sign(_ paths: [String], with keys: [String]) throws {
-        for key in keys {
-            let file = NSTemporaryDirectory() + "capstan-signing-\(UUID().uuidString)"
-            guard
-                FileManager.default.createFile(
-                    atPath: file, contents: Data(key.utf8), attributes: [.posixPermissions: 0o600])
-            else { throw ValidationError("cannot write a temporary key file") }
-            defer { try? FileManager.default.removeItem(atPath: file) }
-            _ = try LocalNix.run(
-                [
-                    "nix", "--extra-experimental-features", "nix-command", "store", "sign", "--recursive", "--key-file",
-                    file,
-                ]
-                    + paths)
-        }
     }
 }

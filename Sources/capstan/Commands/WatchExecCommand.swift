@@ -1,5 +1,6 @@
 import ArgumentParser
 import CapstanClient
+import CapstanProcess
 import Foundation
 
 struct WatchExecCommand: AsyncParsableCommand {
@@ -23,15 +24,17 @@ struct WatchExecCommand: AsyncParsableCommand {
 
     func run() async throws {
         let before = try Self.validPaths()
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = command
+        var invocation = CommandInvocation(command)
+        invocation.standardOutput = .inherit
+        invocation.standardError = .inherit
+        // The person's Ctrl-C reaches the build as it would without capstan around it.
+        invocation.grouping = .parentGroup
+        let termination: Termination
         do {
-            try process.run()
-        } catch {
-            throw ValidationError("cannot run \(command[0]): \(error.localizedDescription)")
+            termination = try CommandRunner.run(invocation).termination
+        } catch let error as CommandError {
+            throw ValidationError("cannot run \(command[0]): \(error)")
         }
-        process.waitUntilExit()
         // Derivations are recipes, not results; agents and users substitute outputs.
         let added = try Self.validPaths().subtracting(before).filter { !$0.hasSuffix(".drv") }.sorted()
         if added.isEmpty {
@@ -44,7 +47,7 @@ struct WatchExecCommand: AsyncParsableCommand {
             printError(
                 "Pushed \(summary.uploaded.count) paths to '\(cache)'; \(summary.alreadyPresent) were already there.")
         }
-        if process.terminationStatus != 0 { throw ExitCode(process.terminationStatus) }
+        if !termination.isSuccess { throw ExitCode(termination.status) }
     }
 
     /// Every valid path. A path deleted while Nix lists them (a garbage collection running beside

@@ -26,6 +26,7 @@ let
     enable = true; name = "web1"; profile = "system"; url = "https://capstan.example.org";
     credentialsFile = "/etc/capstan-agent/credentials"; verifyTimeout = 90; package = "/capstan";
     activation = "two-phase"; activationTimeout = "5m"; checkGrace = "45s";
+    rebootPolicy = "when-needed"; maintenanceWindow = "Sun 02:00-04:00"; rebootCommand = "systemctl reboot";
     checks = [ { systemd = "no-failed-units"; } { http = "http://127.0.0.1:8080/"; status = 200; } ];
   };
   config = {

@@ -63,6 +63,24 @@ struct DeployAgentCommand: AsyncParsableCommand {
     @Option(help: "How long failing health checks are retried, unless a deployment says otherwise, e.g. 30s.")
     var checkGrace: DurationArgument = DurationArgument(.seconds(30))
 
+    @Option(help: "The running system, compared with the deployed configuration to tell whether a reboot is needed.")
+    var bootedSystem: String = AgentConfiguration.defaultBootedSystemPath
+
+    @Option(
+        help: ArgumentHelp(
+            "never: only report that a reboot is needed; when-needed: reboot (in the maintenance window) and confirm the deployed configuration booted.",
+            valueName: "policy"))
+    var rebootPolicy: RebootPolicy = .never
+
+    @Option(
+        help: ArgumentHelp(
+            #"When the agent may reboot, in the machine's local time: "Sun 02:00-04:00", "Sat,Sun 23:00-01:00" or "02:00-04:00" (every day)."#,
+            valueName: "window"))
+    var maintenanceWindow: String?
+
+    @Option(help: "The command that reboots the machine, split at spaces.")
+    var rebootCommand: String = AgentConfiguration.defaultRebootCommand.joined(separator: " ")
+
     @Option(help: "Log level: trace, debug, info, notice, warning, error.")
     var logLevel: Logger.Level = .info
 
@@ -70,6 +88,20 @@ struct DeployAgentCommand: AsyncParsableCommand {
         guard verifyTimeout > 0 else { throw ValidationError("--verify-timeout must be a positive number of seconds") }
         guard !name.isEmpty else { throw ValidationError("the agent name must not be empty") }
         _ = try parsedChecks()
+        _ = try parsedWindow()
+        guard !rebootCommand.split(separator: " ").isEmpty else {
+            throw ValidationError("--reboot-command must name a command, e.g. \"systemctl reboot\"")
+        }
+    }
+
+    func parsedWindow() throws -> MaintenanceWindow? {
+        do {
+            return try maintenanceWindow.map { text throws(MaintenanceWindowError) in
+                try MaintenanceWindow(parsing: text)
+            }
+        } catch {
+            throw ValidationError("--maintenance-window: \(error)")
+        }
     }
 
     /// The `--check` options as checks; errors name the option and what to fix.
@@ -108,7 +140,9 @@ struct DeployAgentCommand: AsyncParsableCommand {
                 system: try system ?? AgentConfiguration.detectSystem(), verifyTimeout: .seconds(verifyTimeout),
                 version: CapstanVersion.current, runnerExecutable: try AgentConfiguration.currentExecutable(),
                 activationMode: activation, activationTimeout: activationTimeout.duration, checks: try parsedChecks(),
-                checkGrace: checkGrace.duration)
+                checkGrace: checkGrace.duration, bootedSystemPath: bootedSystem, rebootPolicy: rebootPolicy,
+                maintenanceWindow: try parsedWindow(),
+                rebootCommand: rebootCommand.split(separator: " ").map(String.init))
             _ = try configuration.connectURL()
         } catch let error as AgentConfigurationError {
             throw ValidationError(error.description)
@@ -129,3 +163,4 @@ struct DeployAgentCommand: AsyncParsableCommand {
 }
 
 extension ActivationMode: ExpressibleByArgument {}
+extension RebootPolicy: ExpressibleByArgument {}

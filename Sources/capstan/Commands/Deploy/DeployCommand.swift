@@ -14,6 +14,7 @@ struct DeployCommand: AsyncParsableCommand {
             DeployRolloutCommand.self,
             DeployAgentCommand.self,
             DeployRunCommand.self,
+            DeployLocalCommand.self,
         ]
     )
 }
