@@ -57,7 +57,9 @@ import Testing
             let hidden = try probe(method, route, name: "secret", token: strangerToken, body: body)
             let unused = try probe(method, route, name: "unused", token: strangerToken, body: body)
             #expect(hidden.status == 404, "\(method) \(route): \(hidden)")
-            #expect(hidden.status == unused.status && hidden.body == unused.body, "\(method) \(route)")
+            #expect(
+                hidden.status == unused.status && hidden.body == unused.body,
+                "\(method) \(route): \(hidden.body) || \(unused.body)")
             // Without a token, too: the same answer whether a private cache of that name exists or not.
             let anonymousHidden = try probe(method, route, name: "secret", token: nil, body: body)
             let anonymousUnused = try probe(method, route, name: "unused", token: nil, body: body)
