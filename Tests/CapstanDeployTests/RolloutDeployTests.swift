@@ -71,6 +71,10 @@ import Testing
         let output = result.stdoutString
         #expect(result.status == 0, "\(output)\(result.stderrString)")
         #expect(output.contains("rollout \(Self.rolloutID(output) ?? "?"): Succeeded"), "\(output)")
+        // It said how the rollout moved while it ran.
+        #expect(output.contains("rollout: wave 1 of 2 running (a)"), "\(output)")
+        #expect(output.contains("rollout: wave 1 of 2 succeeded; the next starts at "), "\(output)")
+        #expect(output.contains("rollout: wave 2 of 2 running (b, c)"), "\(output)")
         let ids = DeployFixture.deploymentIDs(output)
         let a = try fixture.deployment(try #require(ids["a"]))
         let aFinished = try #require(Self.date(a["finishedOn"]))

@@ -113,14 +113,14 @@ extension DeployService {
             guard rollout.state == .running || failed.count > rollout.maxFailures else { return step }
             if failed.count > rollout.maxFailures {
                 let names = try await agentNames(failed.map(\.deployment))
-                let fixed =
+                let why =
                     "\(names.joined(separator: ", ")) did not succeed"
                     + " (\(failed.count) \(failed.count == 1 ? "failure" : "failures"), at most \(rollout.maxFailures) allowed)"
                 guard
                     let end = try await store.endRollout(
                         id: id, from: [rollout.state], wave: rollout.wave, to: .failed,
-                        reason: "stopped in wave \(rollout.wave + 1): \(fixed)",
-                        cancelReason: "rollout \(id) stopped before this deployment started: \(fixed)", at: now)
+                        reason: "stopped in wave \(rollout.wave + 1): \(why)",
+                        cancelReason: "rollout \(id) stopped before this deployment started: \(why)", at: now)
                 else { return .lostClaim }
                 await ended(end)
                 logger.warning(

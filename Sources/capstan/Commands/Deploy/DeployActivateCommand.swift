@@ -76,6 +76,21 @@ struct DeployActivateCommand: AsyncParsableCommand {
             return
         }
         let quiet = json
+        // Says when the rollout moves: a wave scheduled after its pause, started, paused, ended.
+        let rolloutWatch = Task {
+            guard !quiet, let id = response.rollout?.id else { return }
+            var said = ""
+            while !Task.isCancelled {
+                if let rollout = try? await api.rollout(id: id) {
+                    let news = Self.progress(rollout)
+                    if news != said { Output.line(news) }
+                    said = news
+                    if rollout.state.isFinal { return }
+                }
+                try? await Task.sleep(for: .seconds(2))
+            }
+        }
+        defer { rolloutWatch.cancel() }
         let outcome = await DeploymentFollower(api: api).follow(
             started.map { ($0.key, $0.value.id) }, timeout: timeout?.duration
         ) { event in
@@ -135,6 +150,22 @@ struct DeployActivateCommand: AsyncParsableCommand {
         return results.map { result in
             "\(result.check): " + (result.passed ? "passed" : "FAILED (\(result.attempts) attempts)")
         }.joined(separator: "; ")
+    }
+
+    /// Where a rollout stands, in a line that changes only when it moves on.
+    static func progress(_ rollout: RolloutInfo) -> String {
+        let wave = "wave \(rollout.currentWave + 1) of \(rollout.waves.count)"
+        switch rollout.state {
+        case .running:
+            if let next = rollout.nextWaveAt {
+                return "rollout: \(wave) succeeded; the next starts at \(ISO8601DateFormatter().string(from: next))"
+            }
+            return
+                "rollout: \(wave) running (\(rollout.waves[rollout.currentWave].map(\.agent).joined(separator: ", ")))"
+        case .paused: return "rollout: paused at \(wave); `capstan deploy rollout resume \(rollout.id)` goes on"
+        case .succeeded, .failed, .aborted:
+            return "rollout: \(rollout.state.rawValue)" + (rollout.reason.map { " — \($0)" } ?? "")
+        }
     }
 
     /// The deploy.json with its `rollout` set or overridden by --wave, --max-failures and --pause.
