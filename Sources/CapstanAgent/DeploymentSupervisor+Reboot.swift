@@ -82,6 +82,19 @@ extension DeploymentSupervisor {
         }
     }
 
+    /// The server cancelled a deployment that waits for its reboot: the previous configuration is made
+    /// the one to boot again, and the deployment ends Cancelled. Nothing when it does not wait for one.
+    func cancelAwaitingReboot(_ directory: DeploymentDirectory) -> Bool {
+        guard directory.hasMarker(directory.awaitingRebootMarker), !directory.hasMarker(directory.rebootSettledMarker)
+        else { return false }
+        if RebootRecord.load(from: configuration.stateDirectory)?.deploymentID == directory.id {
+            RebootRecord.remove(from: configuration.stateDirectory)
+        }
+        logger.notice("deployment \(directory.id) cancelled while it waited for a reboot")
+        fail(directory, reason: "the server cancelled it while it waited for a reboot", cancelled: true)
+        return true
+    }
+
     /// The machine is back: it booted the deployed configuration, or the deployment failed.
     private func settle(_ record: RebootRecord) {
         RebootRecord.remove(from: configuration.stateDirectory)
@@ -106,8 +119,10 @@ extension DeploymentSupervisor {
 
     /// Fails a deployment that waited for a reboot, after rolling the profile back to the previous
     /// generation and making that the configuration to boot.
-    private func fail(_ directory: DeploymentDirectory, reason: String) {
-        append("Failed to activate the deployment: \(reason); rolling back", to: directory)
+    private func fail(_ directory: DeploymentDirectory, reason: String, cancelled: Bool = false) {
+        append(
+            (cancelled ? "Cancelled the deployment: " : "Failed to activate the deployment: ") + reason
+                + "; rolling back", to: directory)
         var rolledBack = false
         if let log = try? DeploymentLog(path: directory.logFile) {
             let executor = CommandExecutor(log: log, extraEnvironment: [:])
@@ -127,7 +142,7 @@ extension DeploymentSupervisor {
         let outcome = DeploymentOutcome(
             id: directory.id, succeeded: false,
             reason: reason + (rolledBack ? "; rolled back to the previous configuration for the next boot" : ""),
-            rolledBack: rolledBack, currentStorePath: currentStorePath)
+            rolledBack: rolledBack, currentStorePath: currentStorePath, cancelled: cancelled)
         do {
             try directory.writeResult(outcome)
             try directory.setMarker(directory.rebootSettledMarker)

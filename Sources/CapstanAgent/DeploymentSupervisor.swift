@@ -111,6 +111,11 @@ public actor DeploymentSupervisor {
             waiting = nil
             return
         }
+        if let directory = try? DeploymentDirectory(stateDirectory: configuration.stateDirectory, id: id),
+            cancelAwaitingReboot(directory)
+        {
+            return
+        }
         guard let directory = try? DeploymentDirectory(stateDirectory: configuration.stateDirectory, id: id),
             directory.exists, (try? directory.result()) == nil
         else { return }

@@ -135,6 +135,16 @@ import Testing
         Thread.sleep(forTimeInterval: 5)
         #expect(Self.calls(setup.calls).isEmpty, "\(setup.machine.log)")
         #expect(try fixture.deployment(setup.id)["status"] as? String == "InProgress")
+
+        // Cancelled while it waits: the previous configuration is the one to boot again.
+        try fixture.admin.run(["deploy", "cancel", setup.id])
+        #expect(
+            eventually(timeout: 60) { (try? fixture.deployment(setup.id)["rolledBack"] as? Bool) == true },
+            "\(setup.machine.log)")
+        #expect(try fixture.deployment(setup.id)["status"] as? String == "Cancelled")
+        #expect(setup.machine.currentProfileTarget == setup.v1)
+        #expect(ToyConfiguration.actions(setup.marker).last == "boot \(setup.v1)")
+        #expect(Self.calls(setup.calls).isEmpty)
     }
 
     @Test func aMachineThatBootedSomethingElseFailsTheDeploymentAndRollsBack() throws {
