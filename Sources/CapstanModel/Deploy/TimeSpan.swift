@@ -14,8 +14,8 @@ public struct TimeSpan: Codable, Sendable, Hashable, Comparable, CustomStringCon
         let text = text.trimmingCharacters(in: .whitespaces)
         guard !text.isEmpty else { return nil }
         if let seconds = Double(text) {
-            guard seconds >= 0, seconds.isFinite else { return nil }
-            duration = .milliseconds(Int64((seconds * 1000).rounded()))
+            guard seconds >= 0, let milliseconds = Self.milliseconds(seconds * 1000) else { return nil }
+            duration = .milliseconds(milliseconds)
             return
         }
         let units: [String: Int64] = ["ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000]
@@ -29,7 +29,16 @@ public struct TimeSpan: Codable, Sendable, Hashable, Comparable, CustomStringCon
             guard let value = Double(number), let scale = units[String(unit)] else { return nil }
             milliseconds += value * Double(scale)
         }
-        duration = .milliseconds(Int64(milliseconds.rounded()))
+        guard let whole = Self.milliseconds(milliseconds) else { return nil }
+        duration = .milliseconds(whole)
+    }
+
+    /// Longer than any timeout means: a span of more than about 292 million years is no duration
+    /// (and would not fit the milliseconds it is counted in).
+    private static func milliseconds(_ value: Double) -> Int64? {
+        let rounded = value.rounded()
+        guard rounded.isFinite, rounded >= 0, rounded < 9.2e18 else { return nil }
+        return Int64(rounded)
     }
 
     public var seconds: Double {
