@@ -33,10 +33,11 @@ public struct TimeSpan: Codable, Sendable, Hashable, Comparable, CustomStringCon
         duration = .milliseconds(whole)
     }
 
-    /// Nil for what no `Duration` of milliseconds holds (it would trap), e.g. "99999999999999999h".
+    /// Longer than any timeout means: a span of more than about 292 million years is no duration
+    /// (and would not fit the milliseconds it is counted in).
     private static func milliseconds(_ value: Double) -> Int64? {
         let rounded = value.rounded()
-        guard rounded.isFinite, rounded < 9.2e18 else { return nil }
+        guard rounded.isFinite, rounded >= 0, rounded < 9.2e18 else { return nil }
         return Int64(rounded)
     }
 
