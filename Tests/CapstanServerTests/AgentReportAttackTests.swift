@@ -23,6 +23,21 @@ import Testing
         asyncio.run(main())
         """#
 
+    /// Sends `messages` over one connection of agent `name`, then closes it.
+    static func send(
+        _ messages: [[String: Any]], as name: String, token: String, to server: ServerProcess,
+        in temp: TemporaryDirectory
+    ) throws {
+        let script = temp.sub("script-\(UUID().uuidString)")
+        try messages.map { String(decoding: try JSONSerialization.data(withJSONObject: $0), as: UTF8.self) }
+            .joined(separator: "\n").write(toFile: script, atomically: true, encoding: .utf8)
+        let program = temp.sub("rogue.py")
+        try rogueAgent.write(toFile: program, atomically: true, encoding: .utf8)
+        let url = server.url.replacingOccurrences(of: "http://", with: "ws://") + "/api/v1/agent/connect"
+        let result = try ProcessRunner.run(["/usr/bin/python3", program, url, token, name, script])
+        #expect(result.status == 0, "\(result.stderrString)")
+    }
+
     @Test func aRogueAgentCannotRewriteItsDeployments() throws {
         let temp = try TemporaryDirectory("capstan-rogue")
         let server = try ServerProcess(
@@ -45,14 +60,7 @@ import Testing
                     as? [String: Any])
         }
         func run(_ messages: [[String: Any]]) throws {
-            let script = temp.sub("script-\(UUID().uuidString)")
-            try messages.map { String(decoding: try JSONSerialization.data(withJSONObject: $0), as: UTF8.self) }
-                .joined(separator: "\n").write(toFile: script, atomically: true, encoding: .utf8)
-            let program = temp.sub("rogue.py")
-            try Self.rogueAgent.write(toFile: program, atomically: true, encoding: .utf8)
-            let url = server.url.replacingOccurrences(of: "http://", with: "ws://") + "/api/v1/agent/connect"
-            let result = try ProcessRunner.run(["/usr/bin/python3", program, url, token, "rogue", script])
-            #expect(result.status == 0, "\(result.stderrString)")
+            try Self.send(messages, as: "rogue", token: token, to: server, in: temp)
         }
         let outcome: (String, Bool) -> [String: Any] = { id, succeeded in
             [
@@ -114,5 +122,56 @@ import Testing
         #expect(page.components(separatedBy: "<span class=\"line\">").count - 1 == 1000)
         #expect(page.contains("id=\"earlier\""))
         #expect(page.contains("Lines up to 1502 of 1502"))
+    }
+
+    /// Reports of local actions become audit entries: a hostile machine cannot date them in the
+    /// future, write control characters or a second line into them, replay one, or flood the log.
+    @Test func aRogueAgentCannotForgeOrFloodTheAuditLog() throws {
+        let temp = try TemporaryDirectory("capstan-rogue-audit")
+        let server = try ServerProcess(dataDirectory: temp.sub("data"))
+        let admin = CapstanCLI(url: server.url, token: try server.adminToken)
+        let created = try admin.run(["agent", "create", "rogue", "--json"]).stdout
+        let token = try #require(
+            (try JSONSerialization.jsonObject(with: created) as? [String: Any])?["token"] as? String)
+        let path = "/nix/store/\(String(repeating: "r", count: 32))-system"
+        func report(_ id: String, storePath: String = path, reason: String? = nil) -> [String: Any] {
+            var report: [String: Any] = [
+                "id": id, "action": "rollback", "storePath": storePath, "succeeded": reason == nil,
+                "rolledBack": false, "startedAt": "2099-01-01T00:00:00Z", "finishedAt": "2099-01-01T00:00:01Z",
+            ]
+            report["reason"] = reason
+            return ["type": "localAction", "localAction": report]
+        }
+        let injected = "\u{1B}]52;c;cm0gLXJmIH4=\u{07}\u{1B}[2J\nSig: forged\r" + String(repeating: "x", count: 100_000)
+        var messages = [
+            report("local-first", reason: injected), report("local-first", reason: injected),
+            report("local-%_", reason: "wildcards in the id"), report(String(repeating: "a", count: 65)),
+            report("local-badpath", storePath: "/etc/passwd"),
+        ]
+        messages += (0..<40).map { report("local-flood-\($0)") }
+        try Self.send(messages, as: "rogue", token: token, to: server, in: temp)
+
+        var events: [[String: Any]] = []
+        #expect(
+            eventually(timeout: 30) {
+                events =
+                    (try? JSONSerialization.jsonObject(with: admin.run(["audit", "--json", "--limit", "1000"]).stdout)
+                        as? [[String: Any]] ?? []) ?? []
+                return events.filter { $0["action"] as? String == "agent.local" }.count >= 30
+            })
+        let local = events.filter { $0["action"] as? String == "agent.local" }
+        #expect(local.count == 30, "at most 30 reports an hour per agent: \(local.count)")
+        #expect(local.allSatisfy { $0["target"] as? String == "rogue" })
+        let details = local.compactMap { $0["detail"] as? String }
+        #expect(details.filter { $0.hasPrefix("local-first: ") }.count == 1, "a replayed report is recorded once")
+        #expect(!details.contains { $0.contains("wildcards") || $0.hasPrefix("aaaa") || $0.contains("/etc/passwd") })
+        let first = try #require(details.first { $0.hasPrefix("local-first: ") })
+        #expect(
+            !first.unicodeScalars.contains { $0.value < 0x20 || (0x7F...0x9F).contains($0.value) },
+            "\(first.prefix(200))")
+        #expect(first.count < 1200, "the reason is cut: \(first.count) characters")
+        #expect(first.hasSuffix("… [cut]"))
+        #expect(
+            local.allSatisfy { !(($0["time"] as? String) ?? "").hasPrefix("2099") }, "recorded at the server's time")
     }
 }

@@ -41,17 +41,41 @@ extension DeployService {
             metadata: ["agent": "\(agent.name)", "needsReboot": "\(status.needsReboot.map(String.init) ?? "unknown")"])
     }
 
-    /// What someone did on the agent's machine without the server: recorded in the audit log as done
-    /// there, when it was done. The agent sends each report until it is acknowledged, so the same id
-    /// may arrive twice; the audit log keeps the first.
-    public func agentLocalAction(_ agent: AgentRecord, report: LocalActionReport) async throws {
-        let seen = try await store.auditEvents(workspaceID: agent.workspaceID, limit: 200).contains {
-            $0.action == AuditAction.localAction.rawValue && $0.detail?.hasPrefix(report.id + ": ") == true
+    /// What someone did on the agent's machine without the server: recorded in the audit log when the
+    /// server learns of it (the detail says when it was done there). The agent sends each report until
+    /// it is acknowledged, so the same id may arrive twice; the audit log keeps the first. The machine
+    /// may be hostile: a malformed report is dropped, its reason made one printable line, and at most
+    /// `LocalActionRules.maxReportsPerHour` reports an hour are recorded per agent.
+    public func agentLocalAction(_ agent: AgentRecord, report received: LocalActionReport, now: Date = Date())
+        async throws
+    {
+        let action = AuditAction.localAction.rawValue
+        let report: LocalActionReport
+        do {
+            report = try localActionRules.accept(received)
+        } catch {
+            logger.warning(
+                "agent's local action report dropped", metadata: ["agent": "\(agent.name)", "why": "\(error)"])
+            return
         }
-        guard !seen else { return }
+        guard
+            try await !store.hasAuditEvent(
+                workspaceID: agent.workspaceID, action: action, target: agent.name, detailPrefix: report.id + ": ")
+        else { return }
+        let recent = try await store.auditEventCount(
+            workspaceID: agent.workspaceID, action: action, target: agent.name, since: now.addingTimeInterval(-3600))
+        guard recent < localActionRules.maxReportsPerHour else {
+            logger.warning(
+                "agent's local action report dropped",
+                metadata: [
+                    "agent": "\(agent.name)",
+                    "why": "more than \(localActionRules.maxReportsPerHour) reports in the last hour",
+                ])
+            return
+        }
         await audit.record(
             .localAction, workspaceID: agent.workspaceID, actor: "on the machine of agent \(agent.name)",
-            actorTokenID: nil, target: agent.name, detail: "\(report.id): \(report.summary)", at: report.finishedAt)
+            actorTokenID: nil, target: agent.name, detail: "\(report.id): \(report.summary)", at: now)
         logger.notice(
             "agent reported a local action",
             metadata: [
