@@ -21,13 +21,15 @@ extension DeployService {
         }
         let agents = try await store.agents(workspaceID: principal.workspaceID, names: wanted.map(\.key))
         var previews: [AgentPreview] = []
+        // Fleets share configurations: each closure is walked once per request, not once per agent.
+        var closures: [ClosureKey: Closure] = [:]
         for (name, path) in wanted {
             guard let agent = agents[name] else {
                 throw ServiceError.badRequest(
                     "deploy.json: agents.\(name): no agent named '\(name)' in this workspace; "
                         + "add it with `capstan agent create \(name)`")
             }
-            previews.append(try await preview(agent, to: path))
+            previews.append(try await preview(agent, to: path, closures: &closures))
         }
         return DeployPreview(agents: previews)
     }
@@ -50,10 +52,19 @@ extension DeployService {
     }
 
     private func preview(_ agent: AgentRecord, to path: String) async throws -> AgentPreview {
+        var closures: [ClosureKey: Closure] = [:]
+        return try await preview(agent, to: path, closures: &closures)
+    }
+
+    private func preview(_ agent: AgentRecord, to path: String, closures: inout [ClosureKey: Closure]) async throws
+        -> AgentPreview
+    {
         let cacheID = try await cacheRecord(for: agent)?.id
-        let new = try await closure(of: path, cacheID: cacheID)
+        let new = try await closure(of: path, cacheID: cacheID, closures: &closures)
         var old = Closure()
-        if let current = agent.currentStorePath { old = try await closure(of: current, cacheID: cacheID) }
+        if let current = agent.currentStorePath {
+            old = try await closure(of: current, cacheID: cacheID, closures: &closures)
+        }
         let present = Set(old.paths.keys)
         let download = new.paths.values.filter { !present.contains($0.storePath) }
         let packages = PackageChange.compare(
@@ -72,6 +83,23 @@ extension DeployService {
     struct Closure {
         var paths: [String: PathRecord] = [:]
         var missing: [String] = []
+    }
+
+    struct ClosureKey: Hashable {
+        var root: String
+        var cacheID: String?
+    }
+
+    private func closure(of root: String, cacheID: String?, closures: inout [ClosureKey: Closure]) async throws
+        -> Closure
+    {
+        let key = ClosureKey(root: root, cacheID: cacheID)
+        if let known = closures[key] { return known }
+        let walked = try await closure(of: root, cacheID: cacheID)
+        // A few configurations are remembered, not every agent's: memory stays that of a few closures.
+        if closures.count >= 16 { closures.removeAll() }
+        closures[key] = walked
+        return walked
     }
 
     private func closure(of root: String, cacheID: String?) async throws -> Closure {
