@@ -86,15 +86,17 @@ import Testing
         let future = "2099-01-01T00:00:00Z"
         let lines = (0..<2000).map { ["time": future, "line": "flood \($0)"] }
         try run([
-            ["type": "started", "id": first],
+            ["type": "started", "id": first, "closureSize": -1],
             ["type": "log", "id": first, "lines": [["time": future, "line": huge]]],
             ["type": "log", "id": first, "lines": lines],
             ["type": "log", "id": first, "lines": lines],
             outcome(first, true),
             ["type": "log", "id": first, "lines": [["time": future, "line": "written after the outcome"]]],
+            ["type": "started", "id": first, "closureSize": 1],
         ])
         let finished = try status(first)
         try #require(finished["status"] as? String == "Succeeded", "\(finished)")
+        #expect(finished["closureSize"] == nil, "neither a negative size nor one sent after the outcome is kept")
         let log = try HTTP.request("GET", "\(server.url)/api/v1/deployments/\(first)/log", token: try server.adminToken)
         let items = log.text.split(separator: "\n").compactMap {
             try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any]

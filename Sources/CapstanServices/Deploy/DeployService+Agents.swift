@@ -145,7 +145,10 @@ extension DeployService {
     /// The agent took a deployment. Returns false when it should not run it (cancelled meanwhile).
     public func agentStarted(_ agent: AgentRecord, deploymentID: String, closureSize: Int64?) async throws -> Bool {
         let record = try await owned(deploymentID, by: agent)
-        if let closureSize { try await store.setClosureSize(deploymentID: deploymentID, size: closureSize) }
+        // A size of what it runs or is about to run: never negative, never rewritten after the outcome.
+        if let closureSize, closureSize >= 0, !record.status.isFinal {
+            try await store.setClosureSize(deploymentID: deploymentID, size: closureSize)
+        }
         switch record.status {
         case .pending:
             // Held back by its rollout: its wave has not started, whatever the agent heard of it.
