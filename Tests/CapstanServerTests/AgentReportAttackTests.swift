@@ -114,6 +114,24 @@ import Testing
             try JSONSerialization.jsonObject(with: admin.run(["agent", "list", "--json"]).stdout) as? [[String: Any]]
         #expect(agentsAfter?.first?["currentStorePath"] as? String == path)
 
+        // A failure's reason is one printable line of bounded length, in the API and on a terminal.
+        let second = try activate()
+        let hostile = "\u{1B}]52;c;cm0gLXJmIH4=\u{07}\u{1B}[2J\nforged line\r" + String(repeating: "y", count: 100_000)
+        try run([
+            ["type": "started", "id": second],
+            [
+                "type": "finished",
+                "outcome": ["id": second, "succeeded": false, "rolledBack": true, "reason": hostile] as [String: Any],
+            ],
+        ])
+        let failed = try status(second)
+        let reason = failed["reason"] as? String ?? ""
+        #expect(failed["status"] as? String == "Failed", "\(failed)")
+        #expect(reason.contains("forged line") && reason.count < 1100, "\(reason.prefix(100)) (\(reason.count))")
+        #expect(!reason.unicodeScalars.contains { $0.value < 0x20 || (0x7F...0x9F).contains($0.value) })
+        let shown = try admin.run(["deploy", "status", second]).stdoutString
+        #expect(!shown.contains("\u{1B}") && !shown.contains("\u{07}"), "\(shown.prefix(300))")
+
         // The dashboard shows a page of the log, not all of it.
         let jar = temp.sub("jar")
         _ = try ProcessRunner.run([

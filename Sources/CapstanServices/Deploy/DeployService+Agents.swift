@@ -210,7 +210,7 @@ extension DeployService {
         if outcome.succeeded {
             try await store.setAgentCurrentStorePath(id: agent.id, storePath: record.storePath)
         }
-        var reason = outcome.reason
+        var reason = outcome.reason.map { ReportedText.line($0) }
         if !outcome.succeeded && !outcome.cancelled {
             reason = reason ?? "the agent reported a failure"
             if !outcome.rolledBack, !(reason?.contains("roll") ?? false) {

@@ -39,21 +39,7 @@ public struct LocalActionRules: Sendable, Equatable {
             }
             accepted.previousStorePath = path.path
         }
-        accepted.reason = report.reason.map(printableLine)
+        accepted.reason = report.reason.map { ReportedText.line($0, maxCharacters: maxReasonCharacters) }
         return accepted
-    }
-
-    /// One line without control characters (escape sequences, line breaks), cut visibly.
-    func printableLine(_ text: String) -> String {
-        var scalars = String.UnicodeScalarView()
-        for scalar in text.unicodeScalars {
-            switch scalar.value {
-            case 0x00...0x1F, 0x7F...0x9F, 0x2028, 0x2029: scalars.append(" ")
-            default: scalars.append(scalar)
-            }
-        }
-        let line = String(scalars)
-        guard line.count > maxReasonCharacters else { return line }
-        return line.prefix(maxReasonCharacters) + " … [cut]"
     }
 }
