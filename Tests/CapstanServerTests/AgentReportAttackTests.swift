@@ -194,4 +194,61 @@ import Testing
         #expect(
             local.allSatisfy { !(($0["time"] as? String) ?? "").hasPrefix("2099") }, "recorded at the server's time")
     }
+
+    /// A rollout's pause and failure bound at the edge of what they hold: the longest pause accepted is
+    /// scheduled after a wave succeeds without overflowing a date, a longer one is refused by name,
+    /// and the largest failure bound is kept.
+    @Test func rolloutBoundsAtTheirLimitsNeitherOverflowNorStopTheServer() throws {
+        let temp = try TemporaryDirectory("capstan-rogue-rollout")
+        let server = try ServerProcess(dataDirectory: temp.sub("data"))
+        let admin = CapstanCLI(url: server.url, token: try server.adminToken)
+        let created = try admin.run(["agent", "create", "edge-one", "--json"]).stdout
+        let token = try #require(
+            (try JSONSerialization.jsonObject(with: created) as? [String: Any])?["token"] as? String)
+        _ = try admin.run(["agent", "create", "edge-two"])
+        let path = "/nix/store/\(String(repeating: "d", count: 32))-system"
+        func deployJSON(pause: String) throws -> String {
+            let file = temp.sub("deploy-\(UUID().uuidString).json")
+            try #"""
+            {"agents": {"edge-one": "\#(path)", "edge-two": "\#(path)"},
+             "rollout": {"waves": [["edge-one"], ["edge-two"]], "pause": "\#(pause)", "maxFailures": 9223372036854775807}}
+            """#.write(toFile: file, atomically: true, encoding: .utf8)
+            return file
+        }
+        let refused = try admin.run(
+            ["deploy", "activate", try deployJSON(pause: "99999999999999999999h"), "--async"], check: false)
+        #expect(refused.status != 0)
+        #expect(refused.stderrString.contains("rollout.pause"), "\(refused.stderrString)")
+
+        let output = try admin.run([
+            "deploy", "activate", try deployJSON(pause: "9100000000000000s"), "--async", "--json",
+        ]).stdout
+        let activated = try JSONSerialization.jsonObject(with: output) as? [String: Any]
+        let id = try #require((activated?["rollout"] as? [String: Any])?["id"] as? String)
+        let first = try #require(
+            ((activated?["agents"] as? [String: Any])?["edge-one"] as? [String: Any])?["id"] as? String)
+        try Self.send(
+            [
+                ["type": "started", "id": first],
+                [
+                    "type": "finished",
+                    "outcome": ["id": first, "succeeded": true, "rolledBack": false] as [String: Any],
+                ],
+            ], as: "edge-one", token: token, to: server, in: temp)
+        var rollout: [String: Any] = [:]
+        #expect(
+            eventually(timeout: 30) {
+                let answer = try? HTTP.request(
+                    "GET", "\(server.url)/api/v1/rollouts/\(id)", token: try server.adminToken)
+                rollout =
+                    (answer.flatMap { try? JSONSerialization.jsonObject(with: Data($0.text.utf8)) } as? [String: Any])
+                    ?? [:]
+                return rollout["nextWaveAt"] != nil
+            }, "\(rollout)")
+        #expect(rollout["state"] as? String == "Running", "\(rollout)")
+        #expect(rollout["maxFailures"] as? Int == Int.max, "\(rollout)")
+        #expect(try HTTP.request("GET", "\(server.url)/health").status == 200)
+        let shown = try admin.run(["deploy", "rollout", "show", id])
+        #expect(shown.status == 0, "\(shown.stderrString)")
+    }
 }

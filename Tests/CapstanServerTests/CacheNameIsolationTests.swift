@@ -207,6 +207,10 @@ import Testing
         let crossOrigin = try dashboard(
             "POST", "/rollouts/\(id)/abort", ownerSession, form: "", origin: "http://evil.example")
         #expect(crossOrigin.status == "403", "\(crossOrigin)")
+        let crossOriginSettings = try dashboard(
+            "POST", "/caches/own-cache/settings", ownerSession, form: "keepGenerations=0", origin: "http://evil.example"
+        )
+        #expect(crossOriginSettings.status == "403", "\(crossOriginSettings)")
         let state = try HTTP.request("GET", "\(server.url)/api/v1/rollouts/\(id)", token: ownerToken)
         let shown = try JSONSerialization.jsonObject(with: Data(state.text.utf8)) as? [String: Any]
         #expect(state.status == 200 && shown?["state"] as? String == "Running", "\(state.text)")
