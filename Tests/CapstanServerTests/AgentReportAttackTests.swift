@@ -23,6 +23,12 @@ import Testing
         asyncio.run(main())
         """#
 
+    /// Creates agent `name`; returns its token.
+    static func createAgent(_ name: String, by admin: CapstanCLI) throws -> String {
+        let created = try admin.run(["agent", "create", name, "--json"]).stdout
+        return try #require((try JSONSerialization.jsonObject(with: created) as? [String: Any])?["token"] as? String)
+    }
+
     /// Sends `messages` over one connection of agent `name`, then closes it.
     static func send(
         _ messages: [[String: Any]], as name: String, token: String, to server: ServerProcess,
@@ -43,9 +49,7 @@ import Testing
         let server = try ServerProcess(
             dataDirectory: temp.sub("data"), environment: ["CAPSTAN_MAX_LOG_LINES": "1500"])
         let admin = CapstanCLI(url: server.url, token: try server.adminToken)
-        let created = try admin.run(["agent", "create", "rogue", "--json"]).stdout
-        let token = try #require(
-            (try JSONSerialization.jsonObject(with: created) as? [String: Any])?["token"] as? String)
+        let token = try Self.createAgent("rogue", by: admin)
         let path = "/nix/store/\(String(repeating: "r", count: 32))-system"
         func activate() throws -> String {
             let deployJSON = temp.sub("deploy-\(UUID().uuidString).json")
@@ -150,9 +154,7 @@ import Testing
         let temp = try TemporaryDirectory("capstan-rogue-audit")
         let server = try ServerProcess(dataDirectory: temp.sub("data"))
         let admin = CapstanCLI(url: server.url, token: try server.adminToken)
-        let created = try admin.run(["agent", "create", "rogue", "--json"]).stdout
-        let token = try #require(
-            (try JSONSerialization.jsonObject(with: created) as? [String: Any])?["token"] as? String)
+        let token = try Self.createAgent("rogue", by: admin)
         let path = "/nix/store/\(String(repeating: "r", count: 32))-system"
         func report(_ id: String, storePath: String = path, reason: String? = nil) -> [String: Any] {
             var report: [String: Any] = [
@@ -202,9 +204,7 @@ import Testing
         let temp = try TemporaryDirectory("capstan-rogue-rollout")
         let server = try ServerProcess(dataDirectory: temp.sub("data"))
         let admin = CapstanCLI(url: server.url, token: try server.adminToken)
-        let created = try admin.run(["agent", "create", "edge-one", "--json"]).stdout
-        let token = try #require(
-            (try JSONSerialization.jsonObject(with: created) as? [String: Any])?["token"] as? String)
+        let token = try Self.createAgent("edge-one", by: admin)
         _ = try admin.run(["agent", "create", "edge-two"])
         let path = "/nix/store/\(String(repeating: "d", count: 32))-system"
         func deployJSON(pause: String) throws -> String {
