@@ -59,4 +59,35 @@ extension CapstanStore {
             }
         }
     }
+
+    /// How many events of `action` on `target` were recorded since `since` (the time the server recorded them).
+    public func auditEventCount(workspaceID: String, action: String, target: String, since: Date) async throws -> Int {
+        try await describingFailure("counting audit events \(action) of \(target) in workspace \(workspaceID)") {
+            try await sql.raw(
+                """
+                SELECT COUNT(*) AS n FROM audit_events
+                WHERE workspace_id = \(bind: workspaceID) AND action = \(bind: action) AND target = \(bind: target)
+                  AND time >= \(bind: since.unixMilliseconds)
+                """
+            ).first()?.decode(column: "n", as: Int.self) ?? 0
+        }
+    }
+
+    /// Whether an event of `action` on `target` has a detail starting with `prefix`, which holds no
+    /// LIKE wildcard (`%`, `_`) and no backslash.
+    public func hasAuditEvent(workspaceID: String, action: String, target: String, detailPrefix prefix: String)
+        async throws -> Bool
+    {
+        precondition(!prefix.contains { "%_\\".contains($0) }, "a LIKE wildcard in an audit detail prefix")
+        return try await describingFailure("looking up audit events \(action) of \(target) in workspace \(workspaceID)")
+        {
+            try await sql.raw(
+                """
+                SELECT id FROM audit_events
+                WHERE workspace_id = \(bind: workspaceID) AND action = \(bind: action) AND target = \(bind: target)
+                  AND detail LIKE \(bind: prefix + "%") LIMIT 1
+                """
+            ).first() != nil
+        }
+    }
 }

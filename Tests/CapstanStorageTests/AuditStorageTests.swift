@@ -53,6 +53,43 @@ struct AuditStorageTests {
             #expect(listed.last?.target == "deployment-0")
         }
     }
+
+    @Test(arguments: DatabaseBackend.allCases)
+    func eventsOfATargetAreCountedAndFoundByDetailPrefix(backend: DatabaseBackend) async throws {
+        try await StoreFixture.withStore(backend) { store in
+            let alpha = try await store.createWorkspace(name: "alpha")
+            let beta = try await store.createWorkspace(name: "beta")
+            let start = Date(timeIntervalSince1970: 1_700_000_000)
+            let events = (0..<5).map { i in
+                AuditEventRecord(
+                    workspaceID: alpha.id, time: start.addingTimeInterval(Double(i * 60)), actor: nil,
+                    actorTokenID: nil, action: "agent.local", target: "web1", detail: "local-\(i): rollback")
+            }
+            try await store.insertAuditEvents(
+                events + [
+                    AuditEventRecord(
+                        workspaceID: beta.id, time: start, actor: nil, actorTokenID: nil, action: "agent.local",
+                        target: "web1", detail: "local-9: rollback")
+                ])
+            func count(_ workspace: String, _ target: String, since seconds: Double) async throws -> Int {
+                try await store.auditEventCount(
+                    workspaceID: workspace, action: "agent.local", target: target,
+                    since: start.addingTimeInterval(seconds))
+            }
+            #expect(try await count(alpha.id, "web1", since: 0) == 5)
+            #expect(try await count(alpha.id, "web1", since: 120) == 3)
+            #expect(try await count(alpha.id, "web2", since: 0) == 0)
+            #expect(try await count(beta.id, "web1", since: 0) == 1)
+            func has(_ workspace: String, _ prefix: String) async throws -> Bool {
+                try await store.hasAuditEvent(
+                    workspaceID: workspace, action: "agent.local", target: "web1", detailPrefix: prefix)
+            }
+            #expect(try await has(alpha.id, "local-3: "))
+            #expect(try await !has(alpha.id, "local-9: "), "another workspace's event")
+            #expect(try await !has(alpha.id, "local-3x"))
+            #expect(try await has(beta.id, "local-9: "))
+        }
+    }
 }
 
 @Suite("Webhooks and dashboard sessions on SQLite and PostgreSQL")

@@ -41,17 +41,41 @@ extension DeployService {
             metadata: ["agent": "\(agent.name)", "needsReboot": "\(status.needsReboot.map(String.init) ?? "unknown")"])
     }
 
-    /// What someone did on the agent's machine without the server: recorded in the audit log as done
-    /// there, when it was done. The agent sends each report until it is acknowledged, so the same id
-    /// may arrive twice; the audit log keeps the first.
-    public func agentLocalAction(_ agent: AgentRecord, report: LocalActionReport) async throws {
-        let seen = try await store.auditEvents(workspaceID: agent.workspaceID, limit: 200).contains {
-            $0.action == AuditAction.localAction.rawValue && $0.detail?.hasPrefix(report.id + ": ") == true
+    /// What someone did on the agent's machine without the server: recorded in the audit log when the
+    /// server learns of it (the detail says when it was done there). The agent sends each report until
+    /// it is acknowledged, so the same id may arrive twice; the audit log keeps the first. The machine
+    /// may be hostile: a malformed report is dropped, its reason made one printable line, and at most
+    /// `LocalActionRules.maxReportsPerHour` reports an hour are recorded per agent.
+    public func agentLocalAction(_ agent: AgentRecord, report received: LocalActionReport, now: Date = Date())
+        async throws
+    {
+        let action = AuditAction.localAction.rawValue
+        let report: LocalActionReport
+        do {
+            report = try localActionRules.accept(received)
+        } catch {
+            logger.warning(
+                "agent's local action report dropped", metadata: ["agent": "\(agent.name)", "why": "\(error)"])
+            return
         }
-        guard !seen else { return }
+        guard
+            try await !store.hasAuditEvent(
+                workspaceID: agent.workspaceID, action: action, target: agent.name, detailPrefix: report.id + ": ")
+        else { return }
+        let recent = try await store.auditEventCount(
+            workspaceID: agent.workspaceID, action: action, target: agent.name, since: now.addingTimeInterval(-3600))
+        guard recent < localActionRules.maxReportsPerHour else {
+            logger.warning(
+                "agent's local action report dropped",
+                metadata: [
+                    "agent": "\(agent.name)",
+                    "why": "more than \(localActionRules.maxReportsPerHour) reports in the last hour",
+                ])
+            return
+        }
         await audit.record(
             .localAction, workspaceID: agent.workspaceID, actor: "on the machine of agent \(agent.name)",
-            actorTokenID: nil, target: agent.name, detail: "\(report.id): \(report.summary)", at: report.finishedAt)
+            actorTokenID: nil, target: agent.name, detail: "\(report.id): \(report.summary)", at: now)
         logger.notice(
             "agent reported a local action",
             metadata: [
@@ -121,7 +145,10 @@ extension DeployService {
     /// The agent took a deployment. Returns false when it should not run it (cancelled meanwhile).
     public func agentStarted(_ agent: AgentRecord, deploymentID: String, closureSize: Int64?) async throws -> Bool {
         let record = try await owned(deploymentID, by: agent)
-        if let closureSize { try await store.setClosureSize(deploymentID: deploymentID, size: closureSize) }
+        // A size of what it runs or is about to run: never negative, never rewritten after the outcome.
+        if let closureSize, closureSize >= 0, !record.status.isFinal {
+            try await store.setClosureSize(deploymentID: deploymentID, size: closureSize)
+        }
         switch record.status {
         case .pending:
             // Held back by its rollout: its wave has not started, whatever the agent heard of it.
@@ -183,7 +210,7 @@ extension DeployService {
         if outcome.succeeded {
             try await store.setAgentCurrentStorePath(id: agent.id, storePath: record.storePath)
         }
-        var reason = outcome.reason
+        var reason = outcome.reason.map { ReportedText.line($0) }
         if !outcome.succeeded && !outcome.cancelled {
             reason = reason ?? "the agent reported a failure"
             if !outcome.rolledBack, !(reason?.contains("roll") ?? false) {

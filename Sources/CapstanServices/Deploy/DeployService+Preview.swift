@@ -21,13 +21,15 @@ extension DeployService {
         }
         let agents = try await store.agents(workspaceID: principal.workspaceID, names: wanted.map(\.key))
         var previews: [AgentPreview] = []
+        // Fleets share configurations: each closure is walked once per request, not once per agent.
+        var closures = PreviewMemo()
         for (name, path) in wanted {
             guard let agent = agents[name] else {
                 throw ServiceError.badRequest(
                     "deploy.json: agents.\(name): no agent named '\(name)' in this workspace; "
                         + "add it with `capstan agent create \(name)`")
             }
-            previews.append(try await preview(agent, to: path))
+            previews.append(try await preview(agent, to: path, closures: &closures))
         }
         return DeployPreview(agents: previews)
     }
@@ -50,10 +52,19 @@ extension DeployService {
     }
 
     private func preview(_ agent: AgentRecord, to path: String) async throws -> AgentPreview {
+        var closures = PreviewMemo()
+        return try await preview(agent, to: path, closures: &closures)
+    }
+
+    private func preview(_ agent: AgentRecord, to path: String, closures: inout PreviewMemo) async throws
+        -> AgentPreview
+    {
         let cacheID = try await cacheRecord(for: agent)?.id
-        let new = try await closure(of: path, cacheID: cacheID)
+        let new = try await closure(of: path, cacheID: cacheID, closures: &closures)
         var old = Closure()
-        if let current = agent.currentStorePath { old = try await closure(of: current, cacheID: cacheID) }
+        if let current = agent.currentStorePath {
+            old = try await closure(of: current, cacheID: cacheID, closures: &closures)
+        }
         let present = Set(old.paths.keys)
         let download = new.paths.values.filter { !present.contains($0.storePath) }
         let packages = PackageChange.compare(
@@ -74,7 +85,33 @@ extension DeployService {
         var missing: [String] = []
     }
 
-    private func closure(of root: String, cacheID: String?) async throws -> Closure {
+    struct ClosureKey: Hashable {
+        var root: String
+        var cacheID: String?
+    }
+
+    private func closure(of root: String, cacheID: String?, closures: inout PreviewMemo) async throws
+        -> Closure
+    {
+        let key = ClosureKey(root: root, cacheID: cacheID)
+        if let known = closures.closures[key] { return known }
+        let walked = try await closure(of: root, cacheID: cacheID, records: &closures.records)
+        // A few configurations are remembered, not every agent's: memory stays that of a few closures.
+        if closures.closures.count >= 16 { closures.closures.removeAll() }
+        closures.closures[key] = walked
+        return walked
+    }
+
+    /// What one preview request has read: whole closures, and each path of a cache (or its absence)
+    /// once, as different configurations share most of their closures.
+    struct PreviewMemo {
+        var closures: [ClosureKey: Closure] = [:]
+        var records: [ClosureKey: PathRecord?] = [:]
+    }
+
+    private func closure(of root: String, cacheID: String?, records: inout [ClosureKey: PathRecord?]) async throws
+        -> Closure
+    {
         var closure = Closure()
         guard let cacheID else {
             closure.missing = [root]
@@ -86,7 +123,19 @@ extension DeployService {
             let hashParts = Dictionary(
                 frontier.compactMap { path in (try? StorePath(parsing: path)).map { ($0.hashPart, path) } },
                 uniquingKeysWith: { first, _ in first })
-            let found = try await store.paths(cacheID: cacheID, hashParts: Array(hashParts.keys))
+            var unread = hashParts.keys.filter { records[ClosureKey(root: $0, cacheID: cacheID)] == nil }
+            // Bounded memory: past a million paths read, what was read is forgotten.
+            if records.count + unread.count > 1_000_000 {
+                records.removeAll()
+                unread = Array(hashParts.keys)
+            }
+            for hashPart in unread { records[ClosureKey(root: hashPart, cacheID: cacheID)] = .some(nil) }
+            if !unread.isEmpty {
+                for record in try await store.paths(cacheID: cacheID, hashParts: unread) {
+                    records[ClosureKey(root: record.hashPart, cacheID: cacheID)] = record
+                }
+            }
+            let found = hashParts.keys.compactMap { records[ClosureKey(root: $0, cacheID: cacheID)] ?? nil }
             let foundHashes = Set(found.map(\.hashPart))
             closure.missing += hashParts.filter { !foundHashes.contains($0.key) }.map(\.value)
             var next: [String] = []

@@ -21,6 +21,7 @@ public struct DeployService: Sendable {
     public let audit: AuditLog
     let webhooks: WebhookService
     let logLimits: LogLimits
+    let localActionRules = LocalActionRules()
 
     public init(
         store: CapstanStore, tokens: TokenService, caches: CacheService, outbox: any AgentOutbox, events: EventBus,
