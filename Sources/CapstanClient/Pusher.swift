@@ -147,7 +147,7 @@ public struct Pusher: Sendable {
                         pending.reserveCapacity(1 << 20)
                     }
                 }
-                _ = try NarWriter().dump(path: path) { chunk in
+                _ = try NarWriter().pipelinedDump(path: path) { chunk in
                     onBytes(UInt64(chunk.count))
                     try encoder.process(chunk, into: flush)
                 }
