@@ -47,9 +47,12 @@ PY
     touch "$work/.complete"
 fi
 
-echo "building capstan (release)" >&2
-(cd "$repo" && swift build -c release --product capstan >/dev/null)
-capstan=$repo/.build/release/capstan
+# CAPSTAN_BIN: measure that binary instead of building the work tree (e.g. an older build).
+capstan=${CAPSTAN_BIN:-$repo/.build/release/capstan}
+if [[ -z ${CAPSTAN_BIN:-} && -z ${SKIP_BUILD:-} ]]; then
+    echo "building capstan (release)" >&2
+    (cd "$repo" && swift build -c release --product capstan >/dev/null)
+fi
 size=$(stat -c %s "$nar")
 mib=$(awk -v s="$size" 'BEGIN { printf "%.0f", s / 1048576 }')
 
@@ -82,14 +85,20 @@ run() { # label  capstan-command  nix-command
     rows+=("$label|${ours% *}|${ours#* }|${theirs% *}|${theirs#* }")
 }
 run "hash path" "$capstan hash path $tree" "nix hash path $tree"
+# The machine's SHA-256 limit: the time to hash the NAR's bytes at openssl's rate on 64 KiB blocks.
+sha_rate=$(openssl speed -evp sha256 -bytes 65536 -seconds 2 2>/dev/null | awk '$1 == "sha256" { sub(/k$/, "", $2); print $2 * 1000 }')
+limit=$(awk -v s="$size" -v r="$sha_rate" 'BEGIN { printf "%.3f", s / r }')
+IFS='|' read -r _ hash_s hash_rss _ <<<"${rows[0]}"
+rows+=("hash path vs SHA-256 limit|$hash_s|$hash_rss|$limit|0")
 run "hash path vs dump+sha256sum" "$capstan hash path $tree" "nix-store --dump $tree | sha256sum"
 run "nar dump > /dev/null" "$capstan nar dump $tree > /dev/null" "nix-store --dump $tree > /dev/null"
 run "nar restore" "restore_with $capstan nar restore" "restore_with nix-store --restore"
 rm -rf "$restored"
 
+printf '\nSHA-256 limit: openssl speed -evp sha256, 64 KiB blocks, %.0f MB/s\n' "$(awk -v r="$sha_rate" 'BEGIN { print r / 1e6 }')"
 printf '\nNAR of %s MiB (%s bytes), %s, %s cores; best of %s; peak RSS of the whole pipeline'"'"'s largest process\n\n' \
     "$mib" "$size" "$(nix --version)" "$(nproc)" "$runs"
-printf '| %-28s | %9s | %9s | %9s | %9s | %9s | %9s | %7s |\n' operation "capstan s" "MB/s" "RSS MiB" "nix s" "MB/s" "RSS MiB" ratio
+printf '| %-28s | %9s | %9s | %9s | %9s | %9s | %9s | %7s |\n' operation "capstan s" "MB/s" "RSS MiB" "ref s" "MB/s" "RSS MiB" ratio
 printf '|%s|\n' "------------------------------|-----------|-----------|-----------|-----------|-----------|-----------|---------"
 for row in "${rows[@]}"; do
     IFS='|' read -r label ct cm nt nm <<<"$row"

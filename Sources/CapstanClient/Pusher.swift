@@ -136,23 +136,12 @@ public struct Pusher: Sendable {
         let level = options.zstdLevel
         DispatchQueue.global().async {
             do {
-                let encoder = try ZstdEncoder(level: level)
-                var pending = ByteBuffer()
-                pending.reserveCapacity(1 << 20)
-                let flush: (UnsafeRawBufferPointer) throws -> Void = { compressed in
-                    pending.writeBytes(compressed)
-                    if pending.readableBytes >= 512 << 10 {
-                        try channel.send(pending)
-                        pending = ByteBuffer()
-                        pending.reserveCapacity(1 << 20)
-                    }
-                }
-                _ = try NarWriter().dump(path: path) { chunk in
+                var chunker = CompressedChunker(encoder: try ZstdEncoder(level: level)) { try channel.send($0) }
+                _ = try NarWriter().pipelinedDump(path: path) { chunk in
                     onBytes(UInt64(chunk.count))
-                    try encoder.process(chunk, into: flush)
+                    try chunker.process(chunk)
                 }
-                try encoder.finish(into: flush)
-                if pending.readableBytes > 0 { try channel.send(pending) }
+                try chunker.finish()
                 channel.finish()
             } catch {
                 channel.finish(throwing: error)

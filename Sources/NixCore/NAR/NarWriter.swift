@@ -1,7 +1,7 @@
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// The NarHash and NarSize of a serialised path.
@@ -43,9 +43,11 @@ public struct NarWriter: Sendable {
     }
 
     /// Hashes the NAR of `path` while streaming it, also handing every chunk to `sink` if one is given.
+    ///
+    /// The tree is read on a thread of its own while this one hashes (see `pipelinedDump`).
     public func hash(path: String, algorithm: HashAlgorithm = .sha256, alsoInto sink: Sink? = nil) throws -> NarDigest {
         var hasher = NixHasher(algorithm)
-        let size = try dump(path: path) { chunk in
+        let size = try pipelinedDump(path: path) { chunk in
             hasher.update(chunk)
             try sink?(chunk)
         }
@@ -69,8 +71,10 @@ struct NarDumper {
     /// Longest name or symlink target the parser accepts back.
     static let maximumTokenLength = 4096
 
-    private let buffer: UnsafeMutableRawPointer
+    private var buffer: UnsafeMutableRawPointer
     private let capacity: Int
+    /// Where full buffers go when another thread consumes them; nil when `flush` calls the sink.
+    private let ring: NarChunkRing?
     private var used = 0
     private(set) var written: UInt64 = 0
     /// The path of the entry being visited, kept as bytes so names need no decoding on the hot path.
@@ -80,11 +84,21 @@ struct NarDumper {
     init(capacity: Int, path: String) {
         self.capacity = capacity
         buffer = UnsafeMutableRawPointer.allocate(byteCount: capacity, alignment: 16)
+        ring = nil
         currentPath = Array(path.utf8)
         linkBuffer = [UInt8](repeating: 0, count: Self.maximumTokenLength + 1)
     }
 
-    func deallocate() { buffer.deallocate() }
+    /// A dumper that fills the ring's buffers in turn instead of calling a sink.
+    init(ring: NarChunkRing, path: String) throws {
+        capacity = ring.capacity
+        buffer = try ring.acquire()
+        self.ring = ring
+        currentPath = Array(path.utf8)
+        linkBuffer = [UInt8](repeating: 0, count: Self.maximumTokenLength + 1)
+    }
+
+    func deallocate() { if ring == nil { buffer.deallocate() } }
 
     private var pathString: String { String(decoding: currentPath, as: UTF8.self) }
 
@@ -94,6 +108,13 @@ struct NarDumper {
 
     mutating func flush(_ sink: NarWriter.Sink) throws {
         guard used > 0 else { return }
+        if let ring {
+            ring.publish(.chunk(used))
+            written &+= UInt64(used)
+            used = 0
+            buffer = try ring.acquire()
+            return
+        }
         try sink(UnsafeRawBufferPointer(start: buffer, count: used))
         written &+= UInt64(used)
         used = 0
@@ -224,7 +245,10 @@ struct NarDumper {
             }
             let name = withUnsafePointer(to: &entry.pointee.d_name) { tuple in
                 tuple.withMemoryRebound(to: UInt8.self, capacity: 256) { start in
-                    Array(UnsafeBufferPointer(start: start, count: strlen(UnsafeRawPointer(start).assumingMemoryBound(to: CChar.self)) + 1))
+                    Array(
+                        UnsafeBufferPointer(
+                            start: start, count: strlen(UnsafeRawPointer(start).assumingMemoryBound(to: CChar.self)) + 1
+                        ))
                 }
             }
             // Skip "." and "..".

@@ -22,7 +22,7 @@ struct NarCommand: AsyncParsableCommand {
         var path: String
 
         func run() async throws {
-            try NarWriter.dump(path: path) { chunk in try StandardOutput.write(chunk) }
+            try NarWriter().pipelinedDump(path: path) { chunk in try StandardOutput.write(chunk) }
         }
     }
 
