@@ -9,13 +9,13 @@ public struct TimeSpan: Codable, Sendable, Hashable, Comparable, CustomStringCon
 
     public static func seconds(_ seconds: Int64) -> TimeSpan { TimeSpan(.seconds(seconds)) }
 
-    /// Nil when `text` is no such duration (a negative one included).
+    /// Nil when `text` is no such duration (a negative one, or one beyond 64 bits of milliseconds, included).
     public init?(parsing text: String) {
         let text = text.trimmingCharacters(in: .whitespaces)
         guard !text.isEmpty else { return nil }
         if let seconds = Double(text) {
-            guard seconds >= 0, seconds.isFinite else { return nil }
-            duration = .milliseconds(Int64((seconds * 1000).rounded()))
+            guard seconds >= 0, let milliseconds = Int64(exactly: (seconds * 1000).rounded()) else { return nil }
+            duration = .milliseconds(milliseconds)
             return
         }
         let units: [String: Int64] = ["ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000]
@@ -29,7 +29,8 @@ public struct TimeSpan: Codable, Sendable, Hashable, Comparable, CustomStringCon
             guard let value = Double(number), let scale = units[String(unit)] else { return nil }
             milliseconds += value * Double(scale)
         }
-        duration = .milliseconds(Int64(milliseconds.rounded()))
+        guard let whole = Int64(exactly: milliseconds.rounded()) else { return nil }
+        duration = .milliseconds(whole)
     }
 
     public var seconds: Double {
