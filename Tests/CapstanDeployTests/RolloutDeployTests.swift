@@ -74,7 +74,8 @@ import Testing
         // It said how the rollout moved while it ran.
         #expect(output.contains("rollout: wave 1 of 2 running (a)"), "\(output)")
         #expect(output.contains("rollout: wave 1 of 2 succeeded; the next starts at "), "\(output)")
-        #expect(output.contains("rollout: wave 2 of 2 running (b, c)"), "\(output)")
+        // (Whether it also says "wave 2 of 2 running" depends on a poll every 2 s landing while b and c run,
+        // which a loaded machine may miss; the order of the waves is checked by their timestamps below.)
         let ids = DeployFixture.deploymentIDs(output)
         let a = try fixture.deployment(try #require(ids["a"]))
         let aFinished = try #require(Self.date(a["finishedOn"]))
