@@ -31,6 +31,9 @@ public actor AgentHub: AgentOutbox {
     /// Other sockets a token holds open (a cachix agent's deployment and log sockets, log viewers).
     private var others: [UUID: (tokenID: String, close: @Sendable () async -> Void)] = [:]
     private var sessions: [String: Session] = [:]
+    /// The last deployment ordered on each connection: the hand-over at connect and the dispatch of a
+    /// creation can both find the same pending deployment, and an agent must get its order once.
+    private var lastOrder: [UUID: String] = [:]
     /// When this replica last saw each agent disconnect (to answer "online?" without waiting
     /// for the database's last-seen time to age).
     private var disconnectedAt: [String: Date] = [:]
@@ -53,6 +56,7 @@ public actor AgentHub: AgentOutbox {
     }
 
     public func detach(_ session: Session) {
+        lastOrder[session.id] = nil
         guard sessions[session.agentID]?.id == session.id else { return }
         sessions[session.agentID] = nil
         disconnectedAt[session.agentID] = Date()
@@ -76,7 +80,15 @@ public actor AgentHub: AgentOutbox {
     /// its own connection only. Returns how many were sent.
     @discardableResult
     public func send(_ messages: [(agentID: String, message: ServerMessage)]) async -> Int {
-        let targets = messages.compactMap { item in sessions[item.agentID].map { (session: $0, message: item.message) }
+        var targets: [(session: Session, message: ServerMessage)] = []
+        for item in messages {
+            guard let session = sessions[item.agentID] else { continue }
+            if case .deploy(let order) = item.message {
+                // Recorded before any await, so a concurrent send of the same order sees it.
+                if lastOrder[session.id] == order.id { continue }
+                lastOrder[session.id] = order.id
+            }
+            targets.append((session, item.message))
         }
         let logger = logger
         if targets.count == 1, let target = targets.first {
