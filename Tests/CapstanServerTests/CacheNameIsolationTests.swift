@@ -32,8 +32,9 @@ import Testing
         let answer = try HTTP.request(
             method, server.url + route.replacingOccurrences(of: "NAME", with: name), token: token,
             headers: body == nil ? [] : ["Content-Type: application/json"], bodyFile: bodyFile)
-        // HEAD shows headers: all but the date must match.
-        let text = answer.text.split(separator: "\n", omittingEmptySubsequences: false)
+        // HEAD shows headers: all but the date must match. Header lines end in CRLF, which Swift
+        // counts as one Character, so lines are split on any newline, not on "\n".
+        let text = answer.text.split(omittingEmptySubsequences: false, whereSeparator: \.isNewline)
             .filter { !$0.lowercased().hasPrefix("date:") }.joined(separator: "\n")
         return (answer.status, text.replacingOccurrences(of: name, with: "NAME"))
     }
