@@ -9,9 +9,6 @@ extension JSONEncoder {
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
         return encoder
     }
-
-    /// Sorted keys and unescaped slashes: stable text for signatures and stored documents.
-    public static var capstanSorted: JSONEncoder { .capstan }
 }
 
 extension JSONDecoder {

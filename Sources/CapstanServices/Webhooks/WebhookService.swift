@@ -213,7 +213,7 @@ public struct WebhookService: Sendable {
         return "sha256=" + code.map { String(format: "%02x", $0) }.joined()
     }
 
-    static var encoder: JSONEncoder { .capstanSorted }
+    static var encoder: JSONEncoder { .capstan }
 
     static func info(_ record: WebhookRecord) -> WebhookInfo {
         WebhookInfo(
