@@ -49,6 +49,8 @@ struct CommandExecutor: Sendable {
         log.append("$ \(command.joined(separator: " "))")
         var invocation = CommandInvocation(command, environment: ChildEnvironment.current(merging: extraEnvironment))
         invocation.timeout = timeout
+        // Build logs on stderr can be long: they go to the log line by line, never into a bounded capture.
+        invocation.standardError = .lines
         let log = self.log
         let result: CommandResult
         do {

@@ -61,7 +61,10 @@ public struct EffectPreparation: Sendable {
     /// the person as it comes unless `quiet`, and is in the error either way.
     static func nix(_ arguments: [String], quiet: Bool = false) throws(EffectError) -> Data {
         do {
-            let result = try CommandRunner.run(CommandInvocation(arguments)) { line in
+            var invocation = CommandInvocation(arguments)
+            // Build logs on stderr can be long: passed on line by line, never into a bounded capture.
+            invocation.standardError = .lines
+            let result = try CommandRunner.run(invocation) { line in
                 if !quiet, line.stream == .standardError {
                     FileHandle.standardError.write(Data((line.text + "\n").utf8))
                 }

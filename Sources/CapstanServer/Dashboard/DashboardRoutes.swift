@@ -149,11 +149,10 @@ struct DashboardRoutes: Sendable {
 
         router.get("caches") { request, context in
             try await signedIn(context) { principal in
-                // Every listed cache is of the principal's workspace, so managing one is managing caches there.
-                let manages = AccessPolicy.allows(principal, .createCache)
+                let managed = try await caches.managedCacheNames(by: principal)
                 let list = try await caches.list(by: principal).map { cache in
                     var view = cacheView(cache)
-                    view["manages"] = manages
+                    view["manages"] = managed.contains(cache.name)
                     return view
                 }
                 return page("caches", title: "Caches", ["caches": list], actor: principal)
@@ -162,13 +161,13 @@ struct DashboardRoutes: Sendable {
         router.get("caches/:name/settings") { request, context in
             try await signedIn(context) { principal in
                 let cache = try await caches.managedCache(named: context.parameters.require("name"), by: principal)
-                let retention = try await caches.info(cache).retention
                 return page(
                     "cache-settings", title: "What \(cache.name) keeps",
                     [
-                        "name": cache.name, "retention": retention?.retention?.description ?? "forever",
-                        "maxSize": retention?.maxSize.map(Self.editableSize) ?? "unlimited",
-                        "keepGenerations": retention?.keepGenerations ?? cache.keepGenerations,
+                        "name": cache.name,
+                        "retention": cache.retentionSeconds.map { TimeSpan.seconds($0).description } ?? "forever",
+                        "maxSize": cache.maxSize.map(Self.editableSize) ?? "unlimited",
+                        "keepGenerations": cache.keepGenerations,
                     ], actor: principal)
             }
         }

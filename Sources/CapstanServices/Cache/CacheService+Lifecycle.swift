@@ -14,6 +14,13 @@ extension CacheService {
         return cache
     }
 
+    /// The names of the caches whose settings the caller may change (shown with a link on the dashboard).
+    public func managedCacheNames(by principal: Principal) async throws -> Set<String> {
+        Set(
+            try await store.caches(workspaceID: principal.workspaceID)
+                .filter { AccessPolicy.allows(principal, .manageCache($0)) }.map(\.name))
+    }
+
     /// Changes what the cache keeps; fields the request leaves out stay as they are.
     public func configure(cacheNamed name: String, _ request: ConfigureCacheRequest, by principal: Principal)
         async throws -> CacheInfo

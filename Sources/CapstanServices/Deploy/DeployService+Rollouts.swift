@@ -194,7 +194,7 @@ extension DeployService {
 
     /// Counted, told to webhooks and to agents and followers: the deployments a rollout's end cancelled.
     private func ended(_ end: RolloutEnd) async {
-        for cancelled in end.cancelled { await finished(cancelled) }
+        await finished(end.cancelled)
         await events.publish(
             [.rolloutChanged(rolloutID: end.rollout.id)]
                 + end.cancelled.map { .deploymentCancelled(agentID: $0.agentID, deploymentID: $0.id) })
@@ -225,7 +225,9 @@ extension DeployService {
             waves[member.wave].append(
                 RolloutInfo.Member(
                     agent: agents[deployment.agentID]?.name ?? deployment.agentID, deployment: deployment.id,
-                    index: deployment.index, status: deployment.status, held: member.held, reason: deployment.reason,
+                    // Held means waiting for its wave: a held deployment that a stop or a newer one cancelled is not.
+                    index: deployment.index, status: deployment.status,
+                    held: member.held && deployment.status == .pending, reason: deployment.reason,
                     startedOn: deployment.startedAt, finishedOn: deployment.finishedAt))
         }
         return RolloutInfo(

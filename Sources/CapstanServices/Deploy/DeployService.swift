@@ -422,10 +422,8 @@ public struct DeployService: Sendable {
             workspaceID: principal.workspaceID, activationID: UUID().uuidString.lowercased(),
             createdBy: principal.label,
             requests: [request], at: Date())
-        for old in batch.superseded {
-            await finished(old)
-            await events.publish(.deploymentCancelled(agentID: old.agentID, deploymentID: old.id))
-        }
+        await finished(batch.superseded)
+        await events.publish(batch.superseded.map { .deploymentCancelled(agentID: $0.agentID, deploymentID: $0.id) })
         guard let created = batch.created.first else {
             throw ServiceError(.unavailable, "the deployment was not created")
         }
