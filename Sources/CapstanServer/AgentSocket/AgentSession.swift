@@ -41,6 +41,8 @@ struct AgentSession: Sendable {
             return
         }
         let agentID = agent.id
+        // Made before the session so that a revocation also drops what the agent sent and is not handled yet.
+        let inbox = AgentInbox()
         let connection = AgentHub.Session(
             id: UUID(), agentID: agentID, tokenID: principal.tokenID,
             send: { message in
@@ -48,15 +50,18 @@ struct AgentSession: Sendable {
                     try await outbound.write(.text(frame))
                 }
             },
-            close: { try? await outbound.close(.policyViolation, reason: "the agent's token was revoked") })
+            close: {
+                inbox.close()
+                try? await outbound.close(.policyViolation, reason: "the agent's token was revoked")
+            })
         // Welcomed first: an agent drops a deployment that arrives before it is registered.
         try await connection.send(.welcome(agentID: agent.id, cache: try await deploy.cacheFor(agent)))
         await hub.attach(connection)
         do {
             await dispatcher.handOver(to: agent.id)
             try await serve(
-                agent, hello: hello, connectedAt: connectedAt, codec: codec, frames: &frames, outbound: outbound,
-                logger: logger)
+                agent, hello: hello, connectedAt: connectedAt, codec: codec, inbox: inbox, frames: &frames,
+                outbound: outbound, logger: logger)
         } catch {
             await disconnected(agent, connection)
             throw error
@@ -82,13 +87,12 @@ struct AgentSession: Sendable {
     }
 
     private func serve(
-        _ agent: AgentRecord, hello: AgentHello, connectedAt: Date, codec: some AgentCodec,
+        _ agent: AgentRecord, hello: AgentHello, connectedAt: Date, codec: some AgentCodec, inbox: AgentInbox,
         frames: inout WebSocketInboundMessageStream.AsyncIterator, outbound: WebSocketOutboundWriter, logger: Logger
     ) async throws {
         // Frames are read on while a message is handled (pongs are seen only as frames are read);
         // messages are handled one at a time, in the order the agent sent them. Child tasks: the
         // handler (true) and the timers (false), which run until cancelled.
-        let inbox = AgentInbox()
         try await withThrowingTaskGroup(of: Bool.self) { group in
             group.addTask {
                 await runTimers(

@@ -342,8 +342,12 @@ public struct DeployService: Sendable {
                 reason: "cancelled by \(principal.label ?? principal.kind.rawValue)",
                 rolledBack: nil, at: Date())
         else {
+            // Its agent started it meanwhile: stop it as a running one.
+            let now = try await self.record(id: id, workspaceID: principal.workspaceID)
+            if now.status == .inProgress { return try await cancelRunning(now, by: principal) }
             throw ServiceError.conflict(
-                "deployment \(id) was taken by its agent in the meantime; it can no longer be cancelled")
+                "deployment \(id) is \(now.status.rawValue) now; only a Pending or InProgress deployment can be cancelled"
+            )
         }
         await finished(cancelled)
         await events.publish(.deploymentCancelled(agentID: cancelled.agentID, deploymentID: id))
