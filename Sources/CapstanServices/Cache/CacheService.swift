@@ -454,6 +454,13 @@ public struct CacheService: Sendable {
             fileHash: result.fileHash.narInfoString, fileSize: Int64(result.fileSize),
             compression: compression.rawValue, references: references.map(\.baseName).sorted(),
             deriver: narInfo.deriver, sigs: narInfo.sigs + otherSigs, ca: ca, createdAt: Date())
+        do {
+            // Flushed before the deadline is judged: the time it takes counts towards it.
+            try await writer.seal()
+        } catch {
+            await writer.discard()
+            throw error
+        }
         guard ContinuousClock.now - reclaimed < lifecycle.uploadCommitDeadline else {
             // Too slow to be sure the blob outlives a collection that found it unused: let the next
             // collection judge it, and have the client try again.
@@ -464,7 +471,6 @@ public struct CacheService: Sendable {
         }
         let insertion: PathInsertion
         do {
-            try await writer.seal()
             // The blob is put in place only by the upload that wins the path, inside the deciding transaction.
             let publishing = PublishedBlob(writer: writer, key: .nar(fileName))
             insertion = try await store.insertPath(record, publishing: { try await publishing.commit() })
