@@ -33,8 +33,10 @@ extension DeployService {
         return try await store.agent(id: agent.id) ?? agent
     }
 
-    /// What an agent says about its machine between deployments.
+    /// What an agent says about its machine between deployments. Only a change is written (and
+    /// logged): an agent that repeats itself costs a read, not a write.
     public func agentStatus(_ agent: AgentRecord, status: AgentStatus) async throws {
+        guard try await store.agent(id: agent.id)?.needsReboot != status.needsReboot else { return }
         try await store.setAgentNeedsReboot(id: agent.id, needsReboot: status.needsReboot)
         logger.info(
             "agent status",
