@@ -19,7 +19,8 @@ cleanup() {
 }
 trap cleanup EXIT
 build_capstan
-python3 -c 'import moto.server, boto3' 2>/dev/null || pip install -q 'moto[server]'
+python3 -c 'import moto.server, boto3' 2>/dev/null || python3 -m pip install -q 'moto[server]==5.2.1' 2>/dev/null \
+  || python3 -m pip install -q --break-system-packages 'moto[server]==5.2.1'
 
 echo "building the closure (${size_mib} MiB)" >&2
 nix-build "$repo/Benchmarks/closure.nix" --arg sizeMiB "$size_mib" -o "$work/result" >/dev/null
