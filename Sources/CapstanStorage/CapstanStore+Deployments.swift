@@ -12,10 +12,12 @@ extension CapstanStore {
     /// Throws `StorageError.notFound(what: "agent", …)` when an agent is not in the workspace. Callers send
     /// one request per agent: a second one for the same agent supersedes the first within the batch.
     /// With a `rollout`, its row and each deployment's wave are stored in the same transaction, and the
-    /// deployments of later waves are held back from their agents.
+    /// deployments of later waves are held back from their agents. With an `audit` event (and an
+    /// `activationID`), one copy of it per created deployment is recorded in the same transaction, its
+    /// target the deployment and its detail `<agent name> #<index>`.
     public func createDeployments(
         workspaceID: String, activationID: String?, createdBy: String?, requests: [DeploymentRequest], at date: Date,
-        rollout: RolloutPlan? = nil
+        rollout: RolloutPlan? = nil, audit: AuditEventRecord? = nil
     ) async throws -> DeploymentBatch {
         guard !requests.isEmpty else { return DeploymentBatch(created: [], superseded: []) }
         // One order for every activation, so two of them never wait on each other's locks in a cycle.
@@ -45,6 +47,9 @@ extension CapstanStore {
                         try await Self.insertRollout(
                             rollout, on: db, workspaceID: workspaceID, activationID: activationID ?? rollout.id,
                             createdBy: createdBy, created: batch.created, millis: millis)
+                    }
+                    if let audit, let activationID {
+                        try await Self.auditActivation(activationID, as: audit, on: db, backend: database.backend)
                     }
                     return batch
                 }
@@ -106,6 +111,8 @@ extension CapstanStore {
     ) async throws -> DeploymentBatch {
         var created: [DeploymentRecord] = []
         var superseded: [DeploymentRecord] = []
+        let createdAt = Date(unixMilliseconds: millis)
+        var encoded = JSONColumnMemo()
         for start in stride(from: 0, to: requests.count, by: 200) {
             let chunk = requests[start..<min(start + 200, requests.count)]
             let ids: [any Encodable & Sendable] = chunk.map(\.agentID)
@@ -137,37 +144,67 @@ extension CapstanStore {
             ).all().map(DeploymentRecord.init(row:)).sorted {
                 (position[$0.agentID]!, $0.index) < (position[$1.agentID]!, $1.index)
             }
-            let newIDs = chunk.map { _ in UUID().uuidString.lowercased() }
-            var values: SQLQueryString = ""
-            for (id, request) in zip(newIDs, chunk) {
-                if id != newIDs[0] { values += ", " }
-                values += """
-                    (\(bind: id), \(bind: workspaceID), \(bind: request.agentID), \(bind: newIndex[request.agentID]!),
-                     \(bind: request.storePath), \(bind: JSONColumn.encode(request.rollbackScript)), \(bind: DeploymentStatus.pending.rawValue),
-                     NULL, \(bind: false), NULL, \(bind: millis), NULL, NULL, \(bind: createdBy), \(bind: activationID),
-                     \(bind: JSONColumn.encode(request.activation)))
+            let records = chunk.map { request in
+                DeploymentRecord(
+                    id: UUID().uuidString.lowercased(), workspaceID: workspaceID, agentID: request.agentID,
+                    index: newIndex[request.agentID]!, storePath: request.storePath,
+                    rollbackScript: request.rollbackScript, status: .pending, createdAt: createdAt,
+                    createdBy: createdBy,
+                    activationID: activationID, activation: request.activation)
+            }
+            // What every row shares is bound once; each row binds only what is its own.
+            var rows: SQLQueryString = ""
+            for (offset, record) in records.enumerated() {
+                if offset > 0 { rows += ", " }
+                rows += """
+                    (\(bind: record.id), \(bind: record.agentID), \(bind: record.index), \(bind: record.storePath),
+                     \(bind: encoded.json(record.rollbackScript)), \(bind: encoded.json(record.activation)))
                     """
             }
-            let inserted = try await db.raw(
+            try await db.raw(
                 """
                 INSERT INTO deployments (id, workspace_id, agent_id, idx, store_path, rollback_script, status,
                                          reason, rolled_back, closure_size, created_at, started_at,
                                          finished_at, created_by, activation_id, activation)
-                VALUES \(values)
-                RETURNING \(unsafeRaw: Self.deploymentColumns)
+                SELECT v.column1, \(bind: workspaceID), v.column2, v.column3, v.column4, v.column5,
+                       \(bind: DeploymentStatus.pending.rawValue), NULL, \(bind: false), NULL, \(bind: millis), NULL, NULL,
+                       \(bind: createdBy), \(bind: activationID), v.column6
+                FROM (VALUES \(rows)) AS v
                 """
-            ).all().map(DeploymentRecord.init(row:))
-            let byID = Dictionary(uniqueKeysWithValues: inserted.map { ($0.id, $0) })
-            for (id, request) in zip(newIDs, chunk) {
-                guard let record = byID[id] else {
-                    throw StorageError.query(
-                        operation: "creating deployment #\(newIndex[request.agentID]!) of agent \(request.agentID)",
-                        reason: "the INSERT returned no row")
-                }
-                created.append(record)
-            }
+            ).run()
+            created += records
         }
         return DeploymentBatch(created: created, superseded: superseded)
+    }
+
+    /// Records `audit` once per deployment of the activation, in one statement: the rows are read
+    /// from the deployments just written instead of being bound one by one.
+    private static func auditActivation(
+        _ activationID: String, as audit: AuditEventRecord, on db: any SQLDatabase, backend: DatabaseBackend
+    ) async throws {
+        try await db.raw(
+            """
+            INSERT INTO audit_events (id, workspace_id, time, actor, actor_token_id, action, target, detail)
+            SELECT \(unsafeRaw: newUUIDExpression(backend)), d.workspace_id, \(bind: audit.time.unixMilliseconds),
+                   \(bind: audit.actor), \(bind: audit.actorTokenID), \(bind: audit.action), d.id,
+                   a.name || ' #' || CAST(d.idx AS TEXT)
+            FROM deployments d JOIN agents a ON a.id = d.agent_id
+            WHERE d.activation_id = \(bind: activationID) AND d.workspace_id = \(bind: audit.workspaceID)
+            """
+        ).run()
+    }
+
+    /// A random lower-case UUID (version 4), made by the database, one per row.
+    private static func newUUIDExpression(_ backend: DatabaseBackend) -> String {
+        switch backend {
+        case .postgres: "gen_random_uuid()::text"
+        case .sqlite:
+            """
+            (lower(hex(randomblob(4))) || '-' || lower(hex(randomblob(2))) || '-4' || substr(lower(hex(randomblob(2))), 2) \
+            || '-' || substr('89ab', 1 + (abs(random()) % 4), 1) || substr(lower(hex(randomblob(2))), 2) || '-' \
+            || lower(hex(randomblob(6))))
+            """
+        }
     }
 
     public func deployment(id: String) async throws -> DeploymentRecord? {

@@ -90,6 +90,33 @@ struct DeployRulesTests {
     }
 
     @Test(arguments: DatabaseBackend.allCases)
+    func anActivationRecordsOneAuditEventPerDeploymentWithItsAgentAndIndex(backend: DatabaseBackend) async throws {
+        try await Services.with(backend) { services in
+            _ = try await services.addAgent("web1")
+            _ = try await services.addAgent("web2")
+            let actor = try await services.principal(.activate)
+            let first = try await services.deploy.activate(
+                DeploySpec(agents: ["web1": Self.pathA, "web2": Self.pathB]), by: actor)
+            let second = try await services.deploy.activate(DeploySpec(agents: ["web1": Self.pathC]), by: actor)
+            let events = try await services.store.auditEvents(workspaceID: services.workspace.id).filter {
+                $0.action == "deployment.activate"
+            }
+            let deployments = [first.agents["web1"], first.agents["web2"], second.agents["web1"]].compactMap { $0 }
+            #expect(Set(events.compactMap(\.target)) == Set(deployments.map(\.id)))
+            #expect(Set(events.compactMap(\.detail)) == ["web1 #1", "web2 #1", "web1 #2"])
+            #expect(events.count == 3)
+            #expect(Set(events.map(\.id)).count == 3)
+            for event in events {
+                #expect(UUID(uuidString: event.id) != nil, "\(event.id) is a UUID")
+                #expect(event.id == event.id.lowercased())
+                #expect(event.actor == "activate token")
+                #expect(event.actorTokenID == actor.tokenID)
+                #expect(abs(event.time.timeIntervalSinceNow) < 60)
+            }
+        }
+    }
+
+    @Test(arguments: DatabaseBackend.allCases)
     func aReconnectingAgentIsHandedItsNewestPendingDeploymentOnly(backend: DatabaseBackend) async throws {
         try await Services.with(backend) { services in
             let agent = try await services.addAgent("web1")

@@ -46,8 +46,20 @@ public struct AuditLog: Sendable {
         _ action: AuditAction, by principal: Principal, targets: [(target: String?, detail: String?)]
     ) async {
         await record(
-            action, workspaceID: principal.workspaceID, actor: principal.label ?? "\(principal.kind.rawValue) token",
-            actorTokenID: principal.tokenID, targets: targets)
+            action, workspaceID: principal.workspaceID, actor: Self.actor(principal), actorTokenID: principal.tokenID,
+            targets: targets)
+    }
+
+    private static func actor(_ principal: Principal) -> String {
+        principal.label ?? "\(principal.kind.rawValue) token"
+    }
+
+    /// The event `principal` doing `action` at `time`, without a target: for the storage layer to record
+    /// once per row it writes, in the same transaction (an activation's deployments).
+    public func event(_ action: AuditAction, by principal: Principal, at time: Date = Date()) -> AuditEventRecord {
+        AuditEventRecord(
+            workspaceID: principal.workspaceID, time: time, actor: Self.actor(principal),
+            actorTokenID: principal.tokenID, action: action.rawValue, target: nil, detail: nil)
     }
 
     /// An event whose actor is not the principal of a request (what an agent reports was done on its machine).

@@ -164,31 +164,44 @@ public struct DeployService: Sendable {
             rolloutPlan(
                 rollout, names: wanted.map(\.key), agentIDs: Dictionary(uniqueKeysWithValues: names.map { ($1, $0) }))
         }
+        let activationID = UUID().uuidString.lowercased()
         let batch = try await store.createDeployments(
-            workspaceID: principal.workspaceID, activationID: UUID().uuidString.lowercased(),
-            createdBy: principal.label, requests: requests, at: Date(), rollout: rollout?.0)
+            workspaceID: principal.workspaceID, activationID: activationID, createdBy: principal.label,
+            requests: requests, at: Date(), rollout: rollout?.0, audit: audit.event(.activate, by: principal))
         await finished(batch.superseded)
         await events.publish(
             batch.superseded.map { .deploymentCancelled(agentID: $0.agentID, deploymentID: $0.id) }
                 + batch.created.map { .deploymentCreated(agentID: $0.agentID, deploymentID: $0.id) })
         var response: [String: ActivateResponse.Created] = [:]
+        let by = principal.label ?? principal.tokenID
         for deployment in batch.created {
             let name = names[deployment.agentID] ?? deployment.agentID
             response[name] = .init(id: deployment.id, index: deployment.index, url: url(of: deployment))
-            logger.info(
+            logger.debug(
                 "deployment created",
                 metadata: [
                     "agent": "\(name)", "deployment": "\(deployment.id)", "index": "\(deployment.index)",
-                    "storePath": "\(deployment.storePath)", "by": "\(principal.label ?? principal.tokenID)",
+                    "storePath": "\(deployment.storePath)", "by": "\(by)",
                 ])
         }
-        await audit.record(
-            .activate, by: principal,
-            targets: response.sorted(by: { $0.key < $1.key }).map { ($0.value.id, "\($0.key) #\($0.value.index)") })
+        // One line per activation at info: a deploy.json of 10,000 agents is one event, not 10,000.
+        logger.info(
+            "deployments created",
+            metadata: [
+                "activation": "\(activationID)", "deployments": "\(batch.created.count)",
+                "superseded": "\(batch.superseded.count)", "by": "\(by)",
+                "agents": "\(Self.summary(of: batch.created.map { names[$0.agentID] ?? $0.agentID }))",
+            ])
         guard let (plan, waves) = rollout else { return ActivateResponse(agents: response) }
         logger.info("rollout created", metadata: ["rollout": "\(plan.id)", "waves": "\(waves)"])
         return ActivateResponse(
             agents: response, rollout: .init(id: plan.id, url: rolloutURL(plan.id), waves: waves))
+    }
+
+    /// Up to five names, then how many more: what a log line can carry of a long list.
+    static func summary(of names: [String]) -> String {
+        let shown = names.sorted().prefix(5).joined(separator: ", ")
+        return names.count > 5 ? "\(shown) and \(names.count - 5) more" : shown
     }
 
     public func url(of deployment: DeploymentRecord) -> String { "\(publicURL)/deployments/\(deployment.id)" }

@@ -123,3 +123,16 @@ enum JSONColumn {
         try? decode(type, from: text)
     }
 }
+
+/// `JSONColumn.encode` remembered per value, for a batch of rows that mostly share their settings.
+struct JSONColumnMemo {
+    private var texts: [AnyHashable: String?] = [:]
+
+    mutating func json<T: Encodable & Hashable>(_ value: T?) -> String? {
+        guard let value else { return nil }
+        if let text = texts[AnyHashable(value)] { return text }
+        let text = JSONColumn.encode(value)
+        texts[AnyHashable(value)] = text
+        return text
+    }
+}
