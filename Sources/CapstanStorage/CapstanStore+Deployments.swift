@@ -304,11 +304,15 @@ extension CapstanStore {
 
     /// Moves a deployment to `to` only if it is in one of `from` (compare-and-set), so two replicas or
     /// an agent and a cancelling user cannot both win. Moving to `InProgress` sets `startedAt`, to a
-    /// final status sets `finishedAt`; a nil `reason`, `rolledBack` or `checkResults` keeps the stored value.
+    /// final status sets `finishedAt`; a nil `reason`, `rolledBack`, `checkResults` or `closureSize` keeps
+    /// the stored value. Only when the move happens, and in its transaction: `finalLine` ends the log and,
+    /// with `agentRunsIt`, the deployment's store path becomes its agent's current one. One write per
+    /// report of an agent, whatever it changes, keeps SQLite's single writer free for the fleet.
     /// Returns the updated deployment, or nil when it does not exist or was not in `from`.
     public func transitionDeployment(
         id: String, from: Set<DeploymentStatus>, to: DeploymentStatus, reason: String? = nil,
-        rolledBack: Bool? = nil, checkResults: [CheckResult]? = nil, at date: Date
+        rolledBack: Bool? = nil, checkResults: [CheckResult]? = nil, closureSize: Int64? = nil,
+        finalLine: LogLine? = nil, agentRunsIt: Bool = false, at date: Date
     ) async throws -> DeploymentRecord? {
         guard !from.isEmpty else { return nil }
         let fromValues: [any Encodable & Sendable] = from.map(\.rawValue).sorted()
@@ -316,6 +320,7 @@ extension CapstanStore {
         if let reason { assignments += ", reason = \(bind: reason)" }
         if let rolledBack { assignments += ", rolled_back = \(bind: rolledBack)" }
         if let checkResults { assignments += ", check_results = \(bind: JSONColumn.encode(checkResults))" }
+        if let closureSize { assignments += ", closure_size = \(bind: closureSize)" }
         if to == .inProgress { assignments += ", started_at = \(bind: date.unixMilliseconds)" }
         if to.isFinal { assignments += ", finished_at = \(bind: date.unixMilliseconds)" }
         let fromText = from.map(\.rawValue).sorted().joined(separator: "|")
@@ -324,9 +329,22 @@ extension CapstanStore {
             WHERE id = \(bind: id) AND status IN (\(binds: fromValues))
             RETURNING \(unsafeRaw: Self.deploymentColumns)
             """
+        let backend = database.backend
         return try await describingFailure("moving deployment \(id) from \(fromText) to \(to.rawValue)") {
             try await database.transaction { db in
-                try await db.raw(update).first().map(DeploymentRecord.init(row:))
+                guard let moved = try await db.raw(update).first().map(DeploymentRecord.init(row:)) else { return nil }
+                if let finalLine {
+                    _ = try await Self.appendLogLines(
+                        on: db, backend: backend, deploymentID: id, lines: [finalLine], cap: nil)
+                }
+                if agentRunsIt {
+                    try await db.raw(
+                        """
+                        UPDATE agents SET current_store_path = \(bind: moved.storePath) WHERE id = \(bind: moved.agentID)
+                        """
+                    ).run()
+                }
+                return moved
             }
         }
     }

@@ -14,50 +14,58 @@ extension CapstanStore {
     /// `cap.marker` is appended once in its place, so a reader sees that the log was cut.
     @discardableResult
     public func appendLogLines(deploymentID: String, lines: [LogLine], cap: LogCap? = nil) async throws -> Int {
-        let lockClause = database.backend == .postgres ? "FOR NO KEY UPDATE" : ""
-        return try await describingFailure("appending \(lines.count) log lines to deployment \(deploymentID)") {
+        try await describingFailure("appending \(lines.count) log lines to deployment \(deploymentID)") {
             try await database.transaction { db in
-                // Locking the deployment row serialises appenders on PostgreSQL; SQLite holds its write lock.
-                let exists =
-                    try await db.raw(
-                        "SELECT id FROM deployments WHERE id = \(bind: deploymentID) \(unsafeRaw: lockClause)"
-                    ).first() != nil
-                guard exists else { throw StorageError.notFound(what: "deployment", key: deploymentID) }
-                let last =
-                    try await db.raw(
-                        """
-                        SELECT COALESCE(MAX(seq), 0) AS seq FROM deployment_logs
-                        WHERE deployment_id = \(bind: deploymentID)
-                        """
-                    ).first(decodingColumn: "seq", as: Int.self) ?? 0
-                var lines = lines
-                if let cap, last + lines.count > cap.lines {
-                    // Past the cap (marker already written) nothing more goes in.
-                    let room = max(0, cap.lines - last)
-                    let marker = last <= cap.lines ? [LogLine(time: Date(), line: cap.marker)] : []
-                    lines = Array(lines.prefix(room)) + marker
-                }
-                var seq = last
-                var start = lines.startIndex
-                while start < lines.endIndex {
-                    let end = min(start + Self.logInsertChunkSize, lines.endIndex)
-                    var rows: [SQLQueryString] = []
-                    for line in lines[start..<end] {
-                        seq += 1
-                        let time = line.time.unixMilliseconds
-                        rows.append("(\(bind: deploymentID), \(bind: seq), \(bind: time), \(bind: line.line))")
-                    }
-                    try await db.raw(
-                        """
-                        INSERT INTO deployment_logs (deployment_id, seq, time, line)
-                        VALUES \(rows.joined(separator: ", "))
-                        """
-                    ).run()
-                    start = end
-                }
-                return seq
+                try await Self.appendLogLines(
+                    on: db, backend: database.backend, deploymentID: deploymentID, lines: lines, cap: cap)
             }
         }
+    }
+
+    /// `appendLogLines` within a transaction the caller holds.
+    static func appendLogLines(
+        on db: any SQLDatabase, backend: DatabaseBackend, deploymentID: String, lines: [LogLine], cap: LogCap?
+    ) async throws -> Int {
+        let lockClause = backend == .postgres ? "FOR NO KEY UPDATE" : ""
+        // Locking the deployment row serialises appenders on PostgreSQL; SQLite holds its write lock.
+        let exists =
+            try await db.raw(
+                "SELECT id FROM deployments WHERE id = \(bind: deploymentID) \(unsafeRaw: lockClause)"
+            ).first() != nil
+        guard exists else { throw StorageError.notFound(what: "deployment", key: deploymentID) }
+        let last =
+            try await db.raw(
+                """
+                SELECT COALESCE(MAX(seq), 0) AS seq FROM deployment_logs
+                WHERE deployment_id = \(bind: deploymentID)
+                """
+            ).first(decodingColumn: "seq", as: Int.self) ?? 0
+        var lines = lines
+        if let cap, last + lines.count > cap.lines {
+            // Past the cap (marker already written) nothing more goes in.
+            let room = max(0, cap.lines - last)
+            let marker = last <= cap.lines ? [LogLine(time: Date(), line: cap.marker)] : []
+            lines = Array(lines.prefix(room)) + marker
+        }
+        var seq = last
+        var start = lines.startIndex
+        while start < lines.endIndex {
+            let end = min(start + logInsertChunkSize, lines.endIndex)
+            var rows: [SQLQueryString] = []
+            for line in lines[start..<end] {
+                seq += 1
+                let time = line.time.unixMilliseconds
+                rows.append("(\(bind: deploymentID), \(bind: seq), \(bind: time), \(bind: line.line))")
+            }
+            try await db.raw(
+                """
+                INSERT INTO deployment_logs (deployment_id, seq, time, line)
+                VALUES \(rows.joined(separator: ", "))
+                """
+            ).run()
+            start = end
+        }
+        return seq
     }
 
     /// How many lines a deployment's log holds (its last sequence number).

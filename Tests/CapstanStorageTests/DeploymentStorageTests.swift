@@ -317,6 +317,44 @@ struct DeploymentStorageTests {
     }
 
     @Test(arguments: DatabaseBackend.allCases)
+    func anOutcomeItsFinalLineAndTheAgentsPathAreWrittenTogetherOrNotAtAll(backend: DatabaseBackend) async throws {
+        try await StoreFixture.withStore(backend) { store in
+            let (workspace, agent) = try await Sample.workspaceWithAgent(store)
+            let deployment = try await Sample.deploy(store, workspaceID: workspace.id, agentID: agent.id)
+            let started = Self.t0.addingTimeInterval(1)
+            let running = try #require(
+                try await store.transitionDeployment(
+                    id: deployment.id, from: [.pending], to: .inProgress, closureSize: 42, at: started))
+            #expect(running.closureSize == 42)
+            try await store.appendLogLines(deploymentID: deployment.id, lines: [LogLine(time: started, line: "built")])
+
+            // A report that loses the compare-and-set leaves the log and the agent as they were.
+            let finished = Self.t0.addingTimeInterval(2)
+            let finalLine = LogLine(time: finished, line: "Successfully activated the deployment.")
+            let lost = try await store.transitionDeployment(
+                id: deployment.id, from: [.pending], to: .succeeded, finalLine: finalLine, agentRunsIt: true,
+                at: finished)
+            #expect(lost == nil)
+            let lines: [String] = try await store.logLines(deploymentID: deployment.id, after: 0).map(\.line.line)
+            #expect(lines == ["built"])
+            let pathBefore: String? = try await store.agent(id: agent.id)?.currentStorePath
+            #expect(pathBefore == agent.currentStorePath)
+
+            // The winning one ends the log and makes the deployment's path the agent's, in one write.
+            let won = try await store.transitionDeployment(
+                id: deployment.id, from: [.inProgress], to: .succeeded, finalLine: finalLine, agentRunsIt: true,
+                at: finished)
+            let succeeded = try #require(won)
+            #expect(succeeded.status == .succeeded)
+            #expect(succeeded.closureSize == 42)
+            let linesAfter: [String] = try await store.logLines(deploymentID: deployment.id, after: 0).map(\.line.line)
+            #expect(linesAfter == ["built", "Successfully activated the deployment."])
+            let pathAfter: String? = try await store.agent(id: agent.id)?.currentStorePath
+            #expect(pathAfter == deployment.storePath)
+        }
+    }
+
+    @Test(arguments: DatabaseBackend.allCases)
     func lastSucceededDeploymentIsTheRollbackTarget(backend: DatabaseBackend) async throws {
         try await StoreFixture.withStore(backend) { store in
             let (workspace, agent) = try await Sample.workspaceWithAgent(store)

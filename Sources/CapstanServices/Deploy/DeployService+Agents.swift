@@ -133,10 +133,12 @@ extension DeployService {
         for stale in try await store.deployments(agentID: agent.id, status: .inProgress)
         where stale.id != running && (stale.startedAt ?? .distantPast) < connectedAt {
             let reason = Self.orphanReason
-            try await appendLines(stale.id, [Self.finalFailureLine + " " + reason])
+            let now = Date()
             if let failed = try await store.transitionDeployment(
-                id: stale.id, from: [.inProgress], to: .failed, reason: reason, rolledBack: false, at: Date())
+                id: stale.id, from: [.inProgress], to: .failed, reason: reason, rolledBack: false,
+                finalLine: LogLine(time: now, line: Self.finalFailureLine + " " + reason), at: now)
             {
+                await events.publish(.logAppended(deploymentID: failed.id))
                 logger.warning("deployment orphaned by its agent", metadata: ["deployment": "\(failed.id)"])
                 await finished(failed)
                 await events.publish(.deploymentChanged(agentID: agent.id, deploymentID: failed.id))
@@ -148,9 +150,7 @@ extension DeployService {
     public func agentStarted(_ agent: AgentRecord, deploymentID: String, closureSize: Int64?) async throws -> Bool {
         let record = try await owned(deploymentID, by: agent)
         // A size of what it runs or is about to run: never negative, never rewritten after the outcome.
-        if let closureSize, closureSize >= 0, !record.status.isFinal {
-            try await store.setClosureSize(deploymentID: deploymentID, size: closureSize)
-        }
+        let size = closureSize.flatMap { $0 >= 0 ? $0 : nil }
         switch record.status {
         case .pending:
             // Held back by its rollout: its wave has not started, whatever the agent heard of it.
@@ -159,15 +159,15 @@ extension DeployService {
             }
             guard
                 try await store.transitionDeployment(
-                    id: deploymentID, from: [.pending], to: .inProgress, reason: nil, rolledBack: nil, at: Date())
-                    != nil
+                    id: deploymentID, from: [.pending], to: .inProgress, closureSize: size, at: Date()) != nil
             else {
                 return false
             }
             await events.publish(.deploymentChanged(agentID: agent.id, deploymentID: deploymentID))
             return true
         case .inProgress:
-            if closureSize != nil {
+            if let size {
+                try await store.setClosureSize(deploymentID: deploymentID, size: size)
                 await events.publish(.deploymentChanged(agentID: agent.id, deploymentID: deploymentID))
             }
             return true
@@ -207,11 +207,6 @@ extension DeployService {
             throw ServiceError.conflict(
                 "deployment \(outcome.id) was never started by agent '\(agent.name)'; report it started first")
         }
-        // After a success the agent runs the deployment's store path, whatever it says; after a
-        // failure or cancel it runs what it ran before, which the server already knows.
-        if outcome.succeeded {
-            try await store.setAgentCurrentStorePath(id: agent.id, storePath: record.storePath)
-        }
         var reason = outcome.reason.map { ReportedText.line($0) }
         if !outcome.succeeded && !outcome.cancelled {
             reason = reason ?? "the agent reported a failure"
@@ -225,9 +220,9 @@ extension DeployService {
             ? Self.finalSuccessLine
             : (outcome.cancelled ? Self.finalCancelLine : Self.finalFailureLine) + " " + (reason ?? "")
                 + (outcome.rolledBack ? " (rolled back)" : "")
-        try await appendLines(outcome.id, [finalLine])
         // A cancelled deployment the agent stopped (and rolled back) ends Cancelled, not Failed.
         let status: DeploymentStatus = outcome.succeeded ? .succeeded : outcome.cancelled ? .cancelled : .failed
+        let now = Date()
         guard
             let finished = try await store.transitionDeployment(
                 id: outcome.id, from: presumedOrphan ? [.failed] : stoppedAfterCancel ? [.cancelled] : [.inProgress],
@@ -235,8 +230,13 @@ extension DeployService {
                 // The store keeps a reason it is not given; replace the presumption explicitly.
                 reason: outcome.succeeded
                     ? (presumedOrphan ? "reported by the agent after it reconnected" : nil) : reason,
-                rolledBack: outcome.rolledBack, checkResults: outcome.checks, at: Date())
+                rolledBack: outcome.rolledBack, checkResults: outcome.checks,
+                finalLine: LogLine(time: now, line: finalLine),
+                // After a success the agent runs the deployment's store path, whatever it says; after a
+                // failure or cancel it runs what it ran before, which the server already knows.
+                agentRunsIt: outcome.succeeded, at: now)
         else { return }
+        await events.publish(.logAppended(deploymentID: outcome.id))
         // Counted and told to webhooks once, when it was cancelled.
         if !stoppedAfterCancel { await self.finished(finished) }
         logger.info(
