@@ -11,6 +11,7 @@
 #   CAPSTAN_BIN=/path         benchmark this capstan binary instead (implies BENCH_NO_BUILD)
 #   BENCH_LOG_LEVEL=info      the server's log level (default info, as in production)
 #   BENCH_EXTRA="--no-ack"    extra flags for Benchmarks/agent_load.py
+#   BENCH_PROCS=K             load processes holding the agents (default 1, and 2 from 5,000 agents on)
 #   BENCH_LOG_DIR=/path       keep each server's log there (server-N.log)
 # Needs python3 with the `websockets` package (Debian's python3-websockets, or pip install websockets). Loopback only; every
 # server, database and agent started here is stopped on exit.
@@ -74,7 +75,8 @@ for n in "${counts[@]}"; do
     echo "== $n agents (${BENCH_DATABASE:-sqlite}, server pid $server_pid, port $port)" >&2
     # shellcheck disable=SC2086
     timeout 900 "$python" "$repo/Benchmarks/agent_load.py" --port "$port" --admin-token "$(cat "$data/admin-token")" \
-        --agents "$n" --rounds "$rounds" --server-pid "$server_pid" ${BENCH_EXTRA:-} | tee "$work/result-$n.json"
+        --agents "$n" --rounds "$rounds" --server-pid "$server_pid" \
+        --procs "${BENCH_PROCS:-$((n >= 5000 ? 2 : 1))}" ${BENCH_EXTRA:-} | tee "$work/result-$n.json"
     # Capstan's figures beside the goals they are held to (there is no other server to compare with).
     "$python" - "$work/result-$n.json" <<'SUMMARY'
 import json, sys
