@@ -182,17 +182,24 @@ public final class CapstanDatabase: @unchecked Sendable {
         try await database.raw("\(unsafeRaw: begin)").run()
         do {
             let result = try await body(database)
-            try await database.raw("COMMIT").run()
+            try await uncancellable("COMMIT", on: database)
             return result
         } catch {
             do {
-                try await database.raw("ROLLBACK").run()
+                try await uncancellable("ROLLBACK", on: database)
             } catch let rollbackError {
                 database.logger.warning(
                     "rollback failed", metadata: ["error": "\(StorageError.reason(for: rollbackError))"])
             }
             throw error
         }
+    }
+
+    /// Runs the statement that ends a transaction to completion even when the task that asked is
+    /// cancelled (an agent's session ending mid-write, say): otherwise the pooled connection stays
+    /// inside the transaction, and on SQLite every later writer waits on its lock.
+    private static func uncancellable(_ statement: String, on database: any SQLDatabase) async throws {
+        try await Task { try await database.raw("\(unsafeRaw: statement)").run() }.value
     }
 
     /// Answers when the database accepts a query, for readiness checks.
