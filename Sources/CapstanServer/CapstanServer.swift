@@ -225,6 +225,9 @@ public struct CapstanServer: Sendable {
             services: metricsServices() + [
                 BackgroundService(name: "deploy events") { [events] in await events.run() },
                 BackgroundService(name: "agent dispatcher") { await dispatcher.run() },
+                BackgroundService(name: "agent heartbeat") { [hub, deploy] in
+                    await hub.recordSeen(every: AgentSession.heartbeat, deploy: deploy)
+                },
                 BackgroundService(name: "rollouts") { [deploy, events, logger] in
                     await RolloutDriver(deploy: deploy, events: events, logger: logger).run()
                 },

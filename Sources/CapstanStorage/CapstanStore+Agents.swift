@@ -121,6 +121,22 @@ extension CapstanStore {
         guard updated else { throw StorageError.notFound(what: "agent", key: id) }
     }
 
+    /// Records that the agents were seen at `date` (connected to this replica): one transaction,
+    /// one statement per 500 agents, whatever the size of the fleet. Unknown IDs are ignored.
+    public func recordAgentsSeen(ids: [String], at date: Date) async throws {
+        guard !ids.isEmpty else { return }
+        try await describingFailure("recording that \(ids.count) agents were seen") {
+            try await database.transaction { db in
+                for chunk in Self.chunks(of: ids) {
+                    let binds: [any Encodable & Sendable] = chunk
+                    try await db.raw(
+                        "UPDATE agents SET last_seen = \(bind: date.unixMilliseconds) WHERE id IN (\(binds: binds))"
+                    ).run()
+                }
+            }
+        }
+    }
+
     /// Records the store path an agent now runs (after a deployment or a rollback); nil when unknown.
     /// Throws `StorageError.notFound` for an unknown agent.
     public func setAgentCurrentStorePath(id: String, storePath: String?) async throws {

@@ -3,8 +3,7 @@ import TestSupport
 import Testing
 
 /// An agent that took a deployment, lost its connection and came back without mentioning it: the
-/// session's timer fails the deployment `agent_reconcile_seconds` after the reconnection, while the
-/// same timer task keeps the heartbeat.
+/// session's timer fails the deployment `agent_reconcile_seconds` after the reconnection.
 @Suite(.serialized) struct AgentReconnectTests {
     /// Speaks the agent protocol with Debian's python3-websockets: takes the deployment, drops the
     /// connection, reconnects with nothing running and prints the deployment's status 4 s later.

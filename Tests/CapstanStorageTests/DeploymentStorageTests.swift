@@ -74,6 +74,23 @@ struct DeploymentStorageTests {
     }
 
     @Test(arguments: DatabaseBackend.allCases)
+    func agentsSeenTogetherAreRecordedInOneWrite(backend: DatabaseBackend) async throws {
+        try await StoreFixture.withStore(backend) { store in
+            let workspace = try await Sample.workspace(store)
+            let agents = (0..<1_002).map { Sample.agent(workspaceID: workspace.id, name: "a\($0)", id: "agent-\($0)") }
+            for agent in agents { try await store.insertAgent(agent) }
+            let seen = Self.t0.addingTimeInterval(90)
+            // Three statements' worth of agents, one not connected, and an ID that is not an agent.
+            try await store.recordAgentsSeen(ids: agents.dropLast().map(\.id) + ["missing"], at: seen)
+            for agent in agents.dropLast() {
+                #expect(try await store.agent(id: agent.id)?.lastSeen == seen.roundedToStoredPrecision)
+            }
+            #expect(try await store.agent(id: agents.last!.id)?.lastSeen == agents.last!.lastSeen)
+            try await store.recordAgentsSeen(ids: [], at: seen)
+        }
+    }
+
+    @Test(arguments: DatabaseBackend.allCases)
     func deploymentsAreNumberedPerAgentAndSupersedePendingOnes(backend: DatabaseBackend) async throws {
         try await StoreFixture.withStore(backend) { store in
             let workspace = try await Sample.workspace(store)

@@ -72,6 +72,27 @@ public actor AgentHub: AgentOutbox {
     public var connectedAgentIDs: [String] { Array(sessions.keys) }
 
     /// Those of these agents connected here.
+    /// Every `interval`, records the agents connected here as seen, all in one write (so other
+    /// replicas show them online), until cancelled. One timer for the fleet: a timer per connection
+    /// cost a task on every connection and a write per agent, 667 writes a second at 10,000 agents.
+    func recordSeen(every interval: Duration, deploy: DeployService) async {
+        while !Task.isCancelled {
+            do {
+                try await Task.sleep(for: interval)
+            } catch {
+                return
+            }
+            let ids = Array(sessions.keys)
+            do {
+                try await deploy.agentsSeen(ids: ids)
+            } catch {
+                logger.warning(
+                    "could not record the connected agents' last-seen time",
+                    metadata: ["agents": "\(ids.count)", "error": "\(error)"])
+            }
+        }
+    }
+
     public func connected(among agentIDs: [String]) -> Set<String> {
         Set(agentIDs.filter { sessions[$0] != nil })
     }

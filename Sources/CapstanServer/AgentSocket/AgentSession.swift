@@ -16,8 +16,8 @@ struct AgentSession: Sendable {
     let hub: AgentHub
     /// How long the server waits before failing deployments a reconnected agent did not report.
     let reconcileDelay: Duration
-    /// How often the session refreshes the agent's last-seen time, so other replicas show it online.
-    var heartbeat: Duration = .seconds(15)
+    /// How often the hub records its connected agents as seen, so other replicas show them online.
+    static let heartbeat: Duration = .seconds(15)
 
     /// Runs the session. `hello` is the agent's introduction when the protocol carries it outside the
     /// socket (cachix: headers); otherwise the first frame must be one.
@@ -71,7 +71,7 @@ struct AgentSession: Sendable {
     }
 
     /// The agent's last-seen time is written when it goes, except when the server stops: every agent
-    /// goes then, and the heartbeat wrote it moments ago.
+    /// goes then, and the hub's heartbeat wrote it moments ago.
     private func disconnected(_ agent: AgentRecord, _ connection: AgentHub.Session) async {
         await hub.detach(connection)
         if !Task.isShuttingDownGracefully { try? await deploy.agentSeen(agent) }
@@ -125,35 +125,24 @@ struct AgentSession: Sendable {
         }
     }
 
-    /// The session's timers in one task (a task per timer costs memory on every connection): the
-    /// reconciliation, once, `reconcileDelay` after the agent connected, and the last-seen heartbeat.
+    /// The reconciliation, once, `reconcileDelay` after the agent connected; the task then ends, so
+    /// an idle connection holds no timer (the hub records every connected agent as seen).
     private func runTimers(
         _ agent: AgentRecord, hello: AgentHello, connectedAt: Date, reconciles: Bool, logger: Logger
     ) async {
-        let clock = ContinuousClock()
-        var reconcileAt = reconciles ? clock.now + reconcileDelay : nil
-        var beatAt = clock.now + heartbeat
-        while true {
-            do {
-                try await Task.sleep(until: reconcileAt.map { min($0, beatAt) } ?? beatAt, clock: clock)
-            } catch {
-                return
-            }
-            do {
-                if let due = reconcileAt, due <= clock.now {
-                    reconcileAt = nil
-                    try await deploy.reconcile(agent, running: hello.runningDeployment, connectedAt: connectedAt)
-                }
-                if beatAt <= clock.now {
-                    beatAt = clock.now + heartbeat
-                    try await deploy.agentSeen(agent)
-                }
-            } catch {
-                if Task.isCancelled { return }
-                logger.warning(
-                    "could not record the agent's reconnection or last-seen time",
-                    metadata: ["agent": "\(agent.name)", "error": "\(error)"])
-            }
+        guard reconciles else { return }
+        do {
+            try await Task.sleep(for: reconcileDelay)
+        } catch {
+            return
+        }
+        do {
+            try await deploy.reconcile(agent, running: hello.runningDeployment, connectedAt: connectedAt)
+        } catch {
+            if Task.isCancelled { return }
+            logger.warning(
+                "could not record the agent's reconnection",
+                metadata: ["agent": "\(agent.name)", "error": "\(error)"])
         }
     }
 

@@ -271,6 +271,11 @@ extension DeployService {
                 rolledBack: !succeeded, currentStorePath: succeeded ? record.storePath : nil))
     }
 
+    /// The agents connected to this replica are alive: their last-seen time is now.
+    public func agentsSeen(ids: [String]) async throws {
+        try await store.recordAgentsSeen(ids: ids, at: Date())
+    }
+
     public func agentSeen(_ agent: AgentRecord) async throws {
         // Re-sends what the agent said in its hello: the store overwrites system and version.
         try await store.recordAgentSeen(
