@@ -237,4 +237,49 @@ import Testing
         #expect(setup.machine.currentProfileTarget == v3)
         #expect(Self.calls(setup.calls).isEmpty)
     }
+
+    @Test func aLocalRollbackSupersedesTheDeploymentThatWaitsForItsReboot() throws {
+        let fixture = try DeployFixture()
+        let setup = try rebootingMachine(fixture, "glass", window: Self.window(hoursFromNow: 2, 3))
+        expectWaitsForItsReboot(fixture, setup.id, machine: setup.machine)
+
+        let rollback = try setup.machine.runCapstan([
+            "deploy", "local", "rollback", "--state-dir", setup.machine.stateDirectory, "--profiles-dir",
+            "/nix/var/nix/profiles",
+        ])
+        #expect(rollback.status == 0, "\(rollback.stdoutString)\(rollback.stderrString)")
+        #expect(
+            rollback.stderrString.contains(
+                "deployment \(setup.id) waited for a reboot; this rollback supersedes it and the agent reports it Cancelled"
+            ),
+            "\(rollback.stderrString)")
+        #expect(setup.machine.currentProfileTarget == setup.v1)
+        #expect(
+            eventually(timeout: 60) { (try? fixture.deployment(setup.id)["status"] as? String) == "Cancelled" },
+            "\(setup.machine.log)")
+        let deployment = try fixture.deployment(setup.id)
+        #expect(
+            (deployment["reason"] as? String ?? "").contains("superseded by the local rollback local-"), "\(deployment)"
+        )
+        #expect(deployment["rolledBack"] as? Bool == false, "\(deployment)")
+
+        // The machine reboots into what the operator activated: nothing is confirmed, failed or rolled back.
+        try FileManager.default.removeItem(atPath: setup.booted)
+        try FileManager.default.createSymbolicLink(atPath: setup.booted, withDestinationPath: setup.v1)
+        Thread.sleep(forTimeInterval: 3)
+        #expect(try fixture.deployment(setup.id)["status"] as? String == "Cancelled")
+        #expect(setup.machine.currentProfileTarget == setup.v1)
+        #expect(Self.calls(setup.calls).isEmpty)
+        #expect(
+            eventually(timeout: 30) { (try? listedAgent(fixture, "glass")["needsReboot"] as? Bool) == false },
+            "\(setup.machine.log)")
+
+        // A local action while nothing waits for a reboot says nothing of deployments.
+        let again = try setup.machine.runCapstan([
+            "deploy", "local", "activate", setup.v2, "--state-dir", setup.machine.stateDirectory, "--profiles-dir",
+            "/nix/var/nix/profiles",
+        ])
+        #expect(again.status == 0, "\(again.stderrString)")
+        #expect(!again.stderrString.contains("supersedes"), "\(again.stderrString)")
+    }
 }

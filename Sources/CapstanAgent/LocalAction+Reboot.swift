@@ -1,0 +1,41 @@
+import CapstanModel
+import Foundation
+import Logging
+
+/// A local action while a deployment waits for its reboot: the operator's action wins. The waiting
+/// deployment ends Cancelled (reported by the agent) before the action changes the machine, so no
+/// reboot, confirmation or rollback of it can follow and undo what the operator did.
+extension LocalAction {
+    /// Ends every deployment that waits for its reboot, for the local action `id` which activates `target`;
+    /// returns their ids. Called holding the agent's lock, so no runner of theirs is in the middle of a step.
+    func supersedeAwaitingReboot(by id: String, target: String, logger: Logger) -> [String] {
+        var superseded: [String] = []
+        for directory in DeploymentDirectory.all(in: stateDirectory)
+        where directory.hasMarker(directory.awaitingRebootMarker) && !directory.hasMarker(directory.rebootSettledMarker)
+        {
+            let reason =
+                "superseded by the local \(action.rawValue) \(id) on the machine, which activates \(target) "
+                + "instead of the deployment's configuration; the deployment no longer waits for a reboot"
+            (try? DeploymentLog(path: directory.logFile))?.append("Cancelled the deployment: \(reason)")
+            let outcome = DeploymentOutcome(
+                id: directory.id, succeeded: false, reason: reason, rolledBack: false,
+                currentStorePath: ProfileTarget.storePath(ofProfile: profilePath), cancelled: true)
+            do {
+                // The result first: a settled deployment whose result still says success would be reported so.
+                try directory.writeResult(outcome)
+                try directory.setMarker(directory.rebootSettledMarker)
+            } catch {
+                logger.error("cannot record that deployment \(directory.id) is superseded: \(error)")
+                continue
+            }
+            if RebootRecord.load(from: stateDirectory)?.deploymentID == directory.id {
+                RebootRecord.remove(from: stateDirectory)
+            }
+            logger.warning(
+                "deployment \(directory.id) waited for a reboot; this \(action.rawValue) supersedes it and the agent reports it Cancelled"
+            )
+            superseded.append(directory.id)
+        }
+        return superseded
+    }
+}
