@@ -16,6 +16,19 @@ extension DeploymentRunner {
         }
         switch step.kind {
         case .reboot:
+            // A local action that got the lock first, before the deployment was seen waiting, changed the
+            // profile: it wins here too, and the machine is not rebooted for a configuration it no longer has.
+            if let record = RebootRecord.load(from: stateDirectory), record.deploymentID == directory.id,
+                let now = profileTarget(), now != record.toplevel
+            {
+                try directory.endSuperseded(
+                    reason:
+                        "superseded by a local action on the machine, which activated \(now) instead of the "
+                        + "deployment's configuration; not rebooting", currentStorePath: now,
+                    stateDirectory: stateDirectory)
+                say("Not rebooting: the profile points at \(now) now, not at \(record.toplevel)")
+                return try directory.result() ?? Self.missingResult(directory.id)
+            }
             let command = step.command ?? []
             do {
                 try executor.run(command, timeout: .seconds(300))

@@ -6,6 +6,19 @@ extension DeploymentDirectory {
     var awaitingRebootMarker: String { path + "/awaiting-reboot" }
     /// The reboot this deployment waited for is over (confirmed, or failed and rolled back).
     var rebootSettledMarker: String { path + "/reboot-settled" }
+
+    /// Ends a deployment that waits for its reboot as Cancelled and leaves the machine as it is: a local
+    /// action replaced its configuration. No reboot for it follows.
+    func endSuperseded(reason: String, currentStorePath: String?, stateDirectory: String) throws {
+        (try? DeploymentLog(path: logFile))?.append("Cancelled the deployment: \(reason)")
+        let outcome = DeploymentOutcome(
+            id: id, succeeded: false, reason: reason, rolledBack: false, currentStorePath: currentStorePath,
+            cancelled: true)
+        // The result first: a settled deployment whose result still says success would be reported so.
+        try writeResult(outcome)
+        try setMarker(rebootSettledMarker)
+        if RebootRecord.load(from: stateDirectory)?.deploymentID == id { RebootRecord.remove(from: stateDirectory) }
+    }
 }
 
 /// `--reboot-policy when-needed`: a success whose kernel, initrd or modules differ from the booted

@@ -16,20 +16,13 @@ extension LocalAction {
             let reason =
                 "superseded by the local \(action.rawValue) \(id) on the machine, which activates \(target) "
                 + "instead of the deployment's configuration; the deployment no longer waits for a reboot"
-            (try? DeploymentLog(path: directory.logFile))?.append("Cancelled the deployment: \(reason)")
-            let outcome = DeploymentOutcome(
-                id: directory.id, succeeded: false, reason: reason, rolledBack: false,
-                currentStorePath: ProfileTarget.storePath(ofProfile: profilePath), cancelled: true)
             do {
-                // The result first: a settled deployment whose result still says success would be reported so.
-                try directory.writeResult(outcome)
-                try directory.setMarker(directory.rebootSettledMarker)
+                try directory.endSuperseded(
+                    reason: reason, currentStorePath: ProfileTarget.storePath(ofProfile: profilePath),
+                    stateDirectory: stateDirectory)
             } catch {
                 logger.error("cannot record that deployment \(directory.id) is superseded: \(error)")
                 continue
-            }
-            if RebootRecord.load(from: stateDirectory)?.deploymentID == directory.id {
-                RebootRecord.remove(from: stateDirectory)
             }
             logger.warning(
                 "deployment \(directory.id) waited for a reboot; this \(action.rawValue) supersedes it and the agent reports it Cancelled"
