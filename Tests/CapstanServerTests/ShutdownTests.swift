@@ -15,7 +15,11 @@ import Testing
             Thread.sleep(forTimeInterval: 0.05)
         }
         let stoppedAfter = Date().timeIntervalSince(start)
-        #expect(!server.process.isRunning)
+        // A process still running has no termination status to ask for.
+        guard !server.process.isRunning else {
+            Issue.record("still running \(stoppedAfter) s after SIGTERM\n\(server.log.suffix(2000))")
+            return
+        }
         #expect(stoppedAfter < 5, "stopped after \(stoppedAfter) s\n\(server.log.suffix(2000))")
         #expect(server.process.terminationStatus == 0, "\(server.log.suffix(2000))")
     }
