@@ -43,6 +43,11 @@ public struct DeploymentRunner: Sendable {
         let lock = try RunnerLock.acquire(stateDirectory: stateDirectory)
         defer { withExtendedLifetime(lock) {} }
         try directory.writeRunnerPID(getpid())
+        if let step = directory.rebootStep() {
+            let runner = try DeploymentRunner(
+                task: task, directory: directory, stateDirectory: stateDirectory, logger: logger)
+            return try runner.carryOut(step)
+        }
         if let existing = try directory.result() {
             logger.info("deployment \(id) already has a result; nothing to do")
             return existing
@@ -365,7 +370,7 @@ public struct DeploymentRunner: Sendable {
     }
 
     /// A line of the runner's own in the deployment log (and the process log).
-    private func say(_ line: String) {
+    func say(_ line: String) {
         log.append(line)
         logger.info("\(line)")
     }

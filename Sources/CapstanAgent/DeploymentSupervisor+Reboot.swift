@@ -6,6 +6,19 @@ extension DeploymentDirectory {
     var awaitingRebootMarker: String { path + "/awaiting-reboot" }
     /// The reboot this deployment waited for is over (confirmed, or failed and rolled back).
     var rebootSettledMarker: String { path + "/reboot-settled" }
+
+    /// Ends a deployment that waits for its reboot as Cancelled and leaves the machine as it is: a local
+    /// action replaced its configuration. No reboot for it follows.
+    func endSuperseded(reason: String, currentStorePath: String?, stateDirectory: String) throws {
+        (try? DeploymentLog(path: logFile))?.append("Cancelled the deployment: \(reason)")
+        let outcome = DeploymentOutcome(
+            id: id, succeeded: false, reason: reason, rolledBack: false, currentStorePath: currentStorePath,
+            cancelled: true)
+        // The result first: a settled deployment whose result still says success would be reported so.
+        try writeResult(outcome)
+        try setMarker(rebootSettledMarker)
+        if RebootRecord.load(from: stateDirectory)?.deploymentID == id { RebootRecord.remove(from: stateDirectory) }
+    }
 }
 
 /// `--reboot-policy when-needed`: a success whose kernel, initrd or modules differ from the booted
@@ -44,42 +57,54 @@ extension DeploymentSupervisor {
     }
 
     /// Reboots once for the deployment that waits for it, within the window; once the machine is back,
-    /// confirms the booted system or fails the deployment and rolls back.
+    /// confirms the booted system or fails the deployment and rolls back. The reboot command and the
+    /// rollback run in a runner: the supervisor only asks for them and never waits.
     func superviseReboot(now: Date = Date()) {
         guard configuration.rebootPolicy == .whenNeeded else { return }
         if let record = RebootRecord.load(from: configuration.stateDirectory) {
-            // Asked already: never again until the machine is back, so a restarted agent does not loop.
-            if record.machineCameBack(bootedSystem: configuration.bootedSystemPath) { settle(record) }
-            return
+            if let directory = waitingForReboot(record.deploymentID) {
+                // Asked already: never again until the machine is back, so a restarted agent does not loop.
+                guard record.machineCameBack(bootedSystem: configuration.bootedSystemPath) else {
+                    if let step = directory.rebootStep(), step.kind == .reboot, step.attempts == 0 {
+                        resume(step, of: directory)
+                    }
+                    return
+                }
+                settle(record, of: directory)
+            } else {
+                // Its deployment ended otherwise (cancelled, superseded by a local action).
+                RebootRecord.remove(from: configuration.stateDirectory)
+            }
         }
         // Successes finished while the server was away wait just the same.
         for directory in DeploymentDirectory.all(in: configuration.stateDirectory)
         where !directory.hasMarker(directory.reportedMarker) {
             if let outcome = try? directory.result() { _ = holdsBack(outcome, of: directory) }
         }
-        guard let directory = awaitingReboot(), let toplevel = currentStorePath else { return }
+        guard let directory = awaitingReboot() else { return }
+        if let step = directory.rebootStep(), step.kind == .rollBack {
+            resume(step, of: directory)
+            return
+        }
+        guard let toplevel = currentStorePath else { return }
         if let window = configuration.maintenanceWindow, !window.contains(now) { return }
         let record = RebootRecord(
             deploymentID: directory.id, toplevel: toplevel,
             bootedBefore: RebootRecord.linkTarget(configuration.bootedSystemPath), bootID: RebootRecord.currentBootID,
             requestedAt: now)
+        let step = RebootStep.reboot(configuration.rebootCommand, previous: previousGeneration())
         do {
             // Written first: the reboot may end this process before the command returns.
             try record.save(in: configuration.stateDirectory)
+            try directory.writeRebootStep(step)
         } catch {
+            RebootRecord.remove(from: configuration.stateDirectory)
             logger.error("cannot record the reboot in the state directory, so not rebooting: \(error)")
             return
         }
         logger.notice("rebooting into \(toplevel) for deployment \(directory.id)")
         append("Rebooting: \(configuration.rebootCommand.joined(separator: " "))", to: directory)
-        guard let log = try? DeploymentLog(path: directory.logFile) else { return }
-        do {
-            try CommandExecutor(log: log, extraEnvironment: [:]).run(
-                configuration.rebootCommand, timeout: .seconds(300))
-        } catch {
-            RebootRecord.remove(from: configuration.stateDirectory)
-            fail(directory, reason: "the reboot command failed (\(error)); the machine still runs its previous kernel")
-        }
+        resume(step, of: directory)
     }
 
     /// The server cancelled a deployment that waits for its reboot: the previous configuration is made
@@ -87,22 +112,27 @@ extension DeploymentSupervisor {
     func cancelAwaitingReboot(_ directory: DeploymentDirectory) -> Bool {
         guard directory.hasMarker(directory.awaitingRebootMarker), !directory.hasMarker(directory.rebootSettledMarker)
         else { return false }
+        // Already ending: a repeated cancel changes nothing.
+        if directory.rebootStep()?.kind == .rollBack { return true }
         if RebootRecord.load(from: configuration.stateDirectory)?.deploymentID == directory.id {
             RebootRecord.remove(from: configuration.stateDirectory)
         }
         logger.notice("deployment \(directory.id) cancelled while it waited for a reboot")
-        fail(directory, reason: "the server cancelled it while it waited for a reboot", cancelled: true)
+        rollBack(directory, reason: "the server cancelled it while it waited for a reboot", cancelled: true)
         return true
     }
 
+    /// The deployment `id` if it still waits for its reboot.
+    private func waitingForReboot(_ id: String) -> DeploymentDirectory? {
+        guard let directory = try? DeploymentDirectory(stateDirectory: configuration.stateDirectory, id: id),
+            directory.exists, !directory.hasMarker(directory.rebootSettledMarker)
+        else { return nil }
+        return directory
+    }
+
     /// The machine is back: it booted the deployed configuration, or the deployment failed.
-    private func settle(_ record: RebootRecord) {
+    private func settle(_ record: RebootRecord, of directory: DeploymentDirectory) {
         RebootRecord.remove(from: configuration.stateDirectory)
-        guard
-            let directory = try? DeploymentDirectory(
-                stateDirectory: configuration.stateDirectory, id: record.deploymentID),
-            directory.exists
-        else { return }
         let booted = RebootRecord.linkTarget(configuration.bootedSystemPath)
         if booted == record.toplevel {
             append("The machine rebooted into the deployed configuration \(record.toplevel)", to: directory)
@@ -110,39 +140,58 @@ extension DeploymentSupervisor {
             logger.notice("deployment \(directory.id): rebooted into \(record.toplevel)")
             return
         }
-        fail(
+        rollBack(
             directory,
             reason:
                 "after the reboot the machine runs \(booted ?? "an unknown system"), not the deployed configuration "
                 + record.toplevel)
     }
 
-    /// Fails a deployment that waited for a reboot, after rolling the profile back to the previous
-    /// generation and making that the configuration to boot.
-    private func fail(_ directory: DeploymentDirectory, reason: String, cancelled: Bool = false) {
+    /// Asks a runner to fail (or cancel) a deployment that waited for a reboot, after rolling the profile
+    /// back to the previous generation and making that the configuration to boot.
+    private func rollBack(_ directory: DeploymentDirectory, reason: String, cancelled: Bool = false) {
         append(
             (cancelled ? "Cancelled the deployment: " : "Failed to activate the deployment: ") + reason
                 + "; rolling back", to: directory)
-        var rolledBack = false
-        if let log = try? DeploymentLog(path: directory.logFile) {
-            let executor = CommandExecutor(log: log, extraEnvironment: [:])
-            do {
-                try executor.run(
-                    ["nix-env", "--profile", configuration.profilePath, "--rollback"], timeout: .seconds(120))
-                if let previous = currentStorePath,
-                    FileManager.default.isExecutableFile(atPath: previous + "/bin/switch-to-configuration")
-                {
-                    try executor.run([previous + "/bin/switch-to-configuration", "boot"], timeout: .seconds(600))
-                }
-                rolledBack = true
-            } catch {
-                log.append("Rollback failed: \(error)")
-            }
+        let step = RebootStep.rollBack(reason: reason, cancelled: cancelled, previous: previousGeneration())
+        do {
+            try directory.writeRebootStep(step)
+        } catch {
+            logger.error("cannot record the rollback of deployment \(directory.id): \(error)")
+            return
         }
+        resume(step, of: directory)
+    }
+
+    /// Starts a runner for `step` unless one runs already; one that died without settling the deployment
+    /// is started again a few times (its rollback can be repeated), then the deployment fails as it stands.
+    private func resume(_ step: RebootStep, of directory: DeploymentDirectory) {
+        // One runner at a time; the next tick asks again.
+        guard !hasRunner(directory), runningChild == nil else { return }
+        guard step.attempts < RebootStep.maxAttempts else {
+            giveUp(step, of: directory)
+            return
+        }
+        var step = step
+        step.attempts += 1
+        do {
+            try directory.writeRebootStep(step)
+            let pid = try launchRunner(for: directory)
+            logger.info("deployment \(directory.id): started runner (pid \(pid)) for its \(step.kind.rawValue) step")
+        } catch {
+            logger.error(
+                "deployment \(directory.id): cannot start a runner for its \(step.kind.rawValue) step: \(error)")
+        }
+    }
+
+    private func giveUp(_ step: RebootStep, of directory: DeploymentDirectory) {
+        let reason =
+            (step.reason ?? "the deployment ended while it waited for a reboot")
+            + "; the rollback did not finish (its runner ended \(step.attempts) times without a result)"
+        append("Failed to roll back: \(reason)", to: directory)
         let outcome = DeploymentOutcome(
-            id: directory.id, succeeded: false,
-            reason: reason + (rolledBack ? "; rolled back to the previous configuration for the next boot" : ""),
-            rolledBack: rolledBack, currentStorePath: currentStorePath, cancelled: cancelled)
+            id: directory.id, succeeded: false, reason: reason, rolledBack: false, currentStorePath: currentStorePath,
+            cancelled: step.cancelled)
         do {
             try directory.writeResult(outcome)
             try directory.setMarker(directory.rebootSettledMarker)
@@ -150,6 +199,11 @@ extension DeploymentSupervisor {
             logger.error("cannot record the result of deployment \(directory.id): \(error)")
         }
         logger.error("deployment \(directory.id): \(reason)")
+    }
+
+    /// The store path of the profile's generation before the current one, nil when there is none.
+    private func previousGeneration() -> String? {
+        try? LocalAction.previousGeneration(of: configuration.profilePath)
     }
 
     private func append(_ line: String, to directory: DeploymentDirectory) {

@@ -164,12 +164,7 @@ public actor DeploymentSupervisor {
         do {
             let directory = try DeploymentDirectory(stateDirectory: configuration.stateDirectory, id: order.id)
             try directory.create(task: task)
-            let pid = try RunnerLauncher.spawn(
-                executable: configuration.runnerExecutable, stateDirectory: configuration.stateDirectory,
-                directory: directory)
-            // Recorded at once so that an agent restarted a moment later still sees the runner alive.
-            try? directory.writeRunnerPID(pid)
-            child = (order.id, pid)
+            let pid = try launchRunner(for: directory)
             logger.info("deployment \(order.id): started runner (pid \(pid)) for \(order.storePath)")
         } catch {
             logger.error("deployment \(order.id) cannot start: \(error)")
@@ -180,6 +175,25 @@ public actor DeploymentSupervisor {
                 try? directory.writeResult(outcome)
             }
         }
+    }
+
+    /// Starts `capstan deploy run` for `directory` as this agent's child; it waits for the machine's lock.
+    func launchRunner(for directory: DeploymentDirectory) throws -> pid_t {
+        let pid = try RunnerLauncher.spawn(
+            executable: configuration.runnerExecutable, stateDirectory: configuration.stateDirectory,
+            directory: directory)
+        // Recorded at once so that an agent restarted a moment later still sees the runner alive.
+        try? directory.writeRunnerPID(pid)
+        child = (directory.id, pid)
+        return pid
+    }
+
+    /// The runner this agent started and has not reaped yet, if any.
+    var runningChild: String? { child?.id }
+
+    /// Whether a runner of `directory` runs now, started by this agent or a previous one.
+    func hasRunner(_ directory: DeploymentDirectory) -> Bool {
+        child?.id == directory.id || isAlive(directory)
     }
 
     /// A runner is alive while its recorded pid is a live process that still runs this deployment.

@@ -56,6 +56,7 @@ public struct LocalAction: Sendable {
             serverURL: "", profilePath: profilePath, system: system, verifyTimeoutSeconds: 0,
             activationMode: activationMode, activationTimeoutSeconds: TimeSpan(activationTimeout).seconds)
         try directory.create(task: task)
+        _ = supersedeAwaitingReboot(by: id, target: target, logger: logger)
         let started = Date()
         var runnerLogger = logger
         runnerLogger[metadataKey: "local-action"] = "\(action.rawValue)"

@@ -256,7 +256,9 @@ public struct CapstanServer: Sendable {
             logger: logger)
         // Signalled first on SIGTERM (services shut down in reverse order), so its grace runs
         // alongside the server's own shutdown.
-        let closer = ConnectionCloser(registry: connections, grace: limits.shutdownGrace, logger: logger)
+        let closer = ConnectionCloser(
+            registry: connections, grace: limits.shutdownGrace, endStreams: { [deploy] in deploy.endLogFollowers() },
+            logger: logger)
         let services = ServiceGroup(
             configuration: .init(
                 services: [app, closer], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))

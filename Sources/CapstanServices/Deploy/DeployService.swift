@@ -22,6 +22,7 @@ public struct DeployService: Sendable {
     let webhooks: WebhookService
     let logLimits: LogLimits
     let localActionRules = LocalActionRules()
+    let followers = LogFollowers()
 
     public init(
         store: CapstanStore, tokens: TokenService, caches: CacheService, outbox: any AgentOutbox, events: EventBus,
@@ -302,6 +303,7 @@ public struct DeployService: Sendable {
                 wake.yield()
             }
         }
+        let follower = followers.add(wake)
         return AsyncThrowingStream { continuation in
             let task = Task {
                 var seq = max(0, after)
@@ -317,6 +319,7 @@ public struct DeployService: Sendable {
                             continuation.yield(LogStreamItem(end: try await info(current)))
                             break
                         }
+                        if followers.haveEnded { break }
                         guard await wakeup.next() != nil else { break }
                         if credentialEnded.hasEnded {
                             throw ServiceError.unauthorized("the credential following this log was revoked or expired")
@@ -329,13 +332,21 @@ public struct DeployService: Sendable {
                 }
                 listener.cancel()
                 ticker.cancel()
+                followers.remove(follower)
             }
             continuation.onTermination = { _ in
                 task.cancel()
                 listener.cancel()
                 ticker.cancel()
+                followers.remove(follower)
             }
         }
+    }
+
+    /// Graceful shutdown: every log followed here ends after the lines logged so far, without the final
+    /// item (a client sees the server go away, not the deployment end).
+    public func endLogFollowers() {
+        followers.end()
     }
 
     // MARK: Actions

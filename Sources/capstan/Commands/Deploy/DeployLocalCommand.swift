@@ -11,9 +11,10 @@ struct DeployLocalCommand: AsyncParsableCommand {
         abstract: "Roll back or activate a configuration on this machine without the server (break glass).",
         discussion: """
             Runs the agent's own steps (realise, switch, activate, health of the switch, roll back on failure) \
-            under the agent's lock, so never beside a deployment; refuses at once while one runs. What was done \
-            is kept in the agent's state directory; the agent reports it when it is connected, and the server \
-            records it in the audit log as done on this machine.
+            under the agent's lock, so never beside a deployment; refuses at once while one runs. A deployment \
+            that waits for its reboot is superseded: it ends Cancelled before the machine is changed. What was \
+            done is kept in the agent's state directory; the agent reports it when it is connected, and the \
+            server records it in the audit log as done on this machine.
             """,
         subcommands: [Rollback.self, Activate.self]
     )
