@@ -150,8 +150,9 @@ public struct CacheService: Sendable {
     func cache(named name: String, for principal: Principal?) async throws -> CacheRecord? {
         let workspaceID = principal?.workspaceID
         if let cache = memo.cache(named: name, for: workspaceID) { return cache }
+        let generation = memo.generation
         guard let cache = try await store.cache(resolving: name, for: workspaceID) else { return nil }
-        memo.remember(cache, named: name, for: workspaceID)
+        memo.remember(cache, named: name, for: workspaceID, readAt: generation)
         return cache
     }
 
@@ -177,6 +178,8 @@ public struct CacheService: Sendable {
             accessLog.narInfo(cacheID: cache.id, hashPart: hashPart, found: true)
             return text
         }
+        // Taken before the query: a path removed meanwhile is served this once, never remembered.
+        let generation = memo.generation
         guard let path = try await store.path(cacheID: cache.id, hashPart: hashPart) else {
             ServerMetrics.cacheRequest(kind: "narinfo", result: "miss")
             accessLog.narInfo(cacheID: cache.id, hashPart: hashPart, found: false)
@@ -195,7 +198,7 @@ public struct CacheService: Sendable {
             return nil
         }
         let text = ByteBuffer(string: rendered)
-        memo.remember(narInfo: text, cacheID: cache.id, hashPart: hashPart)
+        memo.remember(narInfo: text, cacheID: cache.id, hashPart: hashPart, readAt: generation)
         return text
     }
 
