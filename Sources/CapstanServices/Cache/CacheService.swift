@@ -289,32 +289,46 @@ public struct CacheService: Sendable {
     }
 
     /// First half of Nix's own HTTP upload: the compressed NAR, kept aside until its narinfo arrives.
-    public func stageNar<Body: AsyncSequence>(in cache: CacheRecord, fileName: String, body: Body) async throws
-    where Body.Element == ByteBuffer {
-        try await countingRejections { try await checkedStageNar(in: cache, fileName: fileName, body: body) }
+    /// `expectedSize` (the request's Content-Length) is reserved against the cache's bound before a byte is read.
+    public func stageNar<Body: AsyncSequence>(
+        in cache: CacheRecord, fileName: String, expectedSize: UInt64? = nil, body: Body
+    ) async throws where Body.Element == ByteBuffer {
+        try await countingRejections {
+            try await checkedStageNar(in: cache, fileName: fileName, expectedSize: expectedSize, body: body)
+        }
     }
 
-    private func checkedStageNar<Body: AsyncSequence>(in cache: CacheRecord, fileName: String, body: Body) async throws
-    where Body.Element == ByteBuffer {
+    private func checkedStageNar<Body: AsyncSequence>(
+        in cache: CacheRecord, fileName: String, expectedSize: UInt64?, body: Body
+    ) async throws where Body.Element == ByteBuffer {
         try Self.validateNarFileName(fileName)
-        let pending = try await pendingUploadBytes(in: cache)
-        let writer = try await blobs.makeWriter()
+        if let expectedSize, expectedSize > maxNarSize {
+            throw ServiceError(.payloadTooLarge, "nar/\(fileName) is larger than this server accepts")
+        }
+        var reservation = try await reserveUpload(in: cache, expectedSize: expectedSize)
+        let staged = BlobKey.staged(cacheID: cache.id, fileName: fileName)
         var size: UInt64 = 0
         do {
-            for try await buffer in body {
-                size += UInt64(buffer.readableBytes)
-                guard size <= maxNarSize else {
-                    throw ServiceError(.payloadTooLarge, "nar/\(fileName) is larger than this server accepts")
+            let writer = try await blobs.makeWriter()
+            do {
+                for try await buffer in body {
+                    size += UInt64(buffer.readableBytes)
+                    guard size <= maxNarSize else {
+                        throw ServiceError(.payloadTooLarge, "nar/\(fileName) is larger than this server accepts")
+                    }
+                    try await reservation.cover(size)
+                    try await writer.write(buffer)
                 }
-                try uploadLimits.check(pending: pending + size, cache: cache)
-                try await writer.write(buffer)
+                try await writer.commit(as: staged)
+            } catch {
+                await writer.discard()
+                throw error
             }
-            try await writer.commit(as: .staged(cacheID: cache.id, fileName: fileName))
+            try await reservation.settle(as: staged, bytes: size)
         } catch {
-            await writer.discard()
+            await reservation.release()
             throw error
         }
-        try await recordPending(.staged(cacheID: cache.id, fileName: fileName), cacheID: cache.id, bytes: size)
         logger.debug("NAR staged", metadata: ["cache": "\(cache.name)", "file": "\(fileName)", "bytes": "\(size)"])
     }
 
