@@ -65,12 +65,17 @@ extension CapstanStore {
     /// Records a path unless the cache already has one of that hash part, deciding in one
     /// transaction which upload wins; a loser gets the row that won. The transaction only records
     /// rows: the winner's blob is already in place under its key, so a slow blob store never holds
-    /// the database's write lock. `inTime` is asked inside the transaction, just before it commits:
-    /// when it says no, nothing is recorded and the answer is `.tooLate`.
-    public func insertPath(_ record: PathRecord, whileInTime inTime: @escaping @Sendable () -> Bool)
-        async throws -> PathInsertion
-    {
+    /// the database's write lock. `inTime` is asked inside the transaction, just before it commits;
+    /// when it says no, the path is still recorded if `blobIsThere` says its blob is, asked while
+    /// holding the blob's orphan record (if any) so that no deletion of it can be under way or start
+    /// before the commit (SQLite has one writer at a time anyway); otherwise nothing is recorded and
+    /// the answer is `.tooLate`.
+    public func insertPath(
+        _ record: PathRecord, whileInTime inTime: @escaping @Sendable () -> Bool,
+        orWhileBlobIsThere blobIsThere: (@Sendable () async throws -> Bool)? = nil
+    ) async throws -> PathInsertion {
         let referenceHashes = Array(Set(record.referenceHashParts)).sorted()
+        let locksOrphans = database.backend == .postgres
         return try await describingFailure("storing path \(record.storePath) in cache \(record.cacheID)") {
             do {
                 return try await database.transaction { db in
@@ -118,7 +123,15 @@ extension CapstanStore {
                         ).run()
                         start = end
                     }
-                    guard inTime() else { throw TooLate() }
+                    if !inTime() {
+                        guard let blobIsThere else { throw TooLate() }
+                        if locksOrphans {
+                            _ = try await db.raw(
+                                "SELECT file_name FROM blob_orphans WHERE file_name = \(bind: record.fileName) FOR UPDATE"
+                            ).all()
+                        }
+                        guard try await blobIsThere() else { throw TooLate() }
+                    }
                     return .inserted
                 }
             } catch is TooLate {

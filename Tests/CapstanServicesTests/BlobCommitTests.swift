@@ -14,7 +14,8 @@ struct BlobCommitTests {
     @Test(arguments: DatabaseBackend.allCases)
     func anotherUploadIsRecordedWhileABlobStoreIsSlowToStoreOne(backend: DatabaseBackend) async throws {
         try await Services.with(backend) { services in
-            let held = HeldBlobStore(services.store.blobs)
+            let gate = BlobGate()
+            let held = InterposingBlobStore(services.store.blobs, beforeNarCommit: { _ in await gate.pass() })
             let slow = CacheService(
                 store: services.store, blobs: held, publicURL: "http://capstan.test", maxNarSize: 1 << 30,
                 logger: Services.logger)
@@ -24,7 +25,7 @@ struct BlobCommitTests {
             let stuckUpload = Task {
                 try await slow.upload(to: cache, info: stuck.info, transit: .none, body: stuck.body.async)
             }
-            await held.gate.waitUntilHeld()
+            await gate.waitUntilHeld()
             // The other upload goes through to the database while the first one's blob is still being stored.
             let quickFinished = await withTaskGroup(of: Bool.self) { group in
                 group.addTask {
@@ -38,7 +39,7 @@ struct BlobCommitTests {
                 }
                 let first = await group.next() ?? false
                 // Whatever happened, the held upload may go on now, so that nothing is left waiting.
-                await held.gate.open()
+                await gate.open()
                 group.cancelAll()
                 await group.waitForAll()
                 return first
@@ -51,6 +52,35 @@ struct BlobCommitTests {
                 let fileName = String(try NarInfo(parsing: text).url.dropFirst(4))
                 #expect(try await services.caches.nar(in: cache, fileName: fileName) != nil)
             }
+        }
+    }
+
+    @Test(arguments: DatabaseBackend.allCases)
+    func aLateUploadIsRecordedOnlyIfItsBlobIsStillThere(backend: DatabaseBackend) async throws {
+        // No grace at all: every upload is past its deadline by the time its transaction commits.
+        let lifecycle = CacheLifecycleSettings(blobGrace: .zero)
+        try await Services.with(backend, lifecycle: lifecycle) { services in
+            let cache = try await services.caches.writableCache(named: "fleet", by: try await services.principal(.push))
+            func caches(_ blobs: any BlobStore) -> CacheService {
+                CacheService(
+                    store: services.store, blobs: blobs, publicURL: "http://capstan.test", maxNarSize: 1 << 30,
+                    lifecycle: lifecycle, logger: Services.logger)
+            }
+            let late = SampleNar(contents: "late but whole \(UUID())", name: "late")
+            let stored = try await caches(services.store.blobs).upload(
+                to: cache, info: late.info, transit: .none, body: late.body.async)
+            #expect(!stored.alreadyPresent)
+            #expect(try await services.caches.narInfo(in: cache, hashPart: late.hashPart) != nil)
+            // What a collection that found the blob unused does while the upload is late: deletes it.
+            let base = services.store.blobs
+            let collected = InterposingBlobStore(base, afterNarCommit: { key in try await base.delete(key) })
+            let gone = SampleNar(contents: "late and collected \(UUID())", name: "gone")
+            let refused = await #expect(throws: ServiceError.self) {
+                try await caches(collected).upload(to: cache, info: gone.info, transit: .none, body: gone.body.async)
+            }
+            #expect(refused?.kind == .unavailable)
+            #expect(refused?.message.contains("upload it again") == true)
+            #expect(try await services.caches.narInfo(in: cache, hashPart: gone.hashPart) == nil)
         }
     }
 
@@ -113,14 +143,25 @@ actor BlobGate {
     }
 }
 
-/// A blob store whose NAR commits wait at a gate: an object store slow to complete and copy a blob.
-struct HeldBlobStore: BlobStore {
+/// A blob store that runs something of the test's before and after each NAR commit: an object store
+/// slow to complete and copy a blob, or a collection deleting it right after.
+struct InterposingBlobStore: BlobStore {
     let base: any BlobStore
-    let gate = BlobGate()
+    let beforeNarCommit: @Sendable (BlobKey) async -> Void
+    let afterNarCommit: @Sendable (BlobKey) async throws -> Void
 
-    init(_ base: any BlobStore) { self.base = base }
+    init(
+        _ base: any BlobStore, beforeNarCommit: @escaping @Sendable (BlobKey) async -> Void = { _ in },
+        afterNarCommit: @escaping @Sendable (BlobKey) async throws -> Void = { _ in }
+    ) {
+        self.base = base
+        self.beforeNarCommit = beforeNarCommit
+        self.afterNarCommit = afterNarCommit
+    }
 
-    func makeWriter() async throws -> any BlobWriter { HeldBlobWriter(base: try await base.makeWriter(), gate: gate) }
+    func makeWriter() async throws -> any BlobWriter {
+        InterposingBlobWriter(base: try await base.makeWriter(), store: self)
+    }
     func size(of key: BlobKey) async throws -> Int64? { try await base.size(of: key) }
     func read(_ key: BlobKey, range: Range<Int64>?) async throws -> BlobBytes? {
         try await base.read(key, range: range)
@@ -129,13 +170,13 @@ struct HeldBlobStore: BlobStore {
     func list(_ prefix: BlobPrefix) async throws -> [BlobEntry] { try await base.list(prefix) }
 }
 
-final class HeldBlobWriter: BlobWriter {
+final class InterposingBlobWriter: BlobWriter {
     let base: any BlobWriter
-    let gate: BlobGate
+    let store: InterposingBlobStore
 
-    init(base: any BlobWriter, gate: BlobGate) {
+    init(base: any BlobWriter, store: InterposingBlobStore) {
         self.base = base
-        self.gate = gate
+        self.store = store
     }
 
     var bytesWritten: Int64 { base.bytesWritten }
@@ -143,7 +184,9 @@ final class HeldBlobWriter: BlobWriter {
     func discard() async { await base.discard() }
 
     func commit(as key: BlobKey) async throws {
-        if case .nar = key { await gate.pass() }
+        guard case .nar = key else { return try await base.commit(as: key) }
+        await store.beforeNarCommit(key)
         try await base.commit(as: key)
+        try await store.afterNarCommit(key)
     }
 }

@@ -440,7 +440,8 @@ public struct CacheService: Sendable {
     ///
     /// The blob may be one garbage collection found unused (the same NAR stored before): it is
     /// reclaimed first, which waits for a deletion in progress, and the path must become visible
-    /// well within the grace period after that, or the upload gives up (see `deleteUnusedBlobs`).
+    /// well within the grace period after that, or be found with its blob still there, or the
+    /// upload gives up (see `deleteUnusedBlobs`).
     private func commit(
         cache: CacheRecord, storePath: StorePath, references: [StorePath], deriver: String?, clientSigs: [String],
         ca: String?, compression: CompressionMethod, result: IngestResult, writer: any BlobWriter
@@ -479,9 +480,13 @@ public struct CacheService: Sendable {
         let insertion: PathInsertion
         do {
             // Judged at the last moment inside the transaction: a collection may delete a blob no path
-            // uses once the grace period has passed since it found it unused.
+            // uses once the grace period has passed since it found it unused. Later than that, the path
+            // is recorded only if its blob is still there.
             let deadline = reclaimed + lifecycle.uploadCommitDeadline
-            insertion = try await store.insertPath(record, whileInTime: { ContinuousClock.now < deadline })
+            let blobs = blobs
+            insertion = try await store.insertPath(
+                record, whileInTime: { ContinuousClock.now < deadline },
+                orWhileBlobIsThere: { try await blobs.size(of: .nar(fileName)) != nil })
         } catch {
             await leaveToCollection(fileName)
             throw error
@@ -496,11 +501,11 @@ public struct CacheService: Sendable {
                 ])
             return .stored(record)
         case .tooLate:
-            // Too slow to be sure the blob outlives a collection that found it unused: let the next
-            // collection judge it, and have the client try again.
+            // A collection deleted the blob while this upload was late: have the client try again.
             await leaveToCollection(fileName)
             throw ServiceError(
-                .unavailable, "storing \(storePath.path) took too long to be made visible safely; upload it again")
+                .unavailable,
+                "storing \(storePath.path) took so long that its NAR was deleted as unused meanwhile; upload it again")
         case .present(let winner):
             // Lost the race: unless a path uses this blob (the winner's, stored the same), it is unused.
             await leaveToCollection(fileName)
