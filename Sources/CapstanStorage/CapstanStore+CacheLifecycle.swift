@@ -252,8 +252,14 @@ extension CapstanStore {
     /// last `keepGenerations` successful deployments, and every deployment not finished yet.
     public func pinnedRoots(keepGenerations: Int) async throws -> [PinnedRoot] {
         try await describingFailure("reading the configurations agents need") {
+            try await Self.pinnedRoots(keepGenerations: keepGenerations, on: sql)
+        }
+    }
+
+    private static func pinnedRoots(keepGenerations: Int, on db: any SQLDatabase) async throws -> [PinnedRoot] {
+        do {
             var roots: [PinnedRoot] = []
-            for row in try await sql.raw(
+            for row in try await db.raw(
                 """
                 SELECT id, name, workspace_id, current_store_path FROM agents WHERE current_store_path IS NOT NULL
                 """
@@ -268,7 +274,7 @@ extension CapstanStore {
             let unfinished: [any Encodable & Sendable] = [
                 DeploymentStatus.pending.rawValue, DeploymentStatus.inProgress.rawValue,
             ]
-            for row in try await sql.raw(
+            for row in try await db.raw(
                 """
                 SELECT d.store_path, d.idx, d.status, a.id, a.name, a.workspace_id
                 FROM deployments d JOIN agents a ON a.id = d.agent_id
@@ -287,7 +293,7 @@ extension CapstanStore {
                             status: DeploymentStatus(rawValue: status) ?? .pending)))
             }
             guard keepGenerations > 0 else { return roots }
-            for row in try await sql.raw(
+            for row in try await db.raw(
                 """
                 SELECT s.store_path, s.idx, a.id, a.name, a.workspace_id
                 FROM (
@@ -312,14 +318,30 @@ extension CapstanStore {
 
     /// Removes paths of a cache (their narinfo and edges) in one transaction, and records as orphans
     /// the blobs no path of any cache uses any more. Returns the hash parts that were there.
+    ///
+    /// With `sparing`, what agents need is read inside that transaction and the hash parts its
+    /// `keep` names stay: a deployment activated since the paths were chosen keeps its closure. On
+    /// PostgreSQL deployments are locked against change until the transaction ends, so none can be
+    /// created between that read and the removal (SQLite has one writer at a time anyway).
     @discardableResult
-    public func removePaths(cacheID: String, hashParts: [String], at time: Date) async throws -> [String] {
+    public func removePaths(
+        cacheID: String, hashParts: [String], at time: Date,
+        sparing: (keepGenerations: Int, keep: @Sendable ([PinnedRoot]) -> Set<String>)? = nil
+    ) async throws -> [String] {
         guard !hashParts.isEmpty else { return [] }
+        let locksDeployments = database.backend == .postgres
         return try await describingFailure("removing \(hashParts.count) paths of cache \(cacheID)") {
             try await database.transaction { db in
+                var going = hashParts
+                if let sparing {
+                    if locksDeployments { try await db.raw("LOCK TABLE deployments IN SHARE MODE").run() }
+                    let kept = sparing.keep(
+                        try await Self.pinnedRoots(keepGenerations: sparing.keepGenerations, on: db))
+                    going.removeAll { kept.contains($0) }
+                }
                 var removed: [String] = []
                 var files = Set<String>()
-                for chunk in Self.chunks(of: hashParts, size: Self.hashQueryChunkSize) {
+                for chunk in Self.chunks(of: going, size: Self.hashQueryChunkSize) {
                     let binds: [any Encodable & Sendable] = chunk
                     for row in try await db.raw(
                         """

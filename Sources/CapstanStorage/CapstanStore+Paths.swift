@@ -58,66 +58,84 @@ extension CapstanStore {
     /// nothing, when the cache already has the path: uploads of the same path may race, one wins.
     @discardableResult
     public func insertPath(_ record: PathRecord) async throws -> Bool {
-        if case .inserted = try await insertPath(record, publishing: {}) { return true }
+        if case .inserted = try await insertPath(record, whileInTime: { true }) { return true }
         return false
     }
 
     /// Records a path unless the cache already has one of that hash part, deciding in one
-    /// transaction which upload wins: the winner's `publish` (putting its blob in place) runs
-    /// inside it, before the row is visible to anyone; a loser gets the row that won, and its
-    /// `publish` never runs. A failing `publish` leaves no row.
-    public func insertPath(_ record: PathRecord, publishing publish: @Sendable () async throws -> Void)
-        async throws -> PathInsertion
-    {
+    /// transaction which upload wins; a loser gets the row that won. The transaction only records
+    /// rows: the winner's blob is already in place under its key, so a slow blob store never holds
+    /// the database's write lock. `inTime` is asked inside the transaction, just before it commits;
+    /// when it says no, the path is still recorded if `blobIsThere` says its blob is, asked while
+    /// holding the blob's orphan record (if any) so that no deletion of it can be under way or start
+    /// before the commit (SQLite has one writer at a time anyway); otherwise nothing is recorded and
+    /// the answer is `.tooLate`.
+    public func insertPath(
+        _ record: PathRecord, whileInTime inTime: @escaping @Sendable () -> Bool,
+        orWhileBlobIsThere blobIsThere: (@Sendable () async throws -> Bool)? = nil
+    ) async throws -> PathInsertion {
         let referenceHashes = Array(Set(record.referenceHashParts)).sorted()
+        let locksOrphans = database.backend == .postgres
         return try await describingFailure("storing path \(record.storePath) in cache \(record.cacheID)") {
-            try await database.transaction { db in
-                // On PostgreSQL a concurrent insert of the same key waits here until the other commits or rolls back.
-                let inserted =
-                    try await db.raw(
-                        """
-                        INSERT INTO paths (cache_id, hash_part, store_path, nar_hash, nar_size, file_name, file_hash,
-                                           file_size, compression, refs, deriver, sigs, ca, created_at,
-                                           last_accessed_at)
-                        VALUES (\(bind: record.cacheID), \(bind: record.hashPart), \(bind: record.storePath),
-                                \(bind: record.narHash), \(bind: record.narSize), \(bind: record.fileName),
-                                \(bind: record.fileHash), \(bind: record.fileSize), \(bind: record.compression),
-                                \(bind: record.references.joined(separator: " ")), \(bind: record.deriver),
-                                \(bind: record.sigs.joined(separator: "\n")), \(bind: record.ca),
-                                \(bind: record.createdAt.unixMilliseconds),
-                                \(bind: record.createdAt.unixMilliseconds))
-                        ON CONFLICT (cache_id, hash_part) DO NOTHING
-                        RETURNING hash_part
-                        """
-                    ).first() != nil
-                guard inserted else {
-                    guard
-                        let winner = try await db.raw(
+            do {
+                return try await database.transaction { db in
+                    // On PostgreSQL a concurrent insert of the same key waits here until the other commits or rolls back.
+                    let inserted =
+                        try await db.raw(
                             """
-                            SELECT \(unsafeRaw: Self.pathColumns) FROM paths
-                            WHERE cache_id = \(bind: record.cacheID) AND hash_part = \(bind: record.hashPart)
+                            INSERT INTO paths (cache_id, hash_part, store_path, nar_hash, nar_size, file_name, file_hash,
+                                               file_size, compression, refs, deriver, sigs, ca, created_at,
+                                               last_accessed_at)
+                            VALUES (\(bind: record.cacheID), \(bind: record.hashPart), \(bind: record.storePath),
+                                    \(bind: record.narHash), \(bind: record.narSize), \(bind: record.fileName),
+                                    \(bind: record.fileHash), \(bind: record.fileSize), \(bind: record.compression),
+                                    \(bind: record.references.joined(separator: " ")), \(bind: record.deriver),
+                                    \(bind: record.sigs.joined(separator: "\n")), \(bind: record.ca),
+                                    \(bind: record.createdAt.unixMilliseconds),
+                                    \(bind: record.createdAt.unixMilliseconds))
+                            ON CONFLICT (cache_id, hash_part) DO NOTHING
+                            RETURNING hash_part
                             """
-                        ).first().map(PathRecord.init(row:))
-                    else { throw StorageError.notFound(what: "path", key: "\(record.cacheID)/\(record.hashPart)") }
-                    return .present(winner)
-                }
-                var start = referenceHashes.startIndex
-                while start < referenceHashes.endIndex {
-                    let end = min(start + Self.hashQueryChunkSize, referenceHashes.endIndex)
-                    let rows = referenceHashes[start..<end].map { reference -> SQLQueryString in
-                        "(\(bind: record.cacheID), \(bind: record.hashPart), \(bind: reference))"
+                        ).first() != nil
+                    guard inserted else {
+                        guard
+                            let winner = try await db.raw(
+                                """
+                                SELECT \(unsafeRaw: Self.pathColumns) FROM paths
+                                WHERE cache_id = \(bind: record.cacheID) AND hash_part = \(bind: record.hashPart)
+                                """
+                            ).first().map(PathRecord.init(row:))
+                        else { throw StorageError.notFound(what: "path", key: "\(record.cacheID)/\(record.hashPart)") }
+                        return .present(winner)
                     }
-                    try await db.raw(
-                        """
-                        INSERT INTO path_references (cache_id, referrer, reference)
-                        VALUES \(rows.joined(separator: ", "))
-                        ON CONFLICT DO NOTHING
-                        """
-                    ).run()
-                    start = end
+                    var start = referenceHashes.startIndex
+                    while start < referenceHashes.endIndex {
+                        let end = min(start + Self.hashQueryChunkSize, referenceHashes.endIndex)
+                        let rows = referenceHashes[start..<end].map { reference -> SQLQueryString in
+                            "(\(bind: record.cacheID), \(bind: record.hashPart), \(bind: reference))"
+                        }
+                        try await db.raw(
+                            """
+                            INSERT INTO path_references (cache_id, referrer, reference)
+                            VALUES \(rows.joined(separator: ", "))
+                            ON CONFLICT DO NOTHING
+                            """
+                        ).run()
+                        start = end
+                    }
+                    if !inTime() {
+                        guard let blobIsThere else { throw TooLate() }
+                        if locksOrphans {
+                            _ = try await db.raw(
+                                "SELECT file_name FROM blob_orphans WHERE file_name = \(bind: record.fileName) FOR UPDATE"
+                            ).all()
+                        }
+                        guard try await blobIsThere() else { throw TooLate() }
+                    }
+                    return .inserted
                 }
-                try await publish()
-                return .inserted
+            } catch is TooLate {
+                return .tooLate
             }
         }
     }
@@ -163,6 +181,9 @@ extension CapstanStore {
             try await sql.raw("SELECT 1 AS used FROM paths WHERE file_name = \(bind: fileName) LIMIT 1").first() != nil
         }
     }
+
+    /// Rolls back an insertion that came too late.
+    private struct TooLate: Error {}
 
     static let pathColumns = """
         cache_id, hash_part, store_path, nar_hash, nar_size, file_name, file_hash, file_size, compression, \

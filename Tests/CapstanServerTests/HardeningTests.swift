@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import TestSupport
 import Testing
 
@@ -126,6 +127,52 @@ import Testing
         Thread.sleep(forTimeInterval: 2.1)
         server = try ServerProcess(dataDirectory: data, environment: ["CAPSTAN_UPLOAD_EXPIRY_SECONDS": "1"])
         try waitFor("the sweep") { try Self.files(under: data + "/blobs/staging").isEmpty }
+        server.stop()
+    }
+
+    @Test func parallelUploadsTogetherStayWithinThePendingBoundAndGiveBackWhatTheyDoNotUse() throws {
+        let data = temp.sub("reserved")
+        let server = try ServerProcess(
+            dataDirectory: data, environment: ["CAPSTAN_MAX_PENDING_UPLOAD_BYTES": "100000"])
+        let admin = try server.adminToken
+        let cli = CapstanCLI(url: server.url, token: admin)
+        _ = try cli.createCache("dropped")
+        _ = try cli.createCache("parallel")
+        @Sendable func nar(_ cache: String, _ letter: Character) -> String {
+            "\(server.url)/cache/\(cache)/nar/\(String(repeating: letter, count: 52)).nar"
+        }
+        // A client that goes away in the middle of its upload gives its reserved space back.
+        let slow = try ProcessRunner.run([
+            "curl", "-s", "-o", "/dev/null", "--max-time", "1", "--limit-rate", "5000", "-X", "PUT",
+            "-H", "Authorization: Bearer \(admin)", "--data-binary", "@\(try bodyFile(100_000))", nar("dropped", "a"),
+        ])
+        #expect(slow.status != 0, "the slow upload was cut off")
+        try waitFor("the dropped upload's space") {
+            try HTTP.request("PUT", nar("dropped", "b"), token: admin, bodyFile: try bodyFile(100_000)).status == 200
+        }
+        // Six uploads at once whose sum is over the bound: three fit, the others are refused, naming the bound.
+        let body = try bodyFile(30_000)
+        let answers = Mutex<[(status: Int, text: String)]>([])
+        DispatchQueue.concurrentPerform(iterations: 6) { index in
+            let letter = Character(UnicodeScalar(UInt8(ascii: "c") + UInt8(index)))
+            let answer = try? HTTP.request("PUT", nar("parallel", letter), token: admin, bodyFile: body)
+            answers.withLock { $0.append((answer?.status ?? 0, answer?.text ?? "no answer")) }
+        }
+        let all = answers.withLock { $0 }
+        #expect(all.filter { $0.status == 200 }.count == 3, "\(all.map(\.status))")
+        let refused = all.filter { $0.status != 200 }
+        #expect(refused.count == 3)
+        for answer in refused {
+            #expect(answer.status == 507)
+            #expect(answer.text.contains("max_pending_upload_bytes = 100000 bytes"), "\(answer.text)")
+        }
+        // Nothing of the refused ones is left: neither files nor reserved space (the room left is exactly 10000).
+        #expect(try Self.files(under: data + "/blobs/tmp").isEmpty)
+        #expect(try Self.files(under: data + "/blobs/staging").count == 4)
+        let over = try HTTP.request("PUT", nar("parallel", "x"), token: admin, bodyFile: try bodyFile(10_001))
+        #expect(over.status == 507, "\(over.text)")
+        let fits = try HTTP.request("PUT", nar("parallel", "y"), token: admin, bodyFile: try bodyFile(10_000))
+        #expect(fits.status == 200, "\(fits.text)")
         server.stop()
     }
 

@@ -133,6 +133,57 @@ struct CacheRulesTests {
     }
 
     @Test(arguments: DatabaseBackend.allCases)
+    func parallelUploadsReserveTheirSpaceSoThatTogetherTheyStayWithinTheBound(backend: DatabaseBackend) async throws {
+        try await Services.with(backend) { services in
+            let limited = CacheService(
+                store: services.store, blobs: services.store.blobs, publicURL: "http://capstan.test",
+                maxNarSize: 1 << 30, uploadLimits: UploadLimits(maxPendingBytesPerCache: 100_000),
+                logger: Services.logger)
+            let cache = services.cache
+            let upload = try await limited.startMultipartUpload(
+                in: cache, compression: .xz, by: try await services.principal(.push))
+            // Eight uploads of 30000 bytes at once, staged NARs and parts alike: three fit the bound.
+            let refusals = await withTaskGroup(of: ServiceError?.self) { group in
+                for index in 0..<8 {
+                    group.addTask {
+                        let body = [ByteBuffer(repeating: UInt8(index), count: 30_000)]
+                        do {
+                            if index.isMultiple(of: 2) {
+                                try await limited.stageNar(
+                                    in: cache, fileName: "nar\(index).nar", expectedSize: 30_000, body: body.async)
+                            } else {
+                                _ = try await limited.storePart(
+                                    of: upload, number: index, contentMD5: nil, expectedSize: 30_000, body: body.async)
+                            }
+                            return nil
+                        } catch let error as ServiceError {
+                            return error
+                        } catch {
+                            return ServiceError(.unavailable, "unexpected: \(error)")
+                        }
+                    }
+                }
+                return await group.reduce(into: []) { $0.append($1) }.compactMap { $0 }
+            }
+            #expect(refusals.count == 5)
+            for refusal in refusals {
+                #expect(refusal.kind == .insufficientStorage)
+                #expect(refusal.message.contains("max_pending_upload_bytes"), "\(refusal.message)")
+            }
+            // The refused ones hold nothing: the sum is the three stored uploads, exactly.
+            #expect(try await services.store.pendingUploadBytes(cacheID: cache.id) == 90_000)
+            // A body longer than it was declared is refused once it goes over, and gives its space back.
+            let liar = await #expect(throws: ServiceError.self) {
+                try await limited.stageNar(
+                    in: cache, fileName: "liar.nar", expectedSize: 1_000,
+                    body: [ByteBuffer(repeating: 9, count: 20_000)].async)
+            }
+            #expect(liar?.kind == .insufficientStorage)
+            #expect(try await services.store.pendingUploadBytes(cacheID: cache.id) == 90_000)
+        }
+    }
+
+    @Test(arguments: DatabaseBackend.allCases)
     func privateCachesAreInvisibleToOtherWorkspaces(backend: DatabaseBackend) async throws {
         try await Services.with(backend) { services in
             let stranger = try await services.store.createWorkspace(name: "team-b")

@@ -9,9 +9,9 @@ struct StorageTests {
     @Test(arguments: DatabaseBackend.allCases)
     func migrationsRunOnceAndAreRecorded(backend: DatabaseBackend) async throws {
         try await StoreFixture.withStore(backend, migrate: false) { store in
-            #expect(try await store.migrate() == [1, 2, 3, 4, 5, 6, 7, 8, 9])
+            #expect(try await store.migrate() == [1, 2, 3, 4, 5, 6, 7, 8, 9, 10])
             #expect(try await store.migrate() == [])
-            #expect(try await store.appliedMigrations() == [1, 2, 3, 4, 5, 6, 7, 8, 9])
+            #expect(try await store.appliedMigrations() == [1, 2, 3, 4, 5, 6, 7, 8, 9, 10])
             try await store.ping()
         }
     }
@@ -28,8 +28,8 @@ struct StorageTests {
             for store in stores { group.addTask { try await store.migrate() } }
             return try await group.reduce(into: []) { $0 += $1 }
         }
-        #expect(applied.sorted() == [1, 2, 3, 4, 5, 6, 7, 8, 9])
-        #expect(try await stores[0].appliedMigrations() == [1, 2, 3, 4, 5, 6, 7, 8, 9])
+        #expect(applied.sorted() == [1, 2, 3, 4, 5, 6, 7, 8, 9, 10])
+        #expect(try await stores[0].appliedMigrations() == [1, 2, 3, 4, 5, 6, 7, 8, 9, 10])
         for store in stores { try await store.shutdown() }
     }
 

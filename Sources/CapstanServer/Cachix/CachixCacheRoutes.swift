@@ -70,7 +70,8 @@ struct CachixCacheRoutes: Sendable {
             }
             let contentMD5 = CachixDeployRoutes.header("Content-MD5", request)
             let eTag = try await caches.storePart(
-                of: upload, number: number, contentMD5: contentMD5, body: request.body)
+                of: upload, number: number, contentMD5: contentMD5,
+                expectedSize: request.headers[.contentLength].flatMap { UInt64($0) }, body: request.body)
             return Response(status: .ok, headers: [.eTag: "\"\(eTag)\""])
         }
         group.post("multipart-nar/:nar/complete") { request, context in

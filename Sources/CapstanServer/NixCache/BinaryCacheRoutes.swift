@@ -147,7 +147,9 @@ struct BinaryCacheRoutes: Sendable {
     private func putNar(_ name: String, _ request: Request, _ context: CapstanRequestContext) async throws -> Response {
         let file = try context.parameters.require("file")
         let cache = try await caches.writableCache(named: name, by: context.identity)
-        try await caches.stageNar(in: cache, fileName: file, body: request.body)
+        try await caches.stageNar(
+            in: cache, fileName: file, expectedSize: request.headers[.contentLength].flatMap { UInt64($0) },
+            body: request.body)
         return Response(status: .ok)
     }
 

@@ -104,7 +104,13 @@ extension CacheService {
     public func collectGarbage(in cache: CacheRecord, dryRun: Bool, now: Date = Date()) async throws -> GCReport {
         // Uses gathered in memory count: a path read a second ago is not expired.
         await flushAccessLog()
-        let plan = try await plan(cache, now: now)
+        return try await collectGarbage(in: cache, as: try await plan(cache, now: now), dryRun: dryRun, now: now)
+    }
+
+    /// Carries out a collection planned a moment ago; what agents have needed since is spared.
+    func collectGarbage(
+        in cache: CacheRecord, as plan: (plan: GarbageCollectionPlan, pinned: Set<String>), dryRun: Bool, now: Date
+    ) async throws -> GCReport {
         var removed: [RemovedPath] = []
         if !dryRun && !plan.plan.removals.isEmpty {
             removed = try await remove(
@@ -152,7 +158,7 @@ extension CacheService {
             fileBytes: plan.removals.reduce(0) { $0 + plan.graph.paths[$1.index].fileSize })
     }
 
-    private func plan(_ cache: CacheRecord, now: Date) async throws -> (
+    func plan(_ cache: CacheRecord, now: Date) async throws -> (
         plan: GarbageCollectionPlan, pinned: Set<String>
     ) {
         let pinned = try await pinnedHashParts(keepGenerations: cache.keepGenerations)
@@ -174,31 +180,33 @@ extension CacheService {
 
     /// Removes paths in the given order (referrers first), in chunks, so that an interruption
     /// leaves a cache whose every remaining path still has its references and its NAR. With
-    /// `sparing`, what agents need is read again before each chunk: a deployment created since the
-    /// plan keeps its closure (whatever of it is still there).
+    /// `sparing`, what agents need is read again inside each chunk's transaction: a deployment
+    /// created since the plan keeps its closure (whatever of it is still there).
     private func remove(
         _ removals: [(index: Int, reason: String)], of graph: PathGraph, from cache: CacheRecord,
         sparing: (keepGenerations: Int, pinnedWhenPlanned: Set<String>)? = nil
     ) async throws -> [RemovedPath] {
         var removed: [RemovedPath] = []
-        var pinned = sparing?.pinnedWhenPlanned
-        var spared: [Bool]?
-        for start in stride(from: 0, to: removals.count, by: Self.removalChunk) {
-            if let sparing {
-                let now = try await pinnedHashParts(keepGenerations: sparing.keepGenerations)
-                if now != pinned {
-                    pinned = now
-                    spared = graph.closure(of: now.compactMap { graph.index[$0] })
+        let keep = sparing.map { sparing in
+            (
+                keepGenerations: sparing.keepGenerations,
+                keep: { @Sendable (roots: [PinnedRoot]) -> Set<String> in
+                    let pinned = Set(roots.compactMap { PathGraph.hashPart(of: $0.storePath) })
+                    // The plan already kept the closure of what was pinned then.
+                    guard !pinned.isSubset(of: sparing.pinnedWhenPlanned) else { return [] }
+                    let closure = graph.closure(of: pinned.compactMap { graph.index[$0] })
+                    return Set(graph.paths.indices.filter { closure[$0] }.map { graph.paths[$0].hashPart })
                 }
-            }
-            let chunk = removals[start..<min(start + Self.removalChunk, removals.count)].filter {
-                spared?[$0.index] != true
-            }
+            )
+        }
+        for start in stride(from: 0, to: removals.count, by: Self.removalChunk) {
+            let chunk = removals[start..<min(start + Self.removalChunk, removals.count)]
             // Blobs become orphans now, whatever time the collection was planned for: the grace period
             // counts from here.
             let gone = Set(
                 try await store.removePaths(
-                    cacheID: cache.id, hashParts: chunk.map { graph.paths[$0.index].hashPart }, at: Date()))
+                    cacheID: cache.id, hashParts: chunk.map { graph.paths[$0.index].hashPart }, at: Date(),
+                    sparing: keep))
             await forget(cacheID: cache.id)
             for removal in chunk where gone.contains(graph.paths[removal.index].hashPart) {
                 let path = graph.paths[removal.index]

@@ -98,8 +98,9 @@ extension CacheService {
     }
 
     /// Stores one part; returns its ETag (the hex MD5 of its bytes), checked against `contentMD5` when given.
+    /// `expectedSize` (the request's Content-Length) is reserved against the cache's bound before a byte is read.
     public func storePart<Body: AsyncSequence>(
-        of upload: MultipartNarUpload, number: Int, contentMD5: String?, body: Body
+        of upload: MultipartNarUpload, number: Int, contentMD5: String?, expectedSize: UInt64? = nil, body: Body
     ) async throws -> String where Body.Element == ByteBuffer {
         guard (1...Self.maxParts).contains(number) else {
             throw ServiceError.badRequest("part number \(number) is outside 1…\(Self.maxParts)")
@@ -107,36 +108,41 @@ extension CacheService {
         guard let cache = try await store.cache(id: upload.cacheID) else {
             throw ServiceError.notFound("the cache of NAR \(upload.narID) no longer exists")
         }
-        let pending = try await pendingUploadBytes(in: cache)
-        let writer = try await blobs.makeWriter()
+        let tooLarge = ServiceError(
+            .payloadTooLarge, "part \(number) of NAR \(upload.narID) is larger than this server accepts")
+        if let expectedSize, expectedSize > maxNarSize { throw tooLarge }
+        var reservation = try await reserveUpload(in: cache, expectedSize: expectedSize)
+        let part = BlobKey.part(uploadID: upload.uploadID, number: number)
         var md5 = NixHasher(.md5)
         var size: UInt64 = 0
         let eTag: String
         do {
-            for try await buffer in body {
-                size += UInt64(buffer.readableBytes)
-                guard size <= maxNarSize else {
-                    throw ServiceError(
-                        .payloadTooLarge, "part \(number) of NAR \(upload.narID) is larger than this server accepts")
+            let writer = try await blobs.makeWriter()
+            do {
+                for try await buffer in body {
+                    size += UInt64(buffer.readableBytes)
+                    guard size <= maxNarSize else { throw tooLarge }
+                    try await reservation.cover(size)
+                    buffer.withUnsafeReadableBytes { md5.update($0) }
+                    try await writer.write(buffer)
                 }
-                try uploadLimits.check(pending: pending + size, cache: cache)
-                buffer.withUnsafeReadableBytes { md5.update($0) }
-                try await writer.write(buffer)
+                let digest = md5.finalize()
+                if let contentMD5, Data(base64Encoded: contentMD5).map({ Array($0) }) != digest.bytes {
+                    throw ServiceError.badRequest(
+                        "part \(number) of NAR \(upload.narID): Content-MD5 \(contentMD5) does not match the received "
+                            + "bytes (\(Data(digest.bytes).base64EncodedString())); send the part again")
+                }
+                try await writer.commit(as: part)
+                eTag = digest.digest(.base16)
+            } catch {
+                await writer.discard()
+                throw error
             }
-            let digest = md5.finalize()
-            if let contentMD5, Data(base64Encoded: contentMD5).map({ Array($0) }) != digest.bytes {
-                throw ServiceError.badRequest(
-                    "part \(number) of NAR \(upload.narID): Content-MD5 \(contentMD5) does not match the received bytes "
-                        + "(\(Data(digest.bytes).base64EncodedString())); send the part again")
-            }
-            try await writer.commit(as: .part(uploadID: upload.uploadID, number: number))
-            eTag = digest.digest(.base16)
+            try await reservation.settle(as: part, uploadID: upload.uploadID, bytes: size)
         } catch {
-            await writer.discard()
+            await reservation.release()
             throw error
         }
-        let part = BlobKey.part(uploadID: upload.uploadID, number: number)
-        try await recordPending(part, cacheID: cache.id, uploadID: upload.uploadID, bytes: size)
         return eTag
     }
 

@@ -15,13 +15,13 @@ public struct UploadLimits: Sendable, Equatable {
         self.maxPendingBytesPerCache = maxPendingBytesPerCache
     }
 
-    func check(pending: UInt64, cache: CacheRecord) throws {
-        guard pending <= maxPendingBytesPerCache else {
-            throw ServiceError(
-                .insufficientStorage,
-                "cache '\(cache.name)' holds more unfinished uploads than this server allows "
-                    + "(\(maxPendingBytesPerCache) bytes); finish or abort them, or wait until they expire")
-        }
+    /// The refusal of an upload that would take the cache's pending bytes over the bound.
+    func exceeded(by cache: CacheRecord) -> ServiceError {
+        ServiceError(
+            .insufficientStorage,
+            "cache '\(cache.name)' holds more unfinished uploads than this server allows "
+                + "(max_pending_upload_bytes = \(maxPendingBytesPerCache) bytes, counting uploads in progress); "
+                + "finish or abort them, wait until they expire, or raise max_pending_upload_bytes")
     }
 
     var expirySeconds: TimeInterval {
@@ -38,16 +38,11 @@ public struct UploadSweep: Sendable, Equatable {
 }
 
 extension CacheService {
-    /// Bytes of staged NARs and multipart parts of this cache, waiting to be checked: the counter
-    /// the database keeps with their rows, so every replica reads the same without listing blobs.
-    func pendingUploadBytes(in cache: CacheRecord) async throws -> UInt64 {
-        UInt64(max(0, try await store.pendingUploadBytes(cacheID: cache.id)))
-    }
-
-    /// Counts a committed staged NAR or part against its cache's bound.
-    func recordPending(_ key: BlobKey, cacheID: String, uploadID: String? = nil, bytes: UInt64) async throws {
-        try await store.recordPendingUpload(
-            key: key.description, cacheID: cacheID, uploadID: uploadID, bytes: Int64(bytes), at: Date())
+    /// Space for an upload into `cache`, reserved as its bytes arrive (the whole `expectedSize` at once when known).
+    func reserveUpload(in cache: CacheRecord, expectedSize: UInt64?) async throws -> UploadReservation {
+        var reservation = UploadReservation(store: store, cache: cache, limits: uploadLimits)
+        if let expectedSize, expectedSize > 0 { try await reservation.cover(expectedSize, exactly: true) }
+        return reservation
     }
 
     /// Removes a staged NAR that has served its purpose, and its count; failures only leave it to the sweep.

@@ -150,8 +150,9 @@ public struct CacheService: Sendable {
     func cache(named name: String, for principal: Principal?) async throws -> CacheRecord? {
         let workspaceID = principal?.workspaceID
         if let cache = memo.cache(named: name, for: workspaceID) { return cache }
+        let generation = memo.generation
         guard let cache = try await store.cache(resolving: name, for: workspaceID) else { return nil }
-        memo.remember(cache, named: name, for: workspaceID)
+        memo.remember(cache, named: name, for: workspaceID, readAt: generation)
         return cache
     }
 
@@ -177,6 +178,8 @@ public struct CacheService: Sendable {
             accessLog.narInfo(cacheID: cache.id, hashPart: hashPart, found: true)
             return text
         }
+        // Taken before the query: a path removed meanwhile is served this once, never remembered.
+        let generation = memo.generation
         guard let path = try await store.path(cacheID: cache.id, hashPart: hashPart) else {
             ServerMetrics.cacheRequest(kind: "narinfo", result: "miss")
             accessLog.narInfo(cacheID: cache.id, hashPart: hashPart, found: false)
@@ -195,7 +198,7 @@ public struct CacheService: Sendable {
             return nil
         }
         let text = ByteBuffer(string: rendered)
-        memo.remember(narInfo: text, cacheID: cache.id, hashPart: hashPart)
+        memo.remember(narInfo: text, cacheID: cache.id, hashPart: hashPart, readAt: generation)
         return text
     }
 
@@ -286,32 +289,46 @@ public struct CacheService: Sendable {
     }
 
     /// First half of Nix's own HTTP upload: the compressed NAR, kept aside until its narinfo arrives.
-    public func stageNar<Body: AsyncSequence>(in cache: CacheRecord, fileName: String, body: Body) async throws
-    where Body.Element == ByteBuffer {
-        try await countingRejections { try await checkedStageNar(in: cache, fileName: fileName, body: body) }
+    /// `expectedSize` (the request's Content-Length) is reserved against the cache's bound before a byte is read.
+    public func stageNar<Body: AsyncSequence>(
+        in cache: CacheRecord, fileName: String, expectedSize: UInt64? = nil, body: Body
+    ) async throws where Body.Element == ByteBuffer {
+        try await countingRejections {
+            try await checkedStageNar(in: cache, fileName: fileName, expectedSize: expectedSize, body: body)
+        }
     }
 
-    private func checkedStageNar<Body: AsyncSequence>(in cache: CacheRecord, fileName: String, body: Body) async throws
-    where Body.Element == ByteBuffer {
+    private func checkedStageNar<Body: AsyncSequence>(
+        in cache: CacheRecord, fileName: String, expectedSize: UInt64?, body: Body
+    ) async throws where Body.Element == ByteBuffer {
         try Self.validateNarFileName(fileName)
-        let pending = try await pendingUploadBytes(in: cache)
-        let writer = try await blobs.makeWriter()
+        if let expectedSize, expectedSize > maxNarSize {
+            throw ServiceError(.payloadTooLarge, "nar/\(fileName) is larger than this server accepts")
+        }
+        var reservation = try await reserveUpload(in: cache, expectedSize: expectedSize)
+        let staged = BlobKey.staged(cacheID: cache.id, fileName: fileName)
         var size: UInt64 = 0
         do {
-            for try await buffer in body {
-                size += UInt64(buffer.readableBytes)
-                guard size <= maxNarSize else {
-                    throw ServiceError(.payloadTooLarge, "nar/\(fileName) is larger than this server accepts")
+            let writer = try await blobs.makeWriter()
+            do {
+                for try await buffer in body {
+                    size += UInt64(buffer.readableBytes)
+                    guard size <= maxNarSize else {
+                        throw ServiceError(.payloadTooLarge, "nar/\(fileName) is larger than this server accepts")
+                    }
+                    try await reservation.cover(size)
+                    try await writer.write(buffer)
                 }
-                try uploadLimits.check(pending: pending + size, cache: cache)
-                try await writer.write(buffer)
+                try await writer.commit(as: staged)
+            } catch {
+                await writer.discard()
+                throw error
             }
-            try await writer.commit(as: .staged(cacheID: cache.id, fileName: fileName))
+            try await reservation.settle(as: staged, bytes: size)
         } catch {
-            await writer.discard()
+            await reservation.release()
             throw error
         }
-        try await recordPending(.staged(cacheID: cache.id, fileName: fileName), cacheID: cache.id, bytes: size)
         logger.debug("NAR staged", metadata: ["cache": "\(cache.name)", "file": "\(fileName)", "bytes": "\(size)"])
     }
 
@@ -416,26 +433,25 @@ public struct CacheService: Sendable {
         }
     }
 
-    /// Signs the narinfo with the cache's key, then in one transaction decides whether this upload
-    /// wins the path and, if it does, moves the checked blob into place and makes the path visible,
-    /// so a crash at any point leaves no visible half-path and a losing upload leaves no blob.
+    /// Signs the narinfo, puts the checked blob in place under its content key, then in one
+    /// transaction (which only records rows, however slow the blob store) decides whether this
+    /// upload wins the path and makes it visible. A crash at any point leaves no visible half-path;
+    /// a blob put in place for a path that was not recorded is left to garbage collection.
     ///
     /// The blob may be one garbage collection found unused (the same NAR stored before): it is
     /// reclaimed first, which waits for a deletion in progress, and the path must become visible
-    /// well within the grace period after that, or the upload gives up (see `CacheGarbageCollector`).
+    /// well within the grace period after that, or be found with its blob still there, or the
+    /// upload gives up (see `deleteUnusedBlobs`).
     private func commit(
         cache: CacheRecord, storePath: StorePath, references: [StorePath], deriver: String?, clientSigs: [String],
         ca: String?, compression: CompressionMethod, result: IngestResult, writer: any BlobWriter
     ) async throws -> CommitOutcome {
         let fileName = result.fileHash.digest(.nix32) + ".nar" + compression.fileExtension
         // From here on, an orphan record of this blob can only be younger than `reclaimed`.
-        var reclaimed = ContinuousClock.now
-        var reclaimedOrphan = false
+        let reclaimed = ContinuousClock.now
         do {
             if try await store.isOrphanBlob(fileName: fileName) {
                 try await store.reclaimOrphanBlob(fileName: fileName)
-                reclaimed = .now
-                reclaimedOrphan = true
             }
         } catch {
             await writer.discard()
@@ -455,30 +471,28 @@ public struct CacheService: Sendable {
             compression: compression.rawValue, references: references.map(\.baseName).sorted(),
             deriver: narInfo.deriver, sigs: narInfo.sigs + otherSigs, ca: ca, createdAt: Date())
         do {
-            // Flushed before the deadline is judged: the time it takes counts towards it.
-            try await writer.seal()
+            try await writer.commit(as: .nar(fileName))
         } catch {
             await writer.discard()
+            await leaveToCollection(fileName)
             throw error
-        }
-        guard ContinuousClock.now - reclaimed < lifecycle.uploadCommitDeadline else {
-            // Too slow to be sure the blob outlives a collection that found it unused: let the next
-            // collection judge it, and have the client try again.
-            await writer.discard()
-            if reclaimedOrphan { try? await store.addOrphanBlobs([fileName], at: Date()) }
-            throw ServiceError(
-                .unavailable, "storing \(storePath.path) took too long to be made visible safely; upload it again")
         }
         let insertion: PathInsertion
         do {
-            // The blob is put in place only by the upload that wins the path, inside the deciding transaction.
-            let publishing = PublishedBlob(writer: writer, key: .nar(fileName))
-            insertion = try await store.insertPath(record, publishing: { try await publishing.commit() })
+            // Judged at the last moment inside the transaction: a collection may delete a blob no path
+            // uses once the grace period has passed since it found it unused. Later than that, the path
+            // is recorded only if its blob is still there.
+            let deadline = reclaimed + lifecycle.uploadCommitDeadline
+            let blobs = blobs
+            insertion = try await store.insertPath(
+                record, whileInTime: { ContinuousClock.now < deadline },
+                orWhileBlobIsThere: { try await blobs.size(of: .nar(fileName)) != nil })
         } catch {
-            await writer.discard()
+            await leaveToCollection(fileName)
             throw error
         }
-        guard case .present(let winner) = insertion else {
+        switch insertion {
+        case .inserted:
             logger.info(
                 "path stored",
                 metadata: [
@@ -486,12 +500,30 @@ public struct CacheService: Sendable {
                     "fileSize": "\(result.fileSize)",
                 ])
             return .stored(record)
+        case .tooLate:
+            // A collection deleted the blob while this upload was late: have the client try again.
+            await leaveToCollection(fileName)
+            throw ServiceError(
+                .unavailable,
+                "storing \(storePath.path) took so long that its NAR was deleted as unused meanwhile; upload it again")
+        case .present(let winner):
+            // Lost the race: unless a path uses this blob (the winner's, stored the same), it is unused.
+            await leaveToCollection(fileName)
+            return try lostRace(to: winner, in: cache, narHash: result.narHash)
         }
-        // Lost the race: this upload's blob was never put in place. One reclaimed from garbage
-        // collection goes back to it unless the winner stored its path in that very blob.
-        await writer.discard()
-        if reclaimedOrphan { try? await store.addOrphanBlobs([fileName], at: Date()) }
-        return try lostRace(to: winner, in: cache, narHash: result.narHash)
+    }
+
+    /// A blob put in place for a path that was not recorded: recorded as unused unless a path uses it,
+    /// so garbage collection deletes it after the grace period. It is not deleted at once: another
+    /// upload of the same NAR may have put it in place too and be about to record its path.
+    private func leaveToCollection(_ fileName: String) async {
+        do {
+            try await store.addOrphanBlobs([fileName], at: Date())
+        } catch {
+            logger.warning(
+                "could not record an unused blob; the next collection finds it",
+                metadata: ["file": "\(fileName)", "error": "\(error)"])
+        }
     }
 
     /// The answer to an upload of a path the cache already holds: the stored path when the NAR is the
@@ -554,20 +586,6 @@ enum CommitOutcome {
                 fileHash: record.fileHash, fileSize: UInt64(record.fileSize), alreadyPresent: present)
         }
     }
-}
-
-/// A sealed blob writer handed to the transaction that decides an upload; that transaction's task
-/// is the only one to touch it, and only while the uploading task awaits it.
-private final class PublishedBlob: @unchecked Sendable {
-    let writer: any BlobWriter
-    let key: BlobKey
-
-    init(writer: any BlobWriter, key: BlobKey) {
-        self.writer = writer
-        self.key = key
-    }
-
-    func commit() async throws { try await writer.commit(as: key) }
 }
 
 /// A NAR a cache serves: where its bytes are, and how many.

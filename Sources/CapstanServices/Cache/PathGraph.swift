@@ -2,7 +2,7 @@ import CapstanStorage
 
 /// The reference graph of one cache's paths, by index, for garbage collection and `cache rm`.
 /// References to paths the cache does not hold, and self-references, are left out.
-struct PathGraph {
+struct PathGraph: Sendable {
     let paths: [PathUsage]
     let index: [String: Int]
     /// For each path, the paths it refers to.

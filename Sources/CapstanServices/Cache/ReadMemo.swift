@@ -48,8 +48,10 @@ struct RecentlyUsedMap<Key: Hashable, Value> {
 /// collection, `cache rm`, a repair) or a cache reconfigured is forgotten through `forget(cacheID:)`
 /// here and, through the event bus, on every replica; a narinfo is also kept no longer than
 /// `narInfoLifetime`, so that one replica missing that event serves a removed path's narinfo at
-/// most that long, well within the grace period before its blob may go. Authorisation is not
-/// memoised here; callers check it on every request.
+/// most that long, well within the grace period before its blob may go. What was read from the
+/// database before a `forget` is not kept after it: a reader takes the `generation` before its
+/// query and `remember` drops what an older generation read. Authorisation is not memoised here;
+/// callers check it on every request.
 final class ReadMemo: Sendable {
     private struct MemoizedNarInfo {
         var text: ByteBuffer
@@ -58,6 +60,7 @@ final class ReadMemo: Sendable {
 
     private let caches: Mutex<RecentlyUsedMap<CacheLookup, CacheRecord>>
     private let narInfos: Mutex<RecentlyUsedMap<NarInfoKey, MemoizedNarInfo>>
+    private let forgetting = Atomic<UInt64>(0)
     let narInfoLifetime: Duration
 
     /// A cache name as one caller's workspace resolves it (its own cache first, else a public one).
@@ -83,8 +86,14 @@ final class ReadMemo: Sendable {
         caches.withLock { $0.value(for: CacheLookup(workspaceID: workspaceID, name: name)) }
     }
 
-    func remember(_ cache: CacheRecord, named name: String, for workspaceID: String?) {
-        caches.withLock { $0.insert(cache, for: CacheLookup(workspaceID: workspaceID, name: name)) }
+    /// Taken before reading what is then remembered: a `forget` in between makes that read stale.
+    var generation: UInt64 { forgetting.load(ordering: .acquiring) }
+
+    func remember(_ cache: CacheRecord, named name: String, for workspaceID: String?, readAt generation: UInt64) {
+        caches.withLock { map in
+            guard self.generation == generation else { return }
+            map.insert(cache, for: CacheLookup(workspaceID: workspaceID, name: name))
+        }
     }
 
     func narInfo(cacheID: String, hashPart: String) -> ByteBuffer? {
@@ -100,15 +109,20 @@ final class ReadMemo: Sendable {
         }
     }
 
-    func remember(narInfo: ByteBuffer, cacheID: String, hashPart: String) {
+    func remember(narInfo: ByteBuffer, cacheID: String, hashPart: String, readAt generation: UInt64) {
         let entry = MemoizedNarInfo(text: narInfo, expires: .now + narInfoLifetime)
-        narInfos.withLock { $0.insert(entry, for: NarInfoKey(cacheID: cacheID, hashPart: hashPart)) }
+        narInfos.withLock { map in
+            // Checked under the lock `forget` takes after counting: a forget is either seen here or comes after.
+            guard self.generation == generation else { return }
+            map.insert(entry, for: NarInfoKey(cacheID: cacheID, hashPart: hashPart))
+        }
     }
 
     /// Forgets everything about caches: paths were removed or settings changed (rare, so everything
     /// goes rather than indexing entries by cache).
     func forget(cacheID: String) {
         _ = cacheID
+        forgetting.add(1, ordering: .releasing)
         caches.withLock { $0.removeAll() }
         narInfos.withLock { $0.removeAll() }
     }

@@ -127,19 +127,16 @@ extension BlobStore {
 }
 
 /// One blob being written, by one task. Nothing of it is visible until `commit(as:)`, which makes
-/// it appear whole under its key (replacing what was there: names are content addresses or
-/// belong to one upload). A writer neither committed nor discarded leaves nothing behind.
+/// it durable and appear whole under its key (replacing what was there: names are content addresses
+/// or belong to one upload). A writer neither committed nor discarded leaves nothing behind.
+///
+/// A NAR is committed under its content key before the database transaction that makes its path
+/// visible, which then only records rows: a blob committed for a path that is never recorded (a
+/// lost race, a crash) is left to garbage collection, which deletes blobs no path uses.
 public protocol BlobWriter: AnyObject {
     var bytesWritten: Int64 { get }
     func write(_ buffer: ByteBuffer) async throws
-    /// Makes the written bytes durable without making them visible, so that `commit` is quick.
-    func seal() async throws
     func commit(as key: BlobKey) async throws
     /// Abandons the blob. Safe to call more than once, and after a failed commit.
     func discard() async
-}
-
-extension BlobWriter {
-    /// Where sealing would gain nothing, `commit` does all the work.
-    public func seal() async throws {}
 }

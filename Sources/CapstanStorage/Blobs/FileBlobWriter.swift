@@ -15,8 +15,6 @@ public final class FileBlobWriter: BlobWriter {
     public private(set) var bytesWritten: Int64 = 0
     private let store: FileBlobStore
     private var descriptor: Int32
-    /// Flushed and closed by `seal()`: only the rename is left.
-    private var isSealed = false
 
     init(temporaryPath: String, store: FileBlobStore) throws(BlobStoreError) {
         self.temporaryPath = temporaryPath
@@ -52,20 +50,13 @@ public final class FileBlobWriter: BlobWriter {
 
     /// Flushes the file to disk, renames it to the key's path and syncs the directory.
     public func commit(as key: BlobKey) throws {
-        if !isSealed { try finishWriting() }
-        isSealed = false
+        try finishWriting()
         do {
             try store.install(temporaryPath, as: key)
         } catch {
             unlink(temporaryPath)
             throw error
         }
-    }
-
-    /// Flushes the bytes to disk ahead of `commit`, which then only renames (cheap inside a transaction).
-    public func seal() throws {
-        try finishWriting()
-        isSealed = true
     }
 
     /// Flushes and closes the temp file, which then only needs renaming into place.
@@ -82,11 +73,6 @@ public final class FileBlobWriter: BlobWriter {
     }
 
     public func discard() {
-        if isSealed {
-            isSealed = false
-            unlink(temporaryPath)
-            return
-        }
         guard descriptor >= 0 else { return }
         close(descriptor)
         descriptor = -1

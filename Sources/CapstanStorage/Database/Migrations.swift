@@ -5,7 +5,7 @@
 enum Migrations {
     static let all: [Migration] = [
         initialSchema, deployments, operators, activation, cacheLifecycle, cacheNamesByWorkspace, pendingUploads,
-        rollouts, agentRebootState,
+        rollouts, agentRebootState, pendingUploadsSummed,
     ]
 
     static let initialSchema = Migration(version: 1, name: "workspaces, tokens, caches, paths") { _ in
@@ -329,5 +329,15 @@ enum Migrations {
     /// Whether an agent's machine must reboot to run its deployed configuration, as the agent last said.
     static let agentRebootState = Migration(version: 9, name: "agents: needs reboot") { _ in
         ["ALTER TABLE agents ADD COLUMN needs_reboot BOOLEAN NULL"]
+    }
+
+    /// A cache's pending upload bytes are summed from `pending_uploads` (reservations of uploads
+    /// streaming in included) through an index that covers the sum, instead of kept in a counter.
+    static let pendingUploadsSummed = Migration(version: 10, name: "pending upload bytes summed, not counted") { _ in
+        [
+            "CREATE INDEX pending_uploads_cache_bytes ON pending_uploads (cache_id, bytes)",
+            "DROP INDEX pending_uploads_cache",
+            "ALTER TABLE caches DROP COLUMN pending_upload_bytes",
+        ]
     }
 }
