@@ -19,7 +19,11 @@ import Testing
 
     /// Pushes a fresh closure whose largest path holds `payloadBytes` of random bytes; returns the
     /// URL path of that path's NAR and the blob file the server stores it in.
-    func pushedNar(cache: String, payloadBytes: Int) throws -> (path: String, file: String) {
+    func pushedNar(cache: String, payloadBytes: Int, admin: CapstanCLI? = nil, server: ServerProcess? = nil) throws
+        -> (path: String, file: String)
+    {
+        let admin = admin ?? self.admin
+        let server = server ?? self.server
         _ = try admin.createCache(cache)
         let closure = try NixFixtures.buildClosure(in: temp.path, payloadBytes: payloadBytes)
         try admin.run(["push", cache, closure[0]])
@@ -103,6 +107,27 @@ import Testing
         #expect(after.body == (try Data(contentsOf: URL(fileURLWithPath: nar.file))))
     }
 
+    /// A download that outlasts the idle timeout is not idle: the response ends only after the kernel
+    /// took the file's last byte, so a slow client gets every byte.
+    @Test func slowDownloadOutlastsTheIdleTimeout() throws {
+        let slow = try ServerProcess(
+            dataDirectory: temp.sub("slow"), environment: ["CAPSTAN_HTTP_IDLE_TIMEOUT_SECONDS": "1"])
+        defer { slow.stop() }
+        let nar = try pushedNar(
+            cache: "slow", payloadBytes: 24_000_000, admin: CapstanCLI(url: slow.url, token: try slow.adminToken),
+            server: slow)
+        let script = temp.sub("slow.py")
+        try Self.slowReaderScript.write(toFile: script, atomically: true, encoding: .utf8)
+        let out = temp.sub("slow.nar")
+        let started = Date()
+        let result = try ProcessRunner.run(["/usr/bin/python3", script, String(slow.port), nar.path, out])
+        #expect(result.status == 0, "\(result.stderrString)")
+        #expect(Date().timeIntervalSince(started) > 2, "the reader was not slower than the idle timeout")
+        #expect(
+            (try? Data(contentsOf: URL(fileURLWithPath: out))) == (try Data(contentsOf: URL(fileURLWithPath: nar.file)))
+        )
+    }
+
     /// What the descriptors of process `pid` point to.
     static func openDescriptors(of pid: Int32) throws -> [String] {
         let directory = "/proc/\(pid)/fd"
@@ -136,6 +161,33 @@ import Testing
             print(index, lines[0].split(" ")[1])
         if data:
             sys.exit(f"{len(data)} bytes after the last answer")
+        """#
+
+    /// Downloads PATH through a small receive buffer, pausing 0.1 s after every MiB (over 2 s for
+    /// 24 MB), and writes the body to OUT; fails when the server closes early.
+    static let slowReaderScript = #"""
+        import socket, sys, time
+        port, path, out = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+        s = socket.socket()
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+        s.connect(("127.0.0.1", port))
+        s.sendall(f"GET {path} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+        data = b""
+        while b"\r\n\r\n" not in data:
+            data += s.recv(65536)
+        head, _, body = data.partition(b"\r\n\r\n")
+        length = int([l.split(b":")[1] for l in head.split(b"\r\n") if l.lower().startswith(b"content-length:")][0])
+        chunks, received, mark = [body], len(body), 0
+        while received < length:
+            chunk = s.recv(65536)
+            if not chunk:
+                sys.exit(f"closed after {received} of {length} bytes")
+            chunks.append(chunk)
+            received += len(chunk)
+            if received // (1 << 20) > mark:
+                mark = received // (1 << 20)
+                time.sleep(0.1)
+        open(out, "wb").write(b"".join(chunks))
         """#
 
     /// Starts N downloads that read 64 KiB and stop, prints `held K` (how many NAR files the server
