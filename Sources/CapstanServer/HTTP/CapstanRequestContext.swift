@@ -12,11 +12,14 @@ public struct CapstanRequestContext: AuthRequestContext, RequestContext {
     public var identity: Principal?
     /// The connection's event loop, which streamed bodies wait for between chunks (see `PacedBody`).
     public let eventLoop: any EventLoop
+    /// The connection, whose `FileRegionSender` sends NARs from their files (see `FileRegionBody`).
+    public let channel: any Channel
 
     public init(source: Source) {
         coreContext = .init(source: source)
         identity = nil
         eventLoop = source.channel.eventLoop
+        channel = source.channel
     }
 
     /// Bodies that are collected whole (JSON, narinfo) stay small; NARs are streamed instead.

@@ -7,7 +7,8 @@ import NIOCore
 /// Capstan's HTTP/1 connections with the WebSocket upgrade of the agents, each guarded from its
 /// first byte: registered in the `ConnectionRegistry` (the cap), its first request's headers
 /// bounded in time and size (`ConnectionGuard`), later requests tracked (`RequestTracker`) and
-/// bounded by the idle timeout.
+/// bounded by the idle timeout. Plain HTTP connections get a `FileRegionSender`, which sends NARs
+/// from their files.
 struct GuardedHTTPChannel: ServerChildChannel {
     typealias Value = HTTP1WebSocketUpgradeChannel.Value
 
@@ -46,7 +47,7 @@ extension HTTPServerBuilder {
         decoder.maxHeaderListSize = limits.maxHeaderBytes
         decoder.maxHeaderFieldSize = limits.maxHeaderBytes
         let http1 = HTTP1Channel.Configuration(
-            additionalChannelHandlers: [RequestTracker(registry: registry)],
+            additionalChannelHandlers: [RequestTracker(registry: registry), FileRegionSender.Installer()],
             idleTimeout: TimeAmount(limits.idleTimeout), httpDecoderConfiguration: decoder)
         return HTTPServerBuilder { responder in
             GuardedHTTPChannel(

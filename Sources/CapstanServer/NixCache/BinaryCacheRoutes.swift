@@ -117,9 +117,10 @@ struct BinaryCacheRoutes: Sendable {
             guard access(path, R_OK) == 0 else {
                 throw ServiceError.notFound("nar/\(file) is gone from cache '\(cache.name)'")
             }
+            let copied = PacedBody.file(path, range: range, chunkLength: 128 << 10, on: context.eventLoop)
             return Response(
                 status: status, headers: headers,
-                body: PacedBody.file(path, range: range, chunkLength: 128 << 10, on: context.eventLoop))
+                body: FileRegionBody.file(path, range: range, channel: context.channel, fallback: copied))
         case .stream(let bytes):
             return Response(
                 status: status, headers: headers,

@@ -7,7 +7,8 @@ import _NIOFileSystem
 /// run; on a busy server the chunks read meanwhile queued up without bound (16 concurrent downloads
 /// of a 64 MiB NAR held 200–390 MB). Waiting for the loop keeps a download at about its read-ahead.
 enum PacedBody {
-    /// Bytes `range` of a file, read `chunkLength` at a time (the reader keeps a few chunks ahead).
+    /// Bytes `range` of a file, read `chunkLength` at a time (the reader keeps a few chunks ahead):
+    /// the fallback of `FileRegionBody` on connections without a `FileRegionSender`.
     static func file(_ path: String, range: ClosedRange<Int>, chunkLength: Int, on eventLoop: any EventLoop)
         -> ResponseBody
     {
