@@ -16,23 +16,18 @@
 # Needs python3 with the `websockets` package (Debian's python3-websockets, or pip install websockets). Loopback only; every
 # server, database and agent started here is stopped on exit.
 set -euo pipefail
+source "$(dirname "$0")/common.sh"
 
-repo=$(cd "$(dirname "$0")/.." && pwd)
 if (($#)); then counts=("$@"); else counts=(1 100 1000); fi
 rounds=${BENCH_ROUNDS:-3}
 work=$(mktemp -d /tmp/capstan-agents-bench.XXXXXX)
 chmod 755 "$work"
 server_pid=
-pg_dir=
 ulimit -n "$(ulimit -Hn)"
-
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
 cleanup() {
     [[ -n $server_pid ]] && kill "$server_pid" 2>/dev/null && wait "$server_pid" 2>/dev/null || true
-    if [[ -n $pg_dir ]]; then
-        runuser -u postgres -- /usr/lib/postgresql/15/bin/pg_ctl -D "$pg_dir" -m immediate stop >/dev/null 2>&1 || true
-    fi
+    pg_stop
     rm -rf "$work"
 }
 trap cleanup EXIT
@@ -50,20 +45,14 @@ done
 
 database_url=
 if [[ ${BENCH_DATABASE:-sqlite} == postgres ]]; then
-    pg_dir=$work/pg
-    pg_port=$(free_port)
-    mkdir -p "$pg_dir" && chown postgres "$pg_dir"
-    runuser -u postgres -- /usr/lib/postgresql/15/bin/initdb -D "$pg_dir" -A trust -U postgres >/dev/null
-    runuser -u postgres -- /usr/lib/postgresql/15/bin/pg_ctl -D "$pg_dir" -l "$pg_dir/log" -w \
-        -o "-h 127.0.0.1 -p $pg_port -k $pg_dir -c max_connections=200 -c fsync=on" start >/dev/null
+    pg_start "$work/pg" -c max_connections=200 -c fsync=on
 fi
 
 for n in "${counts[@]}"; do
     data=$work/data-$n
     port=$(free_port)
     if [[ -n $pg_dir ]]; then
-        runuser -u postgres -- /usr/lib/postgresql/15/bin/createdb -h 127.0.0.1 -p "$pg_port" "bench$n"
-        database_url="postgres://postgres@127.0.0.1:$pg_port/bench$n?sslmode=disable"
+        database_url=$(pg_createdb "bench$n")
     fi
     "$capstan" serve --data-dir "$data" --listen "127.0.0.1:$port" --log-level "${BENCH_LOG_LEVEL:-info}" \
         ${database_url:+--database-url "$database_url"} > "$work/server-$n.out" 2> "$work/server-$n.log" &
