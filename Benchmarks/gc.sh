@@ -17,6 +17,7 @@ backend=${BENCH_DATABASE:-sqlite}
 mkdir -p "$work"
 chmod 755 "$work"  # the postgres user reaches its cluster inside
 trap 'stop_server; pg_stop' EXIT
+trap 'exit 143' TERM INT HUP  # so that the EXIT trap stops the server and cluster (e.g. under timeout)
 build_capstan
 
 case $backend in
