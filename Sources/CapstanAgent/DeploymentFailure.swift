@@ -1,10 +1,10 @@
 import CapstanModel
+import NixCore
 
 /// Why a deployment failed; the description is the reason the server and the CI log show.
 public enum DeploymentFailure: Error, CustomStringConvertible, Sendable {
-    case invalidStorePath(String, detail: String)
     case realiseFailed(CommandFailure)
-    case wrongSystem(storePath: String, builtFor: String, agentSystem: String)
+    case wrongSystem(storePath: StorePath, builtFor: String, agentSystem: String)
     /// The failed units could not be listed before the switch, which the systemd check needs.
     case checkSetupFailed(any Error & Sendable)
     case profileSwitchFailed(profile: String, CommandFailure)
@@ -20,8 +20,6 @@ public enum DeploymentFailure: Error, CustomStringConvertible, Sendable {
 
     public var description: String {
         switch self {
-        case .invalidStorePath(let path, let detail):
-            "the deployment's store path \(path.debugDescription) is not a store path (\(detail))"
         case .realiseFailed(let failure):
             "cannot fetch the configuration from the cache: \(failure); check that it was pushed to the agent's cache"
         case .wrongSystem(let storePath, let builtFor, let agentSystem):

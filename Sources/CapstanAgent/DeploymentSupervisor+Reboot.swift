@@ -1,5 +1,6 @@
 import CapstanModel
 import Foundation
+import NixCore
 
 extension DeploymentDirectory {
     /// A successful deployment whose configuration needs a reboot: its outcome waits for the machine to boot it.
@@ -26,7 +27,7 @@ extension DeploymentSupervisor {
         else { return false }
         if directory.hasMarker(directory.awaitingRebootMarker) { return true }
         guard let toplevel = outcome.currentStorePath, toplevel == currentStorePath,
-            RebootRequirement.needsReboot(bootedSystem: configuration.bootedSystemPath, toplevel: toplevel) == true
+            RebootRequirement.needsReboot(bootedSystem: configuration.bootedSystemPath, toplevel: toplevel.path) == true
         else { return false }
         do {
             try directory.setMarker(directory.awaitingRebootMarker)
@@ -104,7 +105,7 @@ extension DeploymentSupervisor {
             directory.exists
         else { return }
         let booted = RebootRecord.linkTarget(configuration.bootedSystemPath)
-        if booted == record.toplevel {
+        if booted == record.toplevel.path {
             append("The machine rebooted into the deployed configuration \(record.toplevel)", to: directory)
             try? directory.setMarker(directory.rebootSettledMarker)
             logger.notice("deployment \(directory.id): rebooted into \(record.toplevel)")
@@ -114,7 +115,7 @@ extension DeploymentSupervisor {
             directory,
             reason:
                 "after the reboot the machine runs \(booted ?? "an unknown system"), not the deployed configuration "
-                + record.toplevel)
+                + record.toplevel.path)
     }
 
     /// Fails a deployment that waited for a reboot, after rolling the profile back to the previous
@@ -130,9 +131,9 @@ extension DeploymentSupervisor {
                 try executor.run(
                     ["nix-env", "--profile", configuration.profilePath, "--rollback"], timeout: .seconds(120))
                 if let previous = currentStorePath,
-                    FileManager.default.isExecutableFile(atPath: previous + "/bin/switch-to-configuration")
+                    FileManager.default.isExecutableFile(atPath: previous.path + "/bin/switch-to-configuration")
                 {
-                    try executor.run([previous + "/bin/switch-to-configuration", "boot"], timeout: .seconds(600))
+                    try executor.run([previous.path + "/bin/switch-to-configuration", "boot"], timeout: .seconds(600))
                 }
                 rolledBack = true
             } catch {

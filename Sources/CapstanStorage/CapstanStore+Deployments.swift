@@ -1,5 +1,6 @@
 import CapstanModel
 import Foundation
+import NixCore
 import SQLKit
 
 extension CapstanStore {
@@ -79,7 +80,7 @@ extension CapstanStore {
                                                  reason, rolled_back, closure_size, created_at, started_at,
                                                  finished_at, created_by, activation_id, activation)
                         VALUES (\(bind: UUID().uuidString.lowercased()), \(bind: workspaceID),
-                                \(bind: request.agentID), \(bind: index), \(bind: request.storePath),
+                                \(bind: request.agentID), \(bind: index), \(bind: request.storePath.path),
                                 \(bind: JSONColumn.encode(request.rollbackScript)), \(bind: DeploymentStatus.pending.rawValue),
                                 NULL, \(bind: false), NULL, \(bind: millis), NULL, NULL, \(bind: createdBy),
                                 \(bind: activationID), \(bind: JSONColumn.encode(request.activation)))
@@ -143,7 +144,7 @@ extension CapstanStore {
                 if id != newIDs[0] { values += ", " }
                 values += """
                     (\(bind: id), \(bind: workspaceID), \(bind: request.agentID), \(bind: newIndex[request.agentID]!),
-                     \(bind: request.storePath), \(bind: JSONColumn.encode(request.rollbackScript)), \(bind: DeploymentStatus.pending.rawValue),
+                     \(bind: request.storePath.path), \(bind: JSONColumn.encode(request.rollbackScript)), \(bind: DeploymentStatus.pending.rawValue),
                      NULL, \(bind: false), NULL, \(bind: millis), NULL, NULL, \(bind: createdBy), \(bind: activationID),
                      \(bind: JSONColumn.encode(request.activation)))
                     """
@@ -383,9 +384,10 @@ extension DeploymentRecord {
             workspaceID: try row.decode(column: "workspace_id", as: String.self),
             agentID: try row.decode(column: "agent_id", as: String.self),
             index: try row.decode(column: "idx", as: Int.self),
-            storePath: try row.decode(column: "store_path", as: String.self),
-            rollbackScript: try JSONColumn.decode(
-                [String: String].self, from: try row.decode(column: "rollback_script", as: String?.self)),
+            storePath: try row.decodeStorePath(column: "store_path", table: "deployments", key: id),
+            rollbackScript: try JSONColumn.decodeRow(
+                [String: StorePath].self, from: try row.decode(column: "rollback_script", as: String?.self),
+                table: "deployments", key: id, column: "rollback_script"),
             status: status,
             reason: try row.decode(column: "reason", as: String?.self),
             rolledBack: try row.decode(column: "rolled_back", as: Bool.self),
