@@ -1,5 +1,6 @@
 import CapstanClient
 import CapstanModel
+import CapstanProcess
 import Foundation
 import Logging
 import NixCore
@@ -142,7 +143,7 @@ public struct DeploymentRunner: Sendable {
             say("Committing \(storePath) as the configuration to boot")
             do {
                 try executor.run(kind.command(storePath, action: "boot"), watch: watch)
-            } catch let failure as CommandFailure {
+            } catch let failure as CommandError {
                 throw DeploymentFailure.commitFailed(failure)
             }
         } else {
@@ -172,7 +173,7 @@ public struct DeploymentRunner: Sendable {
         }
         do {
             try executor.run(command, watch: watch)
-        } catch let failure as CommandFailure {
+        } catch let failure as CommandError {
             throw DeploymentFailure.realiseFailed(failure)
         }
     }
@@ -189,7 +190,7 @@ public struct DeploymentRunner: Sendable {
             try StateFiles.writeAtomically(Data(text.utf8), to: path, mode: 0o600)
         } catch {
             throw DeploymentFailure.realiseFailed(
-                CommandFailure(command: ["write", path], status: -1, lastLines: ["\(error)"]))
+                CommandError(arguments: ["write", path], reason: .couldNotStart("\(error)")))
         }
         return path
     }
@@ -224,7 +225,7 @@ public struct DeploymentRunner: Sendable {
         say("Switching \(task.profilePath) to \(storePath)")
         do {
             try executor.run(["nix-env", "--profile", task.profilePath, "--set", storePath.path], watch: watch)
-        } catch let failure as CommandFailure {
+        } catch let failure as CommandError {
             throw DeploymentFailure.profileSwitchFailed(profile: task.profilePath, failure)
         }
     }
@@ -239,7 +240,7 @@ public struct DeploymentRunner: Sendable {
         say("Activating \(storePath)" + (kind == .nixos ? " (\(action))" : ""))
         do {
             try executor.run(kind.command(storePath, action: action), watch: watch)
-        } catch let failure as CommandFailure {
+        } catch let failure as CommandError {
             throw DeploymentFailure.activationFailed(failure)
         }
     }
@@ -255,7 +256,7 @@ public struct DeploymentRunner: Sendable {
             say("Running the rollback script \(script)")
             do {
                 try executor.run([script.path], watch: watch)
-            } catch let failure as CommandFailure {
+            } catch let failure as CommandError {
                 throw DeploymentFailure.rollbackScriptFailed(failure)
             }
         }
@@ -312,7 +313,7 @@ public struct DeploymentRunner: Sendable {
             switch error {
             case Interruption.timedOut(let timeout): failure = .timedOut(TimeSpan(timeout), step: progress.step)
             case let known as DeploymentFailure: failure = known
-            default: failure = .activationFailed(CommandFailure(command: [], status: -1, lastLines: ["\(error)"]))
+            default: failure = .unexpected("\(error)")
             }
             if case .checksFailed(let results, _) = failure { checks = results }
             say("Deployment failed: \(failure)")
