@@ -61,6 +61,7 @@ let package = Package(
             name: "CapstanStorage",
             dependencies: [
                 "CapstanModel",
+                "NixCore",
                 .product(name: "SQLKit", package: "sql-kit"),
                 .product(name: "SQLiteKit", package: "sqlite-kit"),
                 .product(name: "SQLiteNIO", package: "sqlite-nio"),
@@ -100,6 +101,7 @@ let package = Package(
                 "CapstanServices",
                 "CapstanStorage",
                 "Compression",
+                "NixCore",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdAuth", package: "hummingbird-auth"),
                 .product(name: "HummingbirdWebSocket", package: "hummingbird-websocket"),
@@ -170,19 +172,20 @@ let package = Package(
         .testTarget(
             name: "CapstanStorageTests",
             dependencies: [
-                "CapstanStorage", "TestSupport", .product(name: "NIOCore", package: "swift-nio"),
+                "CapstanStorage", "NixCore", "TestSupport", .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
             ]),
         .testTarget(
             name: "CapstanServerTests",
-            dependencies: ["CapstanServer", "CapstanServices", "CapstanClient", "TestSupport"]),
+            dependencies: ["CapstanServer", "CapstanServices", "CapstanClient", "NixCore", "TestSupport"]),
         .testTarget(
             name: "CapstanServicesTests",
             dependencies: [
                 "CapstanServices", "CapstanStorage", "CapstanModel", "NixCore", "Compression", "TestSupport",
                 .product(name: "NIOCore", package: "swift-nio"), .product(name: "Logging", package: "swift-log"),
             ]),
-        .testTarget(name: "CapstanAgentTests", dependencies: ["CapstanAgent", "CapstanModel", "TestSupport"]),
+        .testTarget(
+            name: "CapstanAgentTests", dependencies: ["CapstanAgent", "CapstanModel", "NixCore", "TestSupport"]),
         .testTarget(name: "CapstanDeployTests", dependencies: ["CapstanModel", "NixCore", "TestSupport"]),
         .testTarget(name: "CapstanEffectsTests", dependencies: ["CapstanEffects", "CapstanModel", "TestSupport"]),
         // The conformance client must not share Capstan's types: it knows only the cachix protocol.

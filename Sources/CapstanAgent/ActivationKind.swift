@@ -1,4 +1,5 @@
 import Foundation
+import NixCore
 
 /// What kind of configuration a store path is, by the files it contains, and how it is activated.
 enum ActivationKind: Equatable {
@@ -11,13 +12,14 @@ enum ActivationKind: Equatable {
     /// Anything else: switching the profile is all.
     case none
 
-    init(of storePath: String) {
+    init(of storePath: StorePath) {
         let fm = FileManager.default
-        if fm.fileExists(atPath: storePath + "/nixos-version") {
+        let root = storePath.path
+        if fm.fileExists(atPath: root + "/nixos-version") {
             self = .nixos
-        } else if fm.fileExists(atPath: storePath + "/darwin-version") {
+        } else if fm.fileExists(atPath: root + "/darwin-version") {
             self = .darwin
-        } else if fm.fileExists(atPath: storePath + "/hm-version") {
+        } else if fm.fileExists(atPath: root + "/hm-version") {
             self = .homeManager
         } else {
             self = .none
@@ -25,11 +27,12 @@ enum ActivationKind: Equatable {
     }
 
     /// The command activating `storePath`; `action` only matters to NixOS.
-    func command(_ storePath: String, action: String) -> [String] {
-        switch self {
-        case .nixos: [storePath + "/bin/switch-to-configuration", action]
-        case .darwin: [storePath + "/sw/bin/darwin-rebuild", "activate"]
-        case .homeManager: [storePath + "/activate"]
+    func command(_ storePath: StorePath, action: String) -> [String] {
+        let root = storePath.path
+        return switch self {
+        case .nixos: [root + "/bin/switch-to-configuration", action]
+        case .darwin: [root + "/sw/bin/darwin-rebuild", "activate"]
+        case .homeManager: [root + "/activate"]
         case .none: []
         }
     }

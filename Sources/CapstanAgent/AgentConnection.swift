@@ -99,7 +99,8 @@ public struct AgentConnection: Sendable {
             needsReboot: await supervisor.statusForHello().needsReboot)
         try await outbound.writeTextMessage(try Self.encode(.hello(hello)))
         logger.debug(
-            "sent hello: running \(hello.runningDeployment ?? "nothing"), current \(hello.currentStorePath ?? "none")")
+            "sent hello: running \(hello.runningDeployment ?? "nothing"), current \(hello.currentStorePath?.path ?? "none")"
+        )
         let (welcomed, welcome) = AsyncStream<Void>.makeStream()
         try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask {

@@ -56,9 +56,9 @@ extension DeploymentRunner {
             do {
                 if profileTarget() != previous {
                     try executor.run(
-                        ["nix-env", "--profile", task.profilePath, "--set", previous], timeout: .seconds(120))
+                        ["nix-env", "--profile", task.profilePath, "--set", previous.path], timeout: .seconds(120))
                 }
-                let switchCommand = previous + "/bin/switch-to-configuration"
+                let switchCommand = previous.path + "/bin/switch-to-configuration"
                 if FileManager.default.isExecutableFile(atPath: switchCommand) {
                     try executor.run([switchCommand, "boot"], timeout: task.activationTimeout)
                 }

@@ -1,5 +1,6 @@
 import CapstanClient
 import CapstanModel
+import CapstanProcess
 import Foundation
 import Logging
 import NixCore
@@ -97,10 +98,8 @@ public struct DeploymentRunner: Sendable {
 
     // MARK: Steps
 
-    private func deploy(previous: String?, progress: inout Progress) async throws {
+    private func deploy(previous: StorePath?, progress: inout Progress) async throws {
         let storePath = task.order.storePath
-        try checkStorePath(storePath)
-        if let script = task.order.rollbackScript { try checkStorePath(script) }
         let beforeSwitch = InterruptionWatch(directory: directory)
         try beforeSwitch.check()
 
@@ -149,7 +148,7 @@ public struct DeploymentRunner: Sendable {
             say("Committing \(storePath) as the configuration to boot")
             do {
                 try executor.run(kind.command(storePath, action: "boot"), watch: watch)
-            } catch let failure as CommandFailure {
+            } catch let failure as CommandError {
                 throw DeploymentFailure.commitFailed(failure)
             }
         } else {
@@ -165,20 +164,12 @@ public struct DeploymentRunner: Sendable {
         }
     }
 
-    private func checkStorePath(_ path: String) throws {
-        do {
-            _ = try StorePath(parsing: path)
-        } catch {
-            throw DeploymentFailure.invalidStorePath(path, detail: "\(error)")
-        }
-    }
-
     /// Realises `paths` with a garbage collector root each in the deployment's directory, so that
     /// a collection before the profile holds them cannot take them away.
-    private func realise(_ paths: [String], watch: InterruptionWatch) throws {
-        var command = ["nix-store", "--realise"] + paths + ["--add-root", directory.gcRoot, "--indirect"]
+    private func realise(_ paths: [StorePath], watch: InterruptionWatch) throws {
+        var command = ["nix-store", "--realise"] + paths.map(\.path) + ["--add-root", directory.gcRoot, "--indirect"]
         if let cache = task.cache {
-            say("Fetching \(paths.joined(separator: " ")) from \(cache.url)")
+            say("Fetching \(paths.map(\.path).joined(separator: " ")) from \(cache.url)")
             command += ["--option", "extra-substituters", cache.url]
             command += ["--option", "extra-trusted-public-keys", cache.publicKey]
             if !cache.isPublic, let netrc = try writeNetrc(for: cache) {
@@ -187,7 +178,7 @@ public struct DeploymentRunner: Sendable {
         }
         do {
             try executor.run(command, watch: watch)
-        } catch let failure as CommandFailure {
+        } catch let failure as CommandError {
             throw DeploymentFailure.realiseFailed(failure)
         }
     }
@@ -204,13 +195,14 @@ public struct DeploymentRunner: Sendable {
             try StateFiles.writeAtomically(Data(text.utf8), to: path, mode: 0o600)
         } catch {
             throw DeploymentFailure.realiseFailed(
-                CommandFailure(command: ["write", path], status: -1, lastLines: ["\(error)"]))
+                CommandError(arguments: ["write", path], reason: .couldNotStart("\(error)")))
         }
         return path
     }
 
     /// The closure size from `nix path-info -S --json`; nil (and a log line) if Nix does not say.
-    private func closureSize(of path: String) -> Int64? {
+    private func closureSize(of storePath: StorePath) -> Int64? {
+        let path = storePath.path
         let command = ["nix", "--extra-experimental-features", "nix-command", "path-info", "-S", "--json", path]
         guard let output = try? executor.run(command, logStdout: false) else { return nil }
         let json = try? JSONSerialization.jsonObject(with: Data(output.utf8))
@@ -223,28 +215,29 @@ public struct DeploymentRunner: Sendable {
     }
 
     /// The `system` file of a NixOS / nix-darwin configuration, if it has one.
-    private func builtSystem(of storePath: String) -> String? {
-        guard let text = try? String(contentsOfFile: storePath + "/system", encoding: .utf8) else { return nil }
+    private func builtSystem(of storePath: StorePath) -> String? {
+        guard let text = try? String(contentsOfFile: storePath.path + "/system", encoding: .utf8) else { return nil }
         let system = text.trimmingCharacters(in: .whitespacesAndNewlines)
         return system.isEmpty ? nil : system
     }
 
     /// The store path the profile points at now, nil if there is no profile yet.
-    func profileTarget() -> String? { ProfileTarget.storePath(ofProfile: task.profilePath) }
+    func profileTarget() -> StorePath? { ProfileTarget.storePath(ofProfile: task.profilePath) }
 
-    private func switchProfile(to storePath: String, watch: InterruptionWatch) throws {
+    private func switchProfile(to storePath: StorePath, watch: InterruptionWatch) throws {
         let profilesDirectory = (task.profilePath as NSString).deletingLastPathComponent
         try? FileManager.default.createDirectory(atPath: profilesDirectory, withIntermediateDirectories: true)
         say("Switching \(task.profilePath) to \(storePath)")
         do {
-            try executor.run(["nix-env", "--profile", task.profilePath, "--set", storePath], watch: watch)
-        } catch let failure as CommandFailure {
+            try executor.run(["nix-env", "--profile", task.profilePath, "--set", storePath.path], watch: watch)
+        } catch let failure as CommandError {
             throw DeploymentFailure.profileSwitchFailed(profile: task.profilePath, failure)
         }
     }
 
     /// Runs what makes a configuration live; `action` is NixOS's (`switch`, `test`, `boot`).
-    private func activate(_ storePath: String, kind: ActivationKind, action: String, watch: InterruptionWatch) throws {
+    private func activate(_ storePath: StorePath, kind: ActivationKind, action: String, watch: InterruptionWatch) throws
+    {
         guard kind != .none else {
             say("\(storePath) is no NixOS, nix-darwin or Home Manager configuration; switching the profile is all")
             return
@@ -252,7 +245,7 @@ public struct DeploymentRunner: Sendable {
         say("Activating \(storePath)" + (kind == .nixos ? " (\(action))" : ""))
         do {
             try executor.run(kind.command(storePath, action: action), watch: watch)
-        } catch let failure as CommandFailure {
+        } catch let failure as CommandError {
             throw DeploymentFailure.activationFailed(failure)
         }
     }
@@ -267,8 +260,8 @@ public struct DeploymentRunner: Sendable {
             progress.step = "the rollback script"
             say("Running the rollback script \(script)")
             do {
-                try executor.run([script], watch: watch)
-            } catch let failure as CommandFailure {
+                try executor.run([script.path], watch: watch)
+            } catch let failure as CommandError {
                 throw DeploymentFailure.rollbackScriptFailed(failure)
             }
         }
@@ -309,7 +302,7 @@ public struct DeploymentRunner: Sendable {
     // MARK: Failure
 
     /// What a failure or a cancel leaves: before the switch nothing to undo; after it, a rollback.
-    private func handle(_ error: any Error, previous: String?, progress: Progress) -> DeploymentOutcome {
+    private func handle(_ error: any Error, previous: StorePath?, progress: Progress) -> DeploymentOutcome {
         let cancelled = (error as? Interruption) == .cancelled
         // A profile switch that was interrupted may have happened all the same.
         let switched = progress.switched || profileTarget() != previous
@@ -325,7 +318,7 @@ public struct DeploymentRunner: Sendable {
             switch error {
             case Interruption.timedOut(let timeout): failure = .timedOut(TimeSpan(timeout), step: progress.step)
             case let known as DeploymentFailure: failure = known
-            default: failure = .activationFailed(CommandFailure(command: [], status: -1, lastLines: ["\(error)"]))
+            default: failure = .unexpected("\(error)")
             }
             if case .checksFailed(let results, _) = failure { checks = results }
             say("Deployment failed: \(failure)")
@@ -346,13 +339,13 @@ public struct DeploymentRunner: Sendable {
 
     /// Points the profile at `previous` again and re-activates it the way the new one was activated
     /// (`test` in two phases, `boot` too once the commit had started); nil when that worked.
-    private func rollBack(to previous: String, progress: Progress) -> String? {
+    private func rollBack(to previous: StorePath, progress: Progress) -> String? {
         say("Rolling back to \(previous)")
         let watch = InterruptionWatch.rollback(directory: directory, timeout: task.activationTimeout)
         let kind = ActivationKind(of: previous)
         do {
             if profileTarget() != previous {
-                try executor.run(["nix-env", "--profile", task.profilePath, "--set", previous], watch: watch)
+                try executor.run(["nix-env", "--profile", task.profilePath, "--set", previous.path], watch: watch)
             }
             if progress.twoPhase && kind == .nixos {
                 try activate(previous, kind: kind, action: "test", watch: watch)

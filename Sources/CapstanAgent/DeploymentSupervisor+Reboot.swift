@@ -1,5 +1,6 @@
 import CapstanModel
 import Foundation
+import NixCore
 
 extension DeploymentDirectory {
     /// A successful deployment whose configuration needs a reboot: its outcome waits for the machine to boot it.
@@ -9,7 +10,7 @@ extension DeploymentDirectory {
 
     /// Ends a deployment that waits for its reboot as Cancelled and leaves the machine as it is: a local
     /// action replaced its configuration. No reboot for it follows.
-    func endSuperseded(reason: String, currentStorePath: String?, stateDirectory: String) throws {
+    func endSuperseded(reason: String, currentStorePath: StorePath?, stateDirectory: String) throws {
         (try? DeploymentLog(path: logFile))?.append("Cancelled the deployment: \(reason)")
         let outcome = DeploymentOutcome(
             id: id, succeeded: false, reason: reason, rolledBack: false, currentStorePath: currentStorePath,
@@ -39,7 +40,7 @@ extension DeploymentSupervisor {
         else { return false }
         if directory.hasMarker(directory.awaitingRebootMarker) { return true }
         guard let toplevel = outcome.currentStorePath, toplevel == currentStorePath,
-            RebootRequirement.needsReboot(bootedSystem: configuration.bootedSystemPath, toplevel: toplevel) == true
+            RebootRequirement.needsReboot(bootedSystem: configuration.bootedSystemPath, toplevel: toplevel.path) == true
         else { return false }
         do {
             try directory.setMarker(directory.awaitingRebootMarker)
@@ -134,7 +135,7 @@ extension DeploymentSupervisor {
     private func settle(_ record: RebootRecord, of directory: DeploymentDirectory) {
         RebootRecord.remove(from: configuration.stateDirectory)
         let booted = RebootRecord.linkTarget(configuration.bootedSystemPath)
-        if booted == record.toplevel {
+        if booted == record.toplevel.path {
             append("The machine rebooted into the deployed configuration \(record.toplevel)", to: directory)
             try? directory.setMarker(directory.rebootSettledMarker)
             logger.notice("deployment \(directory.id): rebooted into \(record.toplevel)")
@@ -144,7 +145,7 @@ extension DeploymentSupervisor {
             directory,
             reason:
                 "after the reboot the machine runs \(booted ?? "an unknown system"), not the deployed configuration "
-                + record.toplevel)
+                + record.toplevel.path)
     }
 
     /// Asks a runner to fail (or cancel) a deployment that waited for a reboot, after rolling the profile
@@ -202,7 +203,7 @@ extension DeploymentSupervisor {
     }
 
     /// The store path of the profile's generation before the current one, nil when there is none.
-    private func previousGeneration() -> String? {
+    private func previousGeneration() -> StorePath? {
         try? LocalAction.previousGeneration(of: configuration.profilePath)
     }
 

@@ -1,6 +1,7 @@
 import CapstanModel
 import Foundation
 import Logging
+import NixCore
 
 #if canImport(Glibc)
     import Glibc
@@ -53,13 +54,13 @@ public actor DeploymentSupervisor {
     public func setCache(_ cache: AgentCache?) { self.cache = cache }
 
     /// What the profile points at now.
-    public var currentStorePath: String? { ProfileTarget.storePath(ofProfile: configuration.profilePath) }
+    public var currentStorePath: StorePath? { ProfileTarget.storePath(ofProfile: configuration.profilePath) }
 
     /// What the agent says about its machine now.
     public func status() -> AgentStatus {
         AgentStatus(
             needsReboot: RebootRequirement.needsReboot(
-                bootedSystem: configuration.bootedSystemPath, toplevel: currentStorePath))
+                bootedSystem: configuration.bootedSystemPath, toplevel: currentStorePath?.path))
     }
 
     /// The status for a new connection's hello, which carries it: sent again only when it changes.

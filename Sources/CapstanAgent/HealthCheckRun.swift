@@ -1,5 +1,6 @@
 import AsyncHTTPClient
 import CapstanModel
+import CapstanProcess
 import Foundation
 
 /// Runs a deployment's health checks after its activation: round after round, until one round
@@ -98,8 +99,8 @@ struct HealthCheckRun: Sendable {
             do {
                 let output = try executor.run(arguments, timeout: timeout.duration, watch: watch)
                 return (true, Array(output.split(separator: "\n").map(String.init).suffix(5)))
-            } catch let failure as CommandFailure {
-                return (false, Array(failure.lastLines.suffix(4)) + ["\(failure.description)"])
+            } catch let failure as CommandError {
+                return (false, Array(failure.lastLines.suffix(4)) + [failure.stepText])
             } catch {
                 return (false, ["\(error)"])
             }

@@ -1,6 +1,7 @@
 import CapstanModel
 import Foundation
 import Logging
+import NixCore
 
 /// A local action while a deployment waits for its reboot: the operator's action wins. The waiting
 /// deployment ends Cancelled (reported by the agent) before the action changes the machine, so no
@@ -8,7 +9,7 @@ import Logging
 extension LocalAction {
     /// Ends every deployment that waits for its reboot, for the local action `id` which activates `target`;
     /// returns their ids. Called holding the agent's lock, so no runner of theirs is in the middle of a step.
-    func supersedeAwaitingReboot(by id: String, target: String, logger: Logger) -> [String] {
+    func supersedeAwaitingReboot(by id: String, target: StorePath, logger: Logger) -> [String] {
         var superseded: [String] = []
         for directory in DeploymentDirectory.all(in: stateDirectory)
         where directory.hasMarker(directory.awaitingRebootMarker) && !directory.hasMarker(directory.rebootSettledMarker)

@@ -1,6 +1,7 @@
 import CapstanModel
 import Foundation
 import Logging
+import NixCore
 
 /// Break glass: `capstan deploy local rollback|activate` on the machine, without the server. It runs the
 /// agent's own steps (realise, switch, activate, check, roll back on failure) under the agent's lock, and
@@ -8,7 +9,7 @@ import Logging
 public struct LocalAction: Sendable {
     public var action: LocalActionReport.Action
     /// The configuration to activate; for a rollback, the profile's previous generation is found instead.
-    public var storePath: String?
+    public var storePath: StorePath?
     public var stateDirectory: String
     public var profilePath: String
     public var system: String
@@ -16,7 +17,7 @@ public struct LocalAction: Sendable {
     public var activationTimeout: Duration
 
     public init(
-        action: LocalActionReport.Action, storePath: String?, stateDirectory: String, profilePath: String,
+        action: LocalActionReport.Action, storePath: StorePath?, stateDirectory: String, profilePath: String,
         system: String, activationMode: ActivationMode, activationTimeout: Duration
     ) {
         self.action = action
@@ -39,7 +40,7 @@ public struct LocalAction: Sendable {
         }
         defer { withExtendedLifetime(lock) {} }
         let previous = ProfileTarget.storePath(ofProfile: profilePath)
-        let target: String
+        let target: StorePath
         switch action {
         case .activate:
             guard let storePath else { throw LocalActionError.noStorePath }
@@ -90,7 +91,7 @@ public struct LocalAction: Sendable {
     }
 
     /// The store path of the profile's generation before the current one (`<profile>-<N>-link`).
-    static func previousGeneration(of profilePath: String) throws -> String {
+    static func previousGeneration(of profilePath: String) throws -> StorePath {
         let directory = (profilePath as NSString).deletingLastPathComponent
         let name = (profilePath as NSString).lastPathComponent
         guard let current = try? FileManager.default.destinationOfSymbolicLink(atPath: profilePath),

@@ -1,4 +1,5 @@
 import Foundation
+import NixCore
 
 /// `<state>/reboot.json`: the reboot the agent asked for and what the machine ran before it, so that
 /// the agent asks only once (an agent restarted in the same window does not reboot again) and, once the
@@ -7,7 +8,7 @@ struct RebootRecord: Codable, Sendable, Equatable {
     /// The deployment that waits for the reboot.
     var deploymentID: String
     /// The configuration the machine should boot.
-    var toplevel: String
+    var toplevel: StorePath
     /// Where the booted-system link pointed when the reboot was asked for.
     var bootedBefore: String?
     /// The kernel's boot id then; a new one means the machine did reboot.

@@ -1,4 +1,5 @@
 import Foundation
+import NixCore
 
 /// `<deployment>/reboot-step.json`: the long command the agent hands to a runner for a deployment that
 /// waits for its reboot, so that the agent keeps serving its connection while the command runs.
@@ -19,17 +20,17 @@ struct RebootStep: Codable, Sendable, Equatable {
     var cancelled = false
     /// The profile's generation before the deployment, found when the step was asked for so that a
     /// rollback interrupted and started again goes back to the same configuration.
-    var previous: String?
+    var previous: StorePath?
     /// Runners started for this step; bounds how often one that dies without a result is started again.
     var attempts = 0
 
     static let maxAttempts = 3
 
-    static func reboot(_ command: [String], previous: String?) -> RebootStep {
+    static func reboot(_ command: [String], previous: StorePath?) -> RebootStep {
         RebootStep(kind: .reboot, command: command, previous: previous)
     }
 
-    static func rollBack(reason: String, cancelled: Bool, previous: String?) -> RebootStep {
+    static func rollBack(reason: String, cancelled: Bool, previous: StorePath?) -> RebootStep {
         RebootStep(kind: .rollBack, reason: reason, cancelled: cancelled, previous: previous)
     }
 }

@@ -19,27 +19,27 @@ public final class RunnerLock: Sendable {
 
     /// Waits until no other runner holds the lock, then holds it until this value is released.
     public static func acquire(stateDirectory: String) throws -> RunnerLock {
-        let path = path(stateDirectory: stateDirectory)
-        // O_CLOEXEC: activation scripts start daemons that must not inherit (and keep) the lock.
-        let fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
-        guard fd >= 0 else { throw StateFileError.errno("open the lock", path) }
-        while flock(fd, LOCK_EX) != 0 {
-            if errno == EINTR { continue }
-            let error = StateFileError.errno("lock", path)
-            close(fd)
-            throw error
+        // Waiting, the lock is only ever missed through an error.
+        guard let lock = try lock(stateDirectory: stateDirectory, waiting: true) else {
+            throw StateFileError.errno("lock", path(stateDirectory: stateDirectory))
         }
-        return RunnerLock(descriptor: fd, path: path)
+        return lock
     }
 
     /// The lock if no runner holds it now, else nil: for actions that must not wait behind a deployment.
     public static func tryAcquire(stateDirectory: String) throws -> RunnerLock? {
+        try lock(stateDirectory: stateDirectory, waiting: false)
+    }
+
+    /// The one way the lock is taken; nil only when not `waiting` and another runner holds it.
+    private static func lock(stateDirectory: String, waiting: Bool) throws -> RunnerLock? {
         let path = path(stateDirectory: stateDirectory)
+        // O_CLOEXEC: activation scripts start daemons that must not inherit (and keep) the lock.
         let fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
         guard fd >= 0 else { throw StateFileError.errno("open the lock", path) }
-        while flock(fd, LOCK_EX | LOCK_NB) != 0 {
+        while flock(fd, waiting ? LOCK_EX : LOCK_EX | LOCK_NB) != 0 {
             if errno == EINTR { continue }
-            let held = errno == EWOULDBLOCK
+            let held = !waiting && errno == EWOULDBLOCK
             let error = StateFileError.errno("lock", path)
             close(fd)
             if held { return nil }

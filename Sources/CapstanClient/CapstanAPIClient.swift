@@ -59,7 +59,7 @@ public struct CapstanAPIClient: Sendable {
         cache: String, info: PathUploadInfo, contentEncoding: String, body: HTTPClientRequest.Body,
         timeout: TimeAmount = .hours(6)
     ) async throws -> PathUploadResult {
-        let hashPart = info.storePath.split(separator: "/").last.map { String($0.prefix(32)) } ?? ""
+        let hashPart = info.storePath.hashPart
         var request = makeRequest(.PUT, "/api/v1/caches/\(cache)/paths/\(hashPart)")
         request.headers.add(
             name: PathUploadInfo.headerName, value: try JSONEncoder().encode(info).base64EncodedString())

@@ -36,29 +36,11 @@ struct CompressedChunker {
     }
 
     private mutating func run(_ input: UnsafeRawBufferPointer, finishing: Bool) throws {
-        var rest = input
-        var idle = 0
-        while true {
-            var step = CodecStep(consumed: 0, produced: 0, isFinished: false)
-            var room = 0
-            let encoder = encoder
-            let source = rest
-            try pending.writeWithUnsafeMutableBytes(minimumWritableBytes: ZstdEncoder.outputHeadroom) { output in
-                room = output.count
-                step = try encoder.step(source, into: output, finishing: finishing)
-                return step.produced
-            }
-            rest = UnsafeRawBufferPointer(rebasing: rest[step.consumed...])
+        try encoder.pump(input, finishing: finishing) { fill in
+            try pending.writeWithUnsafeMutableBytes(minimumWritableBytes: ZstdEncoder.outputHeadroom) { try fill($0) }
             if pending.readableBytes >= Self.sendSize {
                 try send(pending)
                 pending = Self.freshBuffer()
-            }
-            // Done when all input is in and the encoder did not stop for want of room (it may hold more).
-            if finishing ? step.isFinished : (rest.isEmpty && step.produced < room) { return }
-            idle = step.consumed == 0 && step.produced == 0 ? idle + 1 : 0
-            if idle > 2 {
-                throw CompressionError(
-                    codec: "zstd", kind: .library, message: "the library made no progress on \(idle) calls in a row")
             }
         }
     }

@@ -1,9 +1,10 @@
 import CapstanProcess
 import Foundation
+import NixCore
 
 /// What the local Nix knows about a valid store path (`nix path-info --json`).
 public struct LocalPathInfo: Codable, Sendable, Equatable {
-    public var path: String
+    public var path: StorePath
     public var narHash: String
     public var narSize: UInt64
     public var references: [String]
@@ -20,7 +21,9 @@ public enum LocalNix {
         let command = ["nix", "--extra-experimental-features", "nix-command", "path-info", "--json", "--recursive"]
         let output = try run(command + paths)
         do {
-            return try JSONDecoder().decode([LocalPathInfo].self, from: output)
+            let decoder = JSONDecoder()
+            decoder.userInfo[.nixStoreDir] = StorePath.defaultStoreDir
+            return try decoder.decode([LocalPathInfo].self, from: output)
         } catch {
             throw CommandError(arguments: command, reason: .unexpectedOutput("\(error)"))
         }

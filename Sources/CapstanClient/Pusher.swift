@@ -61,12 +61,12 @@ public struct Pusher: Sendable {
         let started = ContinuousClock.now
         let closure = try LocalNix.closure(of: paths)
         var missingHashes = Set<String>()
-        let hashes = closure.map { Self.hashPart($0.path) }
+        let hashes = closure.map(\.path.hashPart)
         for start in stride(from: 0, to: hashes.count, by: 1000) {
             let chunk = Array(hashes[start..<min(start + 1000, hashes.count)])
             missingHashes.formUnion(try await client.missing(cache: cache, hashes: chunk))
         }
-        let missing = closure.filter { missingHashes.contains(Self.hashPart($0.path)) }
+        let missing = closure.filter { missingHashes.contains($0.path.hashPart) }
         let narBytes = missing.reduce(UInt64(0)) { $0 + $1.narSize }
         onEvent(.planned(closure: closure.count, missing: missing.count, narBytes: narBytes))
 
@@ -78,7 +78,7 @@ public struct Pusher: Sendable {
             func startReady() {
                 while running < max(1, options.jobs), let next = schedule.popReady() {
                     running += 1
-                    group.addTask { (next.path, try await upload(next, onEvent: onEvent)) }
+                    group.addTask { (next.path.path, try await upload(next, onEvent: onEvent)) }
                 }
             }
             startReady()
@@ -102,7 +102,8 @@ public struct Pusher: Sendable {
     func upload(_ info: LocalPathInfo, onEvent: @escaping @Sendable (PushEvent) -> Void) async throws
         -> PathUploadResult
     {
-        onEvent(.started(path: info.path))
+        let path = info.path.path
+        onEvent(.started(path: path))
         let uploadInfo = PathUploadInfo(
             storePath: info.path, narHash: info.narHash, narSize: info.narSize, references: info.references,
             deriver: info.deriver, sigs: info.signatures ?? [], ca: info.ca)
@@ -111,7 +112,7 @@ public struct Pusher: Sendable {
             attempt += 1
             let channel = ChunkChannel()
             let sent = Atomic<UInt64>(0)
-            startProducer(path: info.path, channel: channel) { bytes in
+            startProducer(path: path, channel: channel) { bytes in
                 sent.add(bytes, ordering: .relaxed)
                 onEvent(.progress(bytes: bytes))
             }
@@ -121,11 +122,11 @@ public struct Pusher: Sendable {
                     cache: cache, info: uploadInfo, contentEncoding: "zstd", body: .stream(channel, length: .unknown))
             } catch let error as ClientError where error.isTransient && attempt <= options.retries {
                 onEvent(.progress(bytes: 0 &- sent.load(ordering: .relaxed)))
-                onEvent(.retrying(path: info.path, attempt: attempt, error: error.description))
+                onEvent(.retrying(path: path, attempt: attempt, error: error.description))
                 let base = options.retryDelay * (1 << (attempt - 1))
                 try await Task.sleep(for: base + base * Double.random(in: 0..<0.5))
             } catch {
-                throw PushError(path: info.path, underlying: error)
+                throw PushError(path: path, underlying: error)
             }
         }
     }
@@ -148,10 +149,6 @@ public struct Pusher: Sendable {
             }
         }
     }
-
-    static func hashPart(_ path: String) -> String {
-        String((path.split(separator: "/").last ?? "").prefix(32))
-    }
 }
 
 /// Missing paths in an order where every path comes after the missing paths it references.
@@ -162,15 +159,16 @@ struct UploadSchedule {
     private var infos: [String: LocalPathInfo] = [:]
 
     init(_ missing: [LocalPathInfo]) {
-        let paths = Set(missing.map(\.path))
+        let paths = Set(missing.map(\.path.path))
         for info in missing {
-            infos[info.path] = info
-            let deps = Set(info.references.filter { $0 != info.path && paths.contains($0) })
+            let path = info.path.path
+            infos[path] = info
+            let deps = Set(info.references.filter { $0 != path && paths.contains($0) })
             if deps.isEmpty {
                 ready.append(info)
             } else {
-                waitingOn[info.path] = deps
-                for dep in deps { dependents[dep, default: []].append(info.path) }
+                waitingOn[path] = deps
+                for dep in deps { dependents[dep, default: []].append(path) }
             }
         }
         // Larger paths first keeps all jobs busy towards the end.

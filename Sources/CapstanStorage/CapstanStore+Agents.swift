@@ -1,4 +1,5 @@
 import Foundation
+import NixCore
 import SQLKit
 
 extension CapstanStore {
@@ -14,7 +15,7 @@ extension CapstanStore {
                                         last_seen, created_at)
                     VALUES (\(bind: record.id), \(bind: record.workspaceID), \(bind: record.name),
                             \(bind: record.cacheID), \(bind: record.system), \(bind: record.version),
-                            \(bind: record.currentStorePath), \(bind: record.lastSeen?.unixMilliseconds),
+                            \(bind: record.currentStorePath?.path), \(bind: record.lastSeen?.unixMilliseconds),
                             \(bind: record.createdAt.unixMilliseconds))
                     ON CONFLICT (workspace_id, name) DO NOTHING
                     RETURNING id
@@ -103,14 +104,14 @@ extension CapstanStore {
     /// a nil `currentStorePath` keeps the stored one, since an agent may not know its profile yet.
     /// Throws `StorageError.notFound` for an unknown agent.
     public func recordAgentSeen(
-        id: String, system: String?, version: String?, currentStorePath: String?, at date: Date
+        id: String, system: String?, version: String?, currentStorePath: StorePath?, at date: Date
     ) async throws {
         let updated = try await describingFailure("recording that agent \(id) was seen") {
             try await database.transaction { db in
                 try await db.raw(
                     """
                     UPDATE agents SET system = \(bind: system), version = \(bind: version),
-                        current_store_path = COALESCE(\(bind: currentStorePath), current_store_path),
+                        current_store_path = COALESCE(\(bind: currentStorePath?.path), current_store_path),
                         last_seen = \(bind: date.unixMilliseconds)
                     WHERE id = \(bind: id)
                     RETURNING id
@@ -139,11 +140,11 @@ extension CapstanStore {
 
     /// Records the store path an agent now runs (after a deployment or a rollback); nil when unknown.
     /// Throws `StorageError.notFound` for an unknown agent.
-    public func setAgentCurrentStorePath(id: String, storePath: String?) async throws {
+    public func setAgentCurrentStorePath(id: String, storePath: StorePath?) async throws {
         let updated = try await describingFailure("setting the current store path of agent \(id)") {
             try await database.transaction { db in
                 try await db.raw(
-                    "UPDATE agents SET current_store_path = \(bind: storePath) WHERE id = \(bind: id) RETURNING id"
+                    "UPDATE agents SET current_store_path = \(bind: storePath?.path) WHERE id = \(bind: id) RETURNING id"
                 ).first() != nil
             }
         }
@@ -169,14 +170,15 @@ extension CapstanStore {
 
 extension AgentRecord {
     init(row: any SQLRow) throws {
+        let id = try row.decode(column: "id", as: String.self)
         self.init(
-            id: try row.decode(column: "id", as: String.self),
+            id: id,
             workspaceID: try row.decode(column: "workspace_id", as: String.self),
             name: try row.decode(column: "name", as: String.self),
             cacheID: try row.decode(column: "cache_id", as: String?.self),
             system: try row.decode(column: "system", as: String?.self),
             version: try row.decode(column: "version", as: String?.self),
-            currentStorePath: try row.decode(column: "current_store_path", as: String?.self),
+            currentStorePath: try row.decodeStorePathIfPresent(column: "current_store_path", table: "agents", key: id),
             lastSeen: try row.decode(column: "last_seen", as: Int64?.self).map(Date.init(unixMilliseconds:)),
             needsReboot: try row.decode(column: "needs_reboot", as: Bool?.self),
             createdAt: Date(unixMilliseconds: try row.decode(column: "created_at", as: Int64.self)))

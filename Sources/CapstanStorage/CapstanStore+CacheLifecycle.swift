@@ -1,11 +1,12 @@
 import CapstanModel
 import Foundation
+import NixCore
 import SQLKit
 
 /// What garbage collection reads about one path: enough to decide and to report, not the narinfo.
 public struct PathUsage: Sendable, Equatable {
     public var hashPart: String
-    public var storePath: String
+    public var storePath: StorePath
     public var fileName: String
     public var fileSize: Int64
     public var narSize: Int64
@@ -13,7 +14,7 @@ public struct PathUsage: Sendable, Equatable {
     public var lastAccessed: Int64
 
     public init(
-        hashPart: String, storePath: String, fileName: String, fileSize: Int64, narSize: Int64, lastAccessed: Int64
+        hashPart: String, storePath: StorePath, fileName: String, fileSize: Int64, narSize: Int64, lastAccessed: Int64
     ) {
         self.hashPart = hashPart
         self.storePath = storePath
@@ -35,13 +36,13 @@ public struct PinnedRoot: Sendable, Equatable {
         case unfinished(index: Int, status: DeploymentStatus)
     }
 
-    public var storePath: String
+    public var storePath: StorePath
     public var agentID: String
     public var agentName: String
     public var workspaceID: String
     public var reason: Reason
 
-    public init(storePath: String, agentID: String, agentName: String, workspaceID: String, reason: Reason) {
+    public init(storePath: StorePath, agentID: String, agentName: String, workspaceID: String, reason: Reason) {
         self.storePath = storePath
         self.agentID = agentID
         self.agentName = agentName
@@ -217,9 +218,10 @@ extension CapstanStore {
                 """
             ).run { row in
                 usages.add {
-                    PathUsage(
-                        hashPart: try row.decode(column: "hash_part", as: String.self),
-                        storePath: try row.decode(column: "store_path", as: String.self),
+                    let hashPart = try row.decode(column: "hash_part", as: String.self)
+                    return PathUsage(
+                        hashPart: hashPart,
+                        storePath: try row.decodeStorePath(column: "store_path", table: "paths", key: hashPart),
                         fileName: try row.decode(column: "file_name", as: String.self),
                         fileSize: try row.decode(column: "file_size", as: Int64.self),
                         narSize: try row.decode(column: "nar_size", as: Int64.self),
@@ -264,10 +266,11 @@ extension CapstanStore {
                 SELECT id, name, workspace_id, current_store_path FROM agents WHERE current_store_path IS NOT NULL
                 """
             ).all() {
+                let agentID = try row.decode(column: "id", as: String.self)
                 roots.append(
                     PinnedRoot(
-                        storePath: try row.decode(column: "current_store_path", as: String.self),
-                        agentID: try row.decode(column: "id", as: String.self),
+                        storePath: try row.decodeStorePath(column: "current_store_path", table: "agents", key: agentID),
+                        agentID: agentID,
                         agentName: try row.decode(column: "name", as: String.self),
                         workspaceID: try row.decode(column: "workspace_id", as: String.self), reason: .current))
             }
@@ -282,10 +285,12 @@ extension CapstanStore {
                 """
             ).all() {
                 let status = try row.decode(column: "status", as: String.self)
+                let agentID = try row.decode(column: "id", as: String.self)
                 roots.append(
                     PinnedRoot(
-                        storePath: try row.decode(column: "store_path", as: String.self),
-                        agentID: try row.decode(column: "id", as: String.self),
+                        storePath: try row.decodeStorePath(
+                            column: "store_path", table: "deployments", key: "of agent \(agentID)"),
+                        agentID: agentID,
                         agentName: try row.decode(column: "name", as: String.self),
                         workspaceID: try row.decode(column: "workspace_id", as: String.self),
                         reason: .unfinished(
@@ -304,10 +309,12 @@ extension CapstanStore {
                 WHERE s.generation <= \(bind: keepGenerations)
                 """
             ).all() {
+                let agentID = try row.decode(column: "id", as: String.self)
                 roots.append(
                     PinnedRoot(
-                        storePath: try row.decode(column: "store_path", as: String.self),
-                        agentID: try row.decode(column: "id", as: String.self),
+                        storePath: try row.decodeStorePath(
+                            column: "store_path", table: "deployments", key: "of agent \(agentID)"),
+                        agentID: agentID,
                         agentName: try row.decode(column: "name", as: String.self),
                         workspaceID: try row.decode(column: "workspace_id", as: String.self),
                         reason: .rollbackTarget(index: try row.decode(column: "idx", as: Int.self))))

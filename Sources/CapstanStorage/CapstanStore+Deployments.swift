@@ -1,5 +1,6 @@
 import CapstanModel
 import Foundation
+import NixCore
 import SQLKit
 
 extension CapstanStore {
@@ -84,7 +85,7 @@ extension CapstanStore {
                                                  reason, rolled_back, closure_size, created_at, started_at,
                                                  finished_at, created_by, activation_id, activation)
                         VALUES (\(bind: UUID().uuidString.lowercased()), \(bind: workspaceID),
-                                \(bind: request.agentID), \(bind: index), \(bind: request.storePath),
+                                \(bind: request.agentID), \(bind: index), \(bind: request.storePath.path),
                                 \(bind: JSONColumn.encode(request.rollbackScript)), \(bind: DeploymentStatus.pending.rawValue),
                                 NULL, \(bind: false), NULL, \(bind: millis), NULL, NULL, \(bind: createdBy),
                                 \(bind: activationID), \(bind: JSONColumn.encode(request.activation)))
@@ -157,7 +158,7 @@ extension CapstanStore {
             for (offset, record) in records.enumerated() {
                 if offset > 0 { rows += ", " }
                 rows += """
-                    (\(bind: record.id), \(bind: record.agentID), \(bind: record.index), \(bind: record.storePath),
+                    (\(bind: record.id), \(bind: record.agentID), \(bind: record.index), \(bind: record.storePath.path),
                      \(bind: encoded.json(record.rollbackScript)), \(bind: encoded.json(record.activation)))
                     """
             }
@@ -340,7 +341,7 @@ extension CapstanStore {
                 if agentRunsIt {
                     try await db.raw(
                         """
-                        UPDATE agents SET current_store_path = \(bind: moved.storePath) WHERE id = \(bind: moved.agentID)
+                        UPDATE agents SET current_store_path = \(bind: moved.storePath.path) WHERE id = \(bind: moved.agentID)
                         """
                     ).run()
                 }
@@ -438,9 +439,10 @@ extension DeploymentRecord {
             workspaceID: try row.decode(column: "workspace_id", as: String.self),
             agentID: try row.decode(column: "agent_id", as: String.self),
             index: try row.decode(column: "idx", as: Int.self),
-            storePath: try row.decode(column: "store_path", as: String.self),
-            rollbackScript: try JSONColumn.decode(
-                [String: String].self, from: try row.decode(column: "rollback_script", as: String?.self)),
+            storePath: try row.decodeStorePath(column: "store_path", table: "deployments", key: id),
+            rollbackScript: try JSONColumn.decodeRow(
+                [String: StorePath].self, from: try row.decode(column: "rollback_script", as: String?.self),
+                table: "deployments", key: id, column: "rollback_script"),
             status: status,
             reason: try row.decode(column: "reason", as: String?.self),
             rolledBack: try row.decode(column: "rolled_back", as: Bool.self),

@@ -1,4 +1,5 @@
 import Foundation
+import NixCore
 import SQLKit
 
 extension CapstanStore {
@@ -86,7 +87,7 @@ extension CapstanStore {
                             INSERT INTO paths (cache_id, hash_part, store_path, nar_hash, nar_size, file_name, file_hash,
                                                file_size, compression, refs, deriver, sigs, ca, created_at,
                                                last_accessed_at)
-                            VALUES (\(bind: record.cacheID), \(bind: record.hashPart), \(bind: record.storePath),
+                            VALUES (\(bind: record.cacheID), \(bind: record.hashPart), \(bind: record.storePath.path),
                                     \(bind: record.narHash), \(bind: record.narSize), \(bind: record.fileName),
                                     \(bind: record.fileHash), \(bind: record.fileSize), \(bind: record.compression),
                                     \(bind: record.references.joined(separator: " ")), \(bind: record.deriver),
@@ -195,10 +196,11 @@ extension PathRecord {
     init(row: any SQLRow) throws {
         let refs = try row.decode(column: "refs", as: String.self)
         let sigs = try row.decode(column: "sigs", as: String.self)
+        let hashPart = try row.decode(column: "hash_part", as: String.self)
         self.init(
             cacheID: try row.decode(column: "cache_id", as: String.self),
-            hashPart: try row.decode(column: "hash_part", as: String.self),
-            storePath: try row.decode(column: "store_path", as: String.self),
+            hashPart: hashPart,
+            storePath: try row.decodeStorePath(column: "store_path", table: "paths", key: hashPart),
             narHash: try row.decode(column: "nar_hash", as: String.self),
             narSize: try row.decode(column: "nar_size", as: Int64.self),
             fileName: try row.decode(column: "file_name", as: String.self),

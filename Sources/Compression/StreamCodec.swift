@@ -27,33 +27,52 @@ public protocol StreamCodec: AnyObject {
 }
 
 extension StreamCodec {
-    public func process(_ input: UnsafeRawBufferPointer, into output: (UnsafeRawBufferPointer) throws -> Void) throws {
-        let scratch = UnsafeMutableRawBufferPointer.allocate(byteCount: preferredOutputSize, alignment: 16)
-        defer { scratch.deallocate() }
+    /// The one loop over `step` that every synchronous use runs: feeds all of `input` (with
+    /// `finishing`, then ends the stream), each call writing into the space `output` offers.
+    ///
+    /// `output` is called once per step with `fill`, which it calls exactly once with free space
+    /// (a scratch buffer, or the free end of a buffer it sends on) and which returns the bytes written
+    /// there; so output can go straight where it is needed, without a copy.
+    public func pump(
+        _ input: UnsafeRawBufferPointer, finishing: Bool,
+        output: (_ fill: (UnsafeMutableRawBufferPointer) throws -> Int) throws -> Void
+    ) throws {
         var rest = input
         var stalled = 0
         while true {
-            let step = try step(rest, into: scratch, finishing: false)
+            var step = CodecStep(consumed: 0, produced: 0, isFinished: false)
+            var room = 0
+            let source = rest
+            try output { space in
+                room = space.count
+                step = try self.step(source, into: space, finishing: finishing)
+                return step.produced
+            }
             rest = UnsafeRawBufferPointer(rebasing: rest[step.consumed...])
-            if step.produced > 0 { try output(UnsafeRawBufferPointer(rebasing: scratch[..<step.produced])) }
-            // A full output buffer may mean the library holds more; drain it so nothing piles up inside.
-            let outputFull = step.produced == scratch.count
-            if rest.isEmpty && !outputFull { return }
+            // Without finishing, a full output may mean the library holds more: drain it so nothing piles up inside.
+            if finishing ? step.isFinished : (rest.isEmpty && step.produced < room) { return }
             stalled = step.consumed == 0 && step.produced == 0 ? stalled + 1 : 0
             try checkProgress(stalled)
         }
     }
 
+    public func process(_ input: UnsafeRawBufferPointer, into output: (UnsafeRawBufferPointer) throws -> Void) throws {
+        try pumpThroughScratch(input, finishing: false, into: output)
+    }
+
     public func finish(into output: (UnsafeRawBufferPointer) throws -> Void) throws {
+        try pumpThroughScratch(UnsafeRawBufferPointer(start: nil, count: 0), finishing: true, into: output)
+    }
+
+    /// `pump` into one scratch buffer of the preferred size, handing each step's output to `output`.
+    private func pumpThroughScratch(
+        _ input: UnsafeRawBufferPointer, finishing: Bool, into output: (UnsafeRawBufferPointer) throws -> Void
+    ) throws {
         let scratch = UnsafeMutableRawBufferPointer.allocate(byteCount: preferredOutputSize, alignment: 16)
         defer { scratch.deallocate() }
-        var stalled = 0
-        while true {
-            let step = try step(UnsafeRawBufferPointer(start: nil, count: 0), into: scratch, finishing: true)
-            if step.produced > 0 { try output(UnsafeRawBufferPointer(rebasing: scratch[..<step.produced])) }
-            if step.isFinished { return }
-            stalled = step.produced == 0 ? stalled + 1 : 0
-            try checkProgress(stalled)
+        try pump(input, finishing: finishing) { fill in
+            let produced = try fill(scratch)
+            if produced > 0 { try output(UnsafeRawBufferPointer(rebasing: scratch[..<produced])) }
         }
     }
 

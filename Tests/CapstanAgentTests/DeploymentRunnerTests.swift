@@ -1,6 +1,7 @@
 import CapstanAgent
 import CapstanModel
 import Foundation
+import NixCore
 import TestSupport
 import Testing
 
@@ -19,7 +20,7 @@ struct DeploymentRunnerTests {
         let (outcome, process) = try machine.runDeployment(task)
         #expect(outcome.succeeded, "\(outcome) \(process.stderrString)")
         #expect(process.status == 0)
-        #expect(outcome.currentStorePath == new)
+        #expect(outcome.currentStorePath?.path == new)
         #expect(outcome.rolledBack == false)
         #expect(machine.profileTarget == new)
         let actions = mode == .switch ? ["switch"] : ["test", "boot"]
@@ -47,7 +48,7 @@ struct DeploymentRunnerTests {
         #expect(!outcome.succeeded)
         #expect(process.status == 1)
         #expect(outcome.rolledBack)
-        #expect(outcome.currentStorePath == old)
+        #expect(outcome.currentStorePath?.path == old)
         #expect(outcome.reason?.contains("activation failed") == true, "\(outcome)")
         #expect(outcome.reason?.contains("status 3") == true, "\(outcome)")
         #expect(machine.profileTarget == old)
@@ -126,7 +127,7 @@ struct DeploymentRunnerTests {
         #expect(
             outcome.reason == "\(foreign) is built for aarch64-darwin, this agent runs \(TestServer.system); "
                 + "build the configuration for \(TestServer.system)")
-        #expect(outcome.currentStorePath == old)
+        #expect(outcome.currentStorePath?.path == old)
         #expect(machine.profileTarget == old)
         #expect(machine.switches.isEmpty)
     }

@@ -2,6 +2,7 @@ import CapstanAgent
 import CapstanModel
 import Foundation
 import Logging
+import NixCore
 import TestSupport
 import Testing
 
@@ -32,7 +33,7 @@ struct DetachedRunnerTests {
         let machine = try ToyMachine()
         let new = try machine.configuration("new")
         let supervisor = try supervisor(for: machine)
-        let order = DeploymentOrder(id: NixFixtures.nonce(), index: 1, storePath: new, rollbackScript: nil)
+        let order = DeploymentOrder(id: NixFixtures.nonce(), index: 1, storePath: .known(new), rollbackScript: nil)
         await supervisor.receive(order)
         #expect(await supervisor.runningDeployment() == order.id)
         let directory = try DeploymentDirectory(stateDirectory: machine.stateDirectory, id: order.id)
@@ -68,7 +69,8 @@ struct DetachedRunnerTests {
         let newest = try machine.configuration("newest")
         let supervisor = try supervisor(for: machine)
         let orders = [slow, skipped, newest].enumerated().map {
-            DeploymentOrder(id: NixFixtures.nonce(), index: $0.offset + 1, storePath: $0.element, rollbackScript: nil)
+            DeploymentOrder(
+                id: NixFixtures.nonce(), index: $0.offset + 1, storePath: .known($0.element), rollbackScript: nil)
         }
         for order in orders { await supervisor.receive(order) }
         let last = try DeploymentDirectory(stateDirectory: machine.stateDirectory, id: orders[2].id)

@@ -1,6 +1,7 @@
 import CapstanAgent
 import CapstanModel
 import Foundation
+import NixCore
 import TestSupport
 
 /// One toy machine for `capstan deploy run`: its profiles, its state directory and its toy system;
@@ -64,7 +65,8 @@ struct ToyMachine {
     ) -> DeploymentTask {
         DeploymentTask(
             order: DeploymentOrder(
-                id: id, index: 1, storePath: storePath, rollbackScript: rollbackScript, activation: activation),
+                id: id, index: 1, storePath: .known(storePath), rollbackScript: rollbackScript.map(StorePath.known),
+                activation: activation),
             cache: cache, token: "agent-token-\(nonce)", serverURL: serverURL, profilePath: profilePath,
             system: TestServer.system, verifyTimeoutSeconds: verifyTimeout, activationMode: mode,
             activationTimeoutSeconds: activationTimeout, checks: checks)

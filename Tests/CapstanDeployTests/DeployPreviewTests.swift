@@ -12,22 +12,17 @@ import Testing
         let nonce = UUID().uuidString.lowercased()
         let expression = """
             let
-              mk = name: script: derivation {
-                inherit name;
-                system = builtins.currentSystem;
-                builder = "/bin/sh";
-                PATH = "/usr/bin:/bin";
-                args = [ "-c" ("mkdir -p $out; echo \(nonce) > $out/nonce; " + script) ];
-              };
+              \(NixFixtures.mkBinding)
+              pkg = name: script: mk name ("mkdir -p $out; echo \(nonce) > $out/nonce; " + script);
               payload = bytes: "head -c ${toString bytes} /dev/urandom > $out/payload";
-              common = mk "common-2.3" (payload 30000);
-              system = version: lib: extra: mk "web-${version}" ''
+              common = pkg "common-2.3" (payload 30000);
+              system = version: lib: extra: pkg "web-${version}" ''
                 ${payload 5000}
                 echo ${lib} ${common} ${extra} > $out/refs
               '';
             in {
-              v1 = system "1.0" (mk "libfoo-1.0" (payload 20000)) "";
-              v2 = system "1.1" (mk "libfoo-1.1" (payload 21000)) (mk "extra-0.5" (payload 7000));
+              v1 = system "1.0" (pkg "libfoo-1.0" (payload 20000)) "";
+              v2 = system "1.1" (pkg "libfoo-1.1" (payload 21000)) (pkg "extra-0.5" (payload 7000));
             }
             """
         let file = temp.sub("generations-\(nonce).nix")

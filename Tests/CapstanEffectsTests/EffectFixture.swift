@@ -45,13 +45,7 @@ final class EffectFixture: @unchecked Sendable {
                 pkgs = null;
                 capstan = builtins.storePath "\(Self.capstanInStore)";
               };
-              mk = name: script: derivation {
-                inherit name;
-                system = builtins.currentSystem;
-                builder = "/bin/sh";
-                PATH = "/usr/bin:/bin";
-                args = [ "-c" script ];
-              };
+              \(NixFixtures.mkBinding)
             in
             \(body)
             """

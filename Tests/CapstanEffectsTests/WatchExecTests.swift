@@ -9,8 +9,7 @@ import Testing
         let nonce = NixFixtures.nonce()
         let file = try NixFixtures.write(
             """
-            let mk = name: script: derivation { inherit name; system = builtins.currentSystem; builder = "/bin/sh";
-              PATH = "/usr/bin:/bin"; args = [ "-c" script ]; };
+            let \(NixFixtures.mkBinding)
               dep = mk "watched-dep" "echo \(nonce) > $out";
             in mk "watched" "echo ${dep} > $out"
             """, named: "watched.nix", in: fixture.temp)

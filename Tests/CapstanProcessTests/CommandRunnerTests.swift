@@ -59,16 +59,23 @@ struct CommandRunnerTests {
     func cancellationKillsTheGroup() async throws {
         let directory = try TemporaryDirectory()
         let pids = directory.sub("pids")
-        let task = Task {
+        // The run blocks its thread for as long as the command runs: on a thread of the cooperative
+        // pool, a loaded machine could leave no thread to resume this test and cancel it, and the
+        // command would run its 300 s to a normal end.
+        let thread = DedicatedThreadExecutor()
+        defer { thread.stop() }
+        let task = Task(executorPreference: thread) {
             try CommandRunner.run(
                 CommandInvocation(["/bin/sh", "-c", "sleep 300 & echo $! > \(pids); wait"]))
         }
-        for _ in 0..<200 where !FileManager.default.fileExists(atPath: pids) {
+        for _ in 0..<1200 where !FileManager.default.fileExists(atPath: pids) {
             try await Task.sleep(for: .milliseconds(50))
         }
         try await Task.sleep(for: .milliseconds(100))
+        let cancelled = ContinuousClock.now
         task.cancel()
         await #expect(throws: CancellationError.self) { try await task.value }
+        #expect(ContinuousClock.now - cancelled < .seconds(60), "the command outlived its cancellation")
         let grandchild = try #require(pid_t(String(contentsOfFile: pids, encoding: .utf8).trimmed))
         #expect(try Self.waitUntilGone(grandchild))
     }

@@ -2,7 +2,9 @@ import CapstanModel
 import CapstanServer
 import Foundation
 import Logging
+import NixCore
 import Synchronization
+import TestSupport
 import Testing
 
 /// The hand-over at connect and the dispatch of a creation can both find one pending deployment; a
@@ -16,8 +18,8 @@ import Testing
             id: UUID(), agentID: "web", tokenID: "t", send: { message in sent.withLock { $0.append(message) } },
             close: {})
         await hub.attach(session)
-        let first = DeploymentOrder(id: "d1", index: 1, storePath: "/nix/store/x-a", rollbackScript: nil)
-        let second = DeploymentOrder(id: "d2", index: 2, storePath: "/nix/store/x-b", rollbackScript: nil)
+        let first = DeploymentOrder(id: "d1", index: 1, storePath: .named("a"), rollbackScript: nil)
+        let second = DeploymentOrder(id: "d2", index: 2, storePath: .named("b"), rollbackScript: nil)
         async let one = hub.send([("web", .deploy(first))])
         async let two = hub.send([("web", .deploy(first))])
         #expect(await one + two == 1)

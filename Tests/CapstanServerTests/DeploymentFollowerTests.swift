@@ -1,6 +1,7 @@
 import CapstanClient
 import CapstanModel
 import Foundation
+import NixCore
 import Synchronization
 import TestSupport
 import Testing
@@ -22,7 +23,7 @@ import Testing
         for agent in agents { _ = try await api.createAgent(CreateAgentRequest(name: agent)) }
         let spec = DeploySpec(
             agents: Dictionary(
-                uniqueKeysWithValues: agents.map { ($0, "/nix/store/\(String(repeating: "a", count: 32))-system") }))
+                uniqueKeysWithValues: agents.map { ($0, StorePath.named("system")) }))
         let response = try await api.activate(deployJSON: try JSONEncoder().encode(spec))
         return response.agents.map { (agent: $0.key, id: $0.value.id) }.sorted { $0.agent < $1.agent }
     }

@@ -2,6 +2,7 @@ import CapstanModel
 import CapstanServices
 import CapstanStorage
 import Foundation
+import NixCore
 import Testing
 
 /// What an agent may report: only transitions of the state machine, only its deployment's store
@@ -20,7 +21,8 @@ struct AgentReportRulesTests {
                 try await services.deploy.agentFinished(
                     agent,
                     outcome: DeploymentOutcome(
-                        id: id, succeeded: true, reason: nil, rolledBack: false, currentStorePath: "/etc/shadow"))
+                        id: id, succeeded: true, reason: nil, rolledBack: false,
+                        currentStorePath: DeployRulesTests.pathB))
             }
             #expect(error?.kind == .conflict)
             #expect(try await services.deploy.deployment(id: id, by: reader).status == .pending)
@@ -37,14 +39,16 @@ struct AgentReportRulesTests {
             try await services.deploy.agentFinished(
                 agent,
                 outcome: DeploymentOutcome(
-                    id: id, succeeded: true, reason: nil, rolledBack: false, currentStorePath: "anything at all"))
+                    id: id, succeeded: true, reason: nil, rolledBack: false, currentStorePath: DeployRulesTests.pathC))
             #expect(try await services.store.agent(id: agent.id)?.currentStorePath == Self.path)
             // A hello naming something that is not a store path is not believed.
-            _ = try await services.deploy.agentConnected(
-                try await services.principal(.agent),
-                hello: AgentHello(
-                    name: "web1", version: "1", system: "x86_64-linux", currentStorePath: "../../etc/passwd",
-                    runningDeployment: nil))
+            let hello = try JSONDecoder.capstan.decode(
+                AgentHello.self,
+                from: Data(
+                    #"{"name": "web1", "version": "1", "system": "x86_64-linux", "currentStorePath": "../../etc/passwd"}"#
+                        .utf8))
+            #expect(hello.currentStorePath == nil)
+            _ = try await services.deploy.agentConnected(try await services.principal(.agent), hello: hello)
             #expect(try await services.store.agent(id: agent.id)?.currentStorePath == Self.path)
         }
     }

@@ -113,7 +113,7 @@ struct BlobCommitTests {
 }
 
 extension SampleNar {
-    var hashPart: String { String(info.storePath.dropFirst("/nix/store/".count).prefix(32)) }
+    var hashPart: String { info.storePath.hashPart }
 }
 
 /// Opens once; until then every task that reaches it waits, and one waiting for the first arrival is told.

@@ -20,11 +20,11 @@ struct CacheLifecycleTests {
         init(_ name: String, nonce: String = UUID().uuidString, refs: [ToyPath] = []) {
             nar = SampleNar(contents: "\(name) \(nonce)", name: name)
             info = nar.info
-            info.references = refs.map(\.info.storePath)
+            info.references = refs.map(\.info.storePath.path)
         }
 
-        var storePath: String { info.storePath }
-        var hashPart: String { String(storePath.dropFirst("/nix/store/".count).prefix(32)) }
+        var storePath: StorePath { info.storePath }
+        var hashPart: String { storePath.hashPart }
     }
 
     static func push(_ services: Services, _ paths: [ToyPath], into cacheName: String = "fleet") async throws {
@@ -45,7 +45,7 @@ struct CacheLifecycleTests {
     }
 
     /// Deploys `path` to `agent` through the deploy service and has the agent report success.
-    static func deploy(_ services: Services, _ agent: AgentRecord, _ path: String) async throws {
+    static func deploy(_ services: Services, _ agent: AgentRecord, _ path: StorePath) async throws {
         let response = try await services.deploy.activate(
             DeploySpec(agents: [agent.name: path]), by: try await services.principal(.activate))
         let id = try #require(response.agents[agent.name]?.id)
@@ -294,7 +294,7 @@ struct CacheLifecycleTests {
             let admin = try await services.principal(.admin)
             let refused = await #expect(throws: ServiceError.self) {
                 try await services.caches.removePaths(
-                    RemovePathsRequest(paths: [lib.storePath]), fromCacheNamed: "fleet", by: admin)
+                    RemovePathsRequest(paths: [lib.storePath.path]), fromCacheNamed: "fleet", by: admin)
             }
             #expect(refused?.kind == .conflict)
             #expect(refused?.message.contains("agent 'web1'") == true, "\(refused?.message ?? "")")
@@ -302,11 +302,11 @@ struct CacheLifecycleTests {
             #expect(try await Self.hashParts(services).count == 4, "a refusal removes nothing")
             // A path nobody needs goes, with nothing else.
             let spareReport = try await services.caches.removePaths(
-                RemovePathsRequest(paths: [spare.storePath]), fromCacheNamed: "fleet", by: admin)
+                RemovePathsRequest(paths: [spare.storePath.path]), fromCacheNamed: "fleet", by: admin)
             #expect(spareReport.removed.map(\.storePath) == [spare.storePath])
             // Forced: the library goes with every path that refers to it, referrers first.
             let forced = try await services.caches.removePaths(
-                RemovePathsRequest(paths: [String(lib.storePath.dropFirst(11))], force: true), fromCacheNamed: "fleet",
+                RemovePathsRequest(paths: [lib.storePath.baseName], force: true), fromCacheNamed: "fleet",
                 by: admin)
             #expect(Set(forced.removed.prefix(2).map(\.storePath)) == [system.storePath, tool.storePath])
             #expect(forced.removed.last?.storePath == lib.storePath)
@@ -315,12 +315,12 @@ struct CacheLifecycleTests {
             // Unknown paths and other tokens are refused.
             let unknown = await #expect(throws: ServiceError.self) {
                 try await services.caches.removePaths(
-                    RemovePathsRequest(paths: [spare.storePath]), fromCacheNamed: "fleet", by: admin)
+                    RemovePathsRequest(paths: [spare.storePath.path]), fromCacheNamed: "fleet", by: admin)
             }
             #expect(unknown?.kind == .notFound)
             let push = await #expect(throws: ServiceError.self) {
                 try await services.caches.removePaths(
-                    RemovePathsRequest(paths: [spare.storePath]), fromCacheNamed: "fleet",
+                    RemovePathsRequest(paths: [spare.storePath.path]), fromCacheNamed: "fleet",
                     by: try await services.principal(.push))
             }
             #expect(push?.kind == .forbidden)
@@ -337,7 +337,7 @@ struct CacheLifecycleTests {
             #expect(try await services.caches.narInfo(in: readable, hashPart: path.hashPart) != nil)
             #expect(try await services.caches.narInfo(in: readable, hashPart: path.hashPart) != nil)
             _ = try await services.caches.removePaths(
-                RemovePathsRequest(paths: [path.storePath]), fromCacheNamed: "fleet",
+                RemovePathsRequest(paths: [path.storePath.path]), fromCacheNamed: "fleet",
                 by: try await services.principal(.admin))
             #expect(try await services.caches.narInfo(in: readable, hashPart: path.hashPart) == nil)
         }

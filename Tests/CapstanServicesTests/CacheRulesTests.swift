@@ -21,7 +21,7 @@ struct CacheRulesTests {
             let stored = try await services.caches.upload(
                 to: cache, info: nar.info, transit: .none, body: nar.body.async)
             #expect(!stored.alreadyPresent)
-            let hashPart = String(nar.info.storePath.dropFirst("/nix/store/".count).prefix(32))
+            let hashPart = nar.info.storePath.hashPart
             let text = try #require(try await services.caches.narInfo(in: cache, hashPart: hashPart))
             let info = try NarInfo(parsing: text)
             #expect(info.narHash.narInfoString == nar.info.narHash)
@@ -58,7 +58,7 @@ struct CacheRulesTests {
                 }
                 #expect(error?.message.contains(reason) == true, "\(error?.message ?? "") should say \(reason)")
             }
-            let hashPart = String(nar.info.storePath.dropFirst("/nix/store/".count).prefix(32))
+            let hashPart = nar.info.storePath.hashPart
             #expect(try await services.caches.narInfo(in: cache, hashPart: hashPart) == nil)
             #expect(try await Self.nars(services).isEmpty)
         }
@@ -74,7 +74,7 @@ struct CacheRulesTests {
             let fileName = fileHash.digest(.nix32) + ".nar"
             try await services.caches.stageNar(in: cache, fileName: fileName, body: nar.body.async)
             #expect(try await services.store.blobs.list(.staged).count == 1)
-            let hashPart = String(nar.info.storePath.dropFirst("/nix/store/".count).prefix(32))
+            let hashPart = nar.info.storePath.hashPart
             let narInfo = """
                 StorePath: \(nar.info.storePath)
                 URL: nar/\(fileName)
@@ -90,11 +90,11 @@ struct CacheRulesTests {
             #expect(try await services.store.blobs.list(.staged).isEmpty)
             // A narinfo naming a NAR that was never uploaded is refused.
             let other = SampleNar(contents: "never uploaded")
-            let otherHash = String(other.info.storePath.dropFirst("/nix/store/".count).prefix(32))
+            let otherHash = other.info.storePath.hashPart
             let error = await #expect(throws: ServiceError.self) {
                 try await services.caches.putNarInfo(
                     in: cache, hashPart: otherHash,
-                    text: narInfo.replacingOccurrences(of: nar.info.storePath, with: other.info.storePath))
+                    text: narInfo.replacingOccurrences(of: nar.info.storePath.path, with: other.info.storePath.path))
             }
             #expect(error?.message.contains("upload the NAR first") == true)
         }
@@ -121,7 +121,7 @@ struct CacheRulesTests {
             #expect(try await pending() == Int64(nar.bytes.count + 5))
             await services.caches.abortMultipartUpload(upload)
             #expect(try await pending() == Int64(nar.bytes.count))
-            let hashPart = String(nar.info.storePath.dropFirst("/nix/store/".count).prefix(32))
+            let hashPart = nar.info.storePath.hashPart
             try await services.caches.putNarInfo(in: cache, hashPart: hashPart, text: nar.narInfo())
             #expect(try await pending() == 0)
             // An expired staged NAR is swept with its count.

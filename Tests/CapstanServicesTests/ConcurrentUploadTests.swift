@@ -29,7 +29,7 @@ struct ConcurrentUploadTests {
     }
 
     static func hashPart(_ nar: SampleNar) -> String {
-        String(nar.info.storePath.dropFirst("/nix/store/".count).prefix(32))
+        nar.info.storePath.hashPart
     }
 
     /// The NAR blobs left once a collection after the grace period deleted the unused ones; every
@@ -110,7 +110,7 @@ struct ConcurrentUploadTests {
             #expect(refusals.count == Self.racers - 1)
             for refusal in refusals {
                 #expect(refusal.kind == .conflict)
-                #expect(refusal.message.contains(path.info.storePath), "\(refusal.message)")
+                #expect(refusal.message.contains(path.info.storePath.path), "\(refusal.message)")
                 #expect(refusal.message.contains(winner.narHash), "\(refusal.message)")
             }
             let served = try NarInfo(

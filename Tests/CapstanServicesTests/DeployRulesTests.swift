@@ -2,24 +2,25 @@ import CapstanModel
 import CapstanServices
 import CapstanStorage
 import Foundation
+import NixCore
 import Testing
 
 /// The rules of deployments, in process, on both databases: the state machine, superseding,
 /// rollback targets, and that orders reach agents only through the dispatcher.
 @Suite("Deployment rules")
 struct DeployRulesTests {
-    static let pathA = "/nix/store/aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa-system-a"
-    static let pathB = "/nix/store/bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb-system-b"
-    static let pathC = "/nix/store/cccccccccccccccccccccccccccccccc-system-c"
+    static let pathA = StorePath.known("/nix/store/aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa-system-a")
+    static let pathB = StorePath.known("/nix/store/bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb-system-b")
+    static let pathC = StorePath.known("/nix/store/cccccccccccccccccccccccccccccccc-system-c")
 
     /// Activates `path` for `agent` and returns the deployment's id.
-    static func activate(_ services: Services, _ agent: String, _ path: String) async throws -> String {
+    static func activate(_ services: Services, _ agent: String, _ path: StorePath) async throws -> String {
         let response = try await services.deploy.activate(
             DeploySpec(agents: [agent: path]), by: try await services.principal(.activate))
         return try #require(response.agents[agent]?.id)
     }
 
-    static func succeed(_ services: Services, _ agent: AgentRecord, _ id: String, _ path: String) async throws {
+    static func succeed(_ services: Services, _ agent: AgentRecord, _ id: String, _ path: StorePath) async throws {
         #expect(try await services.deploy.agentStarted(agent, deploymentID: id, closureSize: 10))
         try await services.deploy.agentFinished(
             agent,

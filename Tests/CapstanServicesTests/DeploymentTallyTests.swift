@@ -2,6 +2,7 @@ import CapstanModel
 import CapstanServices
 import CapstanStorage
 import Foundation
+import NixCore
 import Testing
 
 /// The deployments gauge of `/metrics`, counted in memory from the deploy events, agrees with the

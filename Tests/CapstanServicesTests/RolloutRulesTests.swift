@@ -2,6 +2,7 @@ import CapstanModel
 import CapstanServices
 import CapstanStorage
 import Foundation
+import NixCore
 import Testing
 
 /// Rollouts in waves, in process, on both databases: later waves held back from their agents, waves
@@ -9,8 +10,8 @@ import Testing
 /// pause/resume/abort, one replica of two claiming a wave, and a restarted server going on.
 @Suite("Rollout rules")
 struct RolloutRulesTests {
-    static let path = "/nix/store/rrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrr-system-r"
-    static let otherPath = "/nix/store/ssssssssssssssssssssssssssssssss-system-s"
+    static let path = StorePath.known("/nix/store/rrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrr-system-r")
+    static let otherPath = StorePath.known("/nix/store/ssssssssssssssssssssssssssssssss-system-s")
 
     struct Fleet {
         let services: Services

@@ -156,8 +156,8 @@ struct SampleNar {
     init(contents: String, name: String = "hello") {
         bytes = NarTokens().tokens("nix-archive-1").file(contents).bytes
         let hash = NixHasher.hash(.sha256, bytes)
-        let storePath =
-            "/nix/store/\(Nix32.encode(Array(NixHasher.hash(.sha256, Array(contents.utf8)).bytes.prefix(20))))-\(name)"
+        let storePath = StorePath.known(
+            "/nix/store/\(Nix32.encode(Array(NixHasher.hash(.sha256, Array(contents.utf8)).bytes.prefix(20))))-\(name)")
         info = PathUploadInfo(
             storePath: storePath, narHash: hash.narInfoString, narSize: UInt64(bytes.count), references: [],
             deriver: nil, sigs: [], ca: nil)
@@ -169,7 +169,7 @@ struct SampleNar {
     var fileName: String { NixHasher.hash(.sha256, bytes).digest(.nix32) + ".nar" }
 
     /// The narinfo `nix copy` sends for this NAR uploaded as `fileName`, under `storePath` (its own by default).
-    func narInfo(storePath: String? = nil) -> String {
+    func narInfo(storePath: StorePath? = nil) -> String {
         """
         StorePath: \(storePath ?? info.storePath)
         URL: nar/\(fileName)

@@ -64,7 +64,7 @@ struct CacheLifecycleStorageTests {
             let shared = Sample.path(cacheID: one.id)
             var sharedInTwo = shared
             sharedInTwo.cacheID = two.id
-            let own = Sample.path(cacheID: one.id, references: [shared.storePath])
+            let own = Sample.path(cacheID: one.id, references: [shared.storePath.path])
             for path in [shared, sharedInTwo, own] { try await store.insertPath(path) }
             let removedAt = Date()
             let removed = try await store.removePaths(

@@ -19,7 +19,7 @@ struct CacheNameMigrationTests {
             cache.isPublic = false
             try await store.insertCache(cache)
             let dependency = Sample.path(cacheID: cache.id)
-            let program = Sample.path(cacheID: cache.id, references: [dependency.storePath])
+            let program = Sample.path(cacheID: cache.id, references: [dependency.storePath.path])
             try await store.insertPath(dependency)
             try await store.insertPath(program)
             let agent = AgentRecord(

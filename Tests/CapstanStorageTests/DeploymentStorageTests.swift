@@ -1,6 +1,7 @@
 import CapstanModel
 import CapstanStorage
 import Foundation
+import NixCore
 import Synchronization
 import TestSupport
 import Testing
@@ -34,12 +35,12 @@ struct DeploymentStorageTests {
 
             let seen = Self.t0.addingTimeInterval(60)
             try await store.recordAgentSeen(
-                id: web.id, system: "x86_64-linux", version: "1.0.0", currentStorePath: "/nix/store/aaa-system",
+                id: web.id, system: "x86_64-linux", version: "1.0.0", currentStorePath: .named("aaa-system"),
                 at: seen)
             var expected = web
             expected.system = "x86_64-linux"
             expected.version = "1.0.0"
-            expected.currentStorePath = "/nix/store/aaa-system"
+            expected.currentStorePath = .named("aaa-system")
             expected.lastSeen = seen
             #expect(try await store.agent(id: web.id) == expected)
 
@@ -52,8 +53,8 @@ struct DeploymentStorageTests {
             expected.lastSeen = later
             #expect(try await store.agent(id: web.id) == expected)
 
-            try await store.setAgentCurrentStorePath(id: web.id, storePath: "/nix/store/bbb-system")
-            expected.currentStorePath = "/nix/store/bbb-system"
+            try await store.setAgentCurrentStorePath(id: web.id, storePath: .named("bbb-system"))
+            expected.currentStorePath = .named("bbb-system")
             #expect(try await store.agent(id: web.id) == expected)
 
             await #expect(throws: StorageError.notFound(what: "agent", key: "missing")) {
@@ -102,10 +103,10 @@ struct DeploymentStorageTests {
             let first = try await store.createDeployments(
                 workspaceID: workspace.id, activationID: "act-1", createdBy: "ci",
                 requests: [
-                    DeploymentRequest(agentID: b.id, storePath: "/nix/store/b1-system"),
+                    DeploymentRequest(agentID: b.id, storePath: .named("b1-system")),
                     DeploymentRequest(
-                        agentID: a.id, storePath: "/nix/store/a1-system",
-                        rollbackScript: ["x86_64-linux": "/nix/store/c1-check"]),
+                        agentID: a.id, storePath: .named("a1-system"),
+                        rollbackScript: ["x86_64-linux": .named("c1-check")]),
                 ], at: Self.t0)
             #expect(first.superseded == [])
             #expect(first.created.map(\.agentID) == [b.id, a.id])
@@ -116,7 +117,7 @@ struct DeploymentStorageTests {
                 a1
                     == DeploymentRecord(
                         id: a1.id, workspaceID: workspace.id, agentID: a.id, index: 1,
-                        storePath: "/nix/store/a1-system", rollbackScript: ["x86_64-linux": "/nix/store/c1-check"],
+                        storePath: .named("a1-system"), rollbackScript: ["x86_64-linux": .named("c1-check")],
                         status: .pending,
                         createdAt: Self.t0.roundedToStoredPrecision, createdBy: "ci", activationID: "act-1"))
             #expect(try await store.deployment(id: a1.id) == a1)
@@ -124,7 +125,7 @@ struct DeploymentStorageTests {
             let t1 = Self.t0.addingTimeInterval(10)
             let second = try await store.createDeployments(
                 workspaceID: workspace.id, activationID: "act-2", createdBy: nil,
-                requests: [DeploymentRequest(agentID: a.id, storePath: "/nix/store/a2-system")], at: t1)
+                requests: [DeploymentRequest(agentID: a.id, storePath: .named("a2-system"))], at: t1)
             let a2 = try #require(second.created.first)
             #expect(a2.index == 2)
             #expect(a2.status == .pending)
@@ -152,7 +153,7 @@ struct DeploymentStorageTests {
                 try await store.transitionDeployment(id: a2.id, from: [.pending], to: .inProgress, at: t2))
             let third = try await store.createDeployments(
                 workspaceID: workspace.id, activationID: "act-3", createdBy: nil,
-                requests: [DeploymentRequest(agentID: a.id, storePath: "/nix/store/a3-system")], at: t2)
+                requests: [DeploymentRequest(agentID: a.id, storePath: .named("a3-system"))], at: t2)
             #expect(third.superseded == [])
             #expect(third.created.map(\.index) == [3])
             #expect(try await store.deployment(id: a2.id) == running)
@@ -176,14 +177,14 @@ struct DeploymentStorageTests {
             try await store.insertAgent(foreign)
             let first = try await store.createDeployments(
                 workspaceID: workspace.id, activationID: "act-1", createdBy: nil,
-                requests: [DeploymentRequest(agentID: a.id, storePath: "/nix/store/a1")], at: Self.t0)
+                requests: [DeploymentRequest(agentID: a.id, storePath: .named("a1"))], at: Self.t0)
 
             await #expect(throws: StorageError.notFound(what: "agent", key: "missing")) {
                 try await store.createDeployments(
                     workspaceID: workspace.id, activationID: "act-2", createdBy: nil,
                     requests: [
-                        DeploymentRequest(agentID: a.id, storePath: "/nix/store/a2"),
-                        DeploymentRequest(agentID: "missing", storePath: "/nix/store/m1"),
+                        DeploymentRequest(agentID: a.id, storePath: .named("a2")),
+                        DeploymentRequest(agentID: "missing", storePath: .named("m1")),
                     ], at: Self.t0)
             }
             // Another workspace's agent is as unknown as one that does not exist.
@@ -191,8 +192,8 @@ struct DeploymentStorageTests {
                 try await store.createDeployments(
                     workspaceID: workspace.id, activationID: "act-3", createdBy: nil,
                     requests: [
-                        DeploymentRequest(agentID: a.id, storePath: "/nix/store/a3"),
-                        DeploymentRequest(agentID: foreign.id, storePath: "/nix/store/f1"),
+                        DeploymentRequest(agentID: a.id, storePath: .named("a3")),
+                        DeploymentRequest(agentID: foreign.id, storePath: .named("f1")),
                     ], at: Self.t0)
             }
             #expect(try await store.deployments(agentID: a.id) == first.created)
@@ -220,7 +221,7 @@ struct DeploymentStorageTests {
                         try await store.createDeployments(
                             workspaceID: workspace.id, activationID: "act-\(number)", createdBy: nil,
                             requests: agents.map {
-                                DeploymentRequest(agentID: $0.id, storePath: "/nix/store/\(number)")
+                                DeploymentRequest(agentID: $0.id, storePath: .named("\(number)"))
                             },
                             at: Self.t0.addingTimeInterval(Double(number)))
                     }
@@ -250,7 +251,8 @@ struct DeploymentStorageTests {
                 workspaceID: workspace.id, activationID: nil, createdBy: nil,
                 requests: [
                     DeploymentRequest(
-                        agentID: agent.id, storePath: "/nix/store/\(Sample.hashPart())-system", activation: settings)
+                        agentID: agent.id, storePath: .known("/nix/store/\(Sample.hashPart())-system"),
+                        activation: settings)
                 ], at: Self.t0)
             let created = try #require(batch.created.first)
             #expect(created.activation == settings)
@@ -354,7 +356,7 @@ struct DeploymentStorageTests {
             #expect(lost == nil)
             let lines: [String] = try await store.logLines(deploymentID: deployment.id, after: 0).map(\.line.line)
             #expect(lines == ["built"])
-            let pathBefore: String? = try await store.agent(id: agent.id)?.currentStorePath
+            let pathBefore: StorePath? = try await store.agent(id: agent.id)?.currentStorePath
             #expect(pathBefore == agent.currentStorePath)
 
             // The winning one ends the log and makes the deployment's path the agent's, in one write.
@@ -366,7 +368,7 @@ struct DeploymentStorageTests {
             #expect(succeeded.closureSize == 42)
             let linesAfter: [String] = try await store.logLines(deploymentID: deployment.id, after: 0).map(\.line.line)
             #expect(linesAfter == ["built", "Successfully activated the deployment."])
-            let pathAfter: String? = try await store.agent(id: agent.id)?.currentStorePath
+            let pathAfter: StorePath? = try await store.agent(id: agent.id)?.currentStorePath
             #expect(pathAfter == deployment.storePath)
         }
     }
@@ -502,7 +504,7 @@ struct DeploymentStorageTests {
             let first = try await store.createDeployments(
                 workspaceID: workspace.id, activationID: "act-1", createdBy: "ci",
                 requests: agents.reversed().map {
-                    DeploymentRequest(agentID: $0.id, storePath: "/nix/store/1-\($0.name)")
+                    DeploymentRequest(agentID: $0.id, storePath: .named("1-\($0.name)"))
                 },
                 at: Self.t0)
             #expect(first.superseded == [])
@@ -514,7 +516,7 @@ struct DeploymentStorageTests {
             let t1 = Self.t0.addingTimeInterval(10)
             let second = try await store.createDeployments(
                 workspaceID: workspace.id, activationID: "act-2", createdBy: nil,
-                requests: agents.map { DeploymentRequest(agentID: $0.id, storePath: "/nix/store/2-\($0.name)") }, at: t1
+                requests: agents.map { DeploymentRequest(agentID: $0.id, storePath: .named("2-\($0.name)")) }, at: t1
             )
             #expect(second.created.map(\.index) == Array(repeating: 2, count: 450))
             #expect(second.superseded.map(\.agentID) == agents.dropFirst().map(\.id))
@@ -690,7 +692,9 @@ extension Sample {
     static func deploy(_ store: CapstanStore, workspaceID: String, agentID: String) async throws -> DeploymentRecord {
         let batch = try await store.createDeployments(
             workspaceID: workspaceID, activationID: nil, createdBy: nil,
-            requests: [DeploymentRequest(agentID: agentID, storePath: "/nix/store/\(Sample.hashPart())-system")],
+            requests: [
+                DeploymentRequest(agentID: agentID, storePath: .known("/nix/store/\(Sample.hashPart())-system"))
+            ],
             at: DeploymentStorageTests.t0)
         return try #require(batch.created.first)
     }

@@ -2,6 +2,7 @@ import CapstanModel
 import CapstanStorage
 import Foundation
 import Logging
+import NixCore
 import TestSupport
 
 /// Opens a fresh, migrated store on the chosen backend and closes it after the test body.
@@ -98,7 +99,7 @@ enum Sample {
     ) -> PathRecord {
         let fileHash = "sha256:" + Sample.hashPart() + "0000000000000000000"
         return PathRecord(
-            cacheID: cacheID, hashPart: hashPart, storePath: "/nix/store/\(hashPart)-\(name)",
+            cacheID: cacheID, hashPart: hashPart, storePath: .known("/nix/store/\(hashPart)-\(name)"),
             narHash: "sha256:" + Sample.hashPart() + "1111111111111111111", narSize: narSize,
             fileName: "\(fileHash.dropFirst(7)).nar.zst", fileHash: fileHash, fileSize: fileSize,
             compression: "zstd", references: references, deriver: "\(Sample.hashPart())-\(name).drv",

@@ -148,13 +148,7 @@ public enum ToyConfiguration {
         let kernelVersion = options.kernel ?? "none"
         let expression = """
             let
-              mk = name: script: derivation {
-                inherit name;
-                system = builtins.currentSystem;
-                builder = "/bin/sh";
-                PATH = "/usr/bin:/bin";
-                args = [ "-c" script ];
-              };
+              \(NixFixtures.mkBinding)
               data = mk "\(name)-data" ''
                 mkdir -p $out
                 echo \(nonce) > $out/nonce

@@ -42,19 +42,25 @@ public enum NixFixtures {
         try ProcessRunner.nix(["nix-store", "--delete", storePath])
     }
 
+    /// The `let` binding `mk = name: script: derivation { … }` of test expressions: a plain derivation
+    /// built by a shell script, with a PATH (the builder's is empty otherwise) and no nixpkgs.
+    public static let mkBinding = """
+        mk = name: script: derivation {
+          inherit name;
+          system = builtins.currentSystem;
+          builder = "/bin/sh";
+          PATH = "/usr/bin:/bin";
+          args = [ "-c" script ];
+        };
+        """
+
     /// Builds a closure of three paths (top → mid → dep) and returns them in that order.
     /// `payloadBytes` of random data in `dep` makes the NAR as large as a test needs.
     public static func buildClosure(in directory: String, payloadBytes: Int = 100_000) throws -> [String] {
         let nonce = UUID().uuidString.lowercased()
         let expression = """
             let
-              mk = name: script: derivation {
-                inherit name;
-                system = builtins.currentSystem;
-                builder = "/bin/sh";
-                PATH = "/usr/bin:/bin";
-                args = [ "-c" script ];
-              };
+              \(mkBinding)
               dep = mk "capstan-dep" ''
                 mkdir -p $out/lib $out/bin
                 echo \(nonce) > $out/lib/nonce

@@ -1,4 +1,5 @@
 import Foundation
+import NixCore
 
 /// A size as people write it: `500M`, `20GiB`, `1.5T`, `1000000` (bytes). K, M, G, T are powers of 1024
 /// with or without `iB`/`B`.
@@ -131,13 +132,13 @@ public struct GCSummary: Codable, Sendable, Equatable {
 
 /// A path garbage collection, `cache rm` or a repair removed (or, in a dry run, would remove).
 public struct RemovedPath: Codable, Sendable, Equatable {
-    public var storePath: String
+    public var storePath: StorePath
     public var narSize: Int64
     public var fileSize: Int64
     /// `expired`, `over max size`, `requested`, `refers to a removed path`, or what `verify` found wrong.
     public var reason: String
 
-    public init(storePath: String, narSize: Int64, fileSize: Int64, reason: String) {
+    public init(storePath: StorePath, narSize: Int64, fileSize: Int64, reason: String) {
         self.storePath = storePath
         self.narSize = narSize
         self.fileSize = fileSize
@@ -198,13 +199,13 @@ public struct RemovePathsRequest: Codable, Sendable, Equatable {
 
 /// A path whose stored NAR is missing or does not match its narinfo.
 public struct VerifyProblem: Codable, Sendable, Equatable {
-    public var storePath: String
+    public var storePath: StorePath
     public var fileName: String
     public var problem: String
     /// Hidden by `--repair`: its narinfo is no longer served.
     public var hidden: Bool
 
-    public init(storePath: String, fileName: String, problem: String, hidden: Bool) {
+    public init(storePath: StorePath, fileName: String, problem: String, hidden: Bool) {
         self.storePath = storePath
         self.fileName = fileName
         self.problem = problem

@@ -1,4 +1,5 @@
 import Foundation
+import NixCore
 
 public struct CreateCacheRequest: Codable, Sendable {
     public var name: String
@@ -71,7 +72,7 @@ public struct MissingPathsResponse: Codable, Sendable {
 public struct PathUploadInfo: Codable, Sendable, Equatable {
     public static let headerName = "X-Capstan-Path-Info"
 
-    public var storePath: String
+    public var storePath: StorePath
     /// `sha256:<nix32>` (any form Nix accepts is taken).
     public var narHash: String
     public var narSize: UInt64
@@ -83,7 +84,7 @@ public struct PathUploadInfo: Codable, Sendable, Equatable {
     public var ca: String?
 
     public init(
-        storePath: String, narHash: String, narSize: UInt64, references: [String], deriver: String? = nil,
+        storePath: StorePath, narHash: String, narSize: UInt64, references: [String], deriver: String? = nil,
         sigs: [String] = [], ca: String? = nil
     ) {
         self.storePath = storePath
@@ -97,7 +98,7 @@ public struct PathUploadInfo: Codable, Sendable, Equatable {
 }
 
 public struct PathUploadResult: Codable, Sendable {
-    public var storePath: String
+    public var storePath: StorePath
     public var narHash: String
     public var narSize: UInt64
     public var fileHash: String
@@ -106,7 +107,7 @@ public struct PathUploadResult: Codable, Sendable {
     public var alreadyPresent: Bool
 
     public init(
-        storePath: String, narHash: String, narSize: UInt64, fileHash: String, fileSize: UInt64,
+        storePath: StorePath, narHash: String, narSize: UInt64, fileHash: String, fileSize: UInt64,
         alreadyPresent: Bool
     ) {
         self.storePath = storePath

@@ -1,4 +1,5 @@
 import Foundation
+import NixCore
 
 /// Messages on the agent's WebSocket (`GET /api/v1/agent/connect`), JSON text frames, one
 /// message each, discriminated by `type`. The agent authenticates with its token (Bearer).
@@ -78,14 +79,14 @@ public struct AgentHello: Codable, Sendable, Equatable {
     /// Nix system, e.g. `x86_64-linux`.
     public var system: String
     /// What the agent's profile points at now.
-    public var currentStorePath: String?
+    public var currentStorePath: StorePath?
     /// A deployment the agent is still running (it survived an agent restart), if any.
     public var runningDeployment: String?
     /// Whether the machine must reboot to run its deployed configuration; nil when the agent cannot tell.
     public var needsReboot: Bool?
 
     public init(
-        name: String, version: String, system: String, currentStorePath: String?, runningDeployment: String?,
+        name: String, version: String, system: String, currentStorePath: StorePath?, runningDeployment: String?,
         needsReboot: Bool? = nil
     ) {
         self.name = name
@@ -94,6 +95,18 @@ public struct AgentHello: Codable, Sendable, Equatable {
         self.currentStorePath = currentStorePath
         self.runningDeployment = runningDeployment
         self.needsReboot = needsReboot
+    }
+
+    /// The agent's machine may be hostile: a current path that is not a store path is not believed,
+    /// as if the agent had not said, rather than refusing the agent.
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        name = try container.decode(String.self, forKey: .name)
+        version = try container.decode(String.self, forKey: .version)
+        system = try container.decode(String.self, forKey: .system)
+        currentStorePath = try? container.decodeIfPresent(StorePath.self, forKey: .currentStorePath)
+        runningDeployment = try container.decodeIfPresent(String.self, forKey: .runningDeployment)
+        needsReboot = try container.decodeIfPresent(Bool.self, forKey: .needsReboot)
     }
 }
 
@@ -116,14 +129,14 @@ public struct DeploymentOutcome: Codable, Sendable, Equatable {
     /// After a failure: the previous configuration is active again.
     public var rolledBack: Bool
     /// What the profile points at now.
-    public var currentStorePath: String?
+    public var currentStorePath: StorePath?
     /// The agent stopped it because the server cancelled it (not succeeded, and not a failure).
     public var cancelled: Bool
     /// The health checks that ran, nil when there were none.
     public var checks: [CheckResult]?
 
     public init(
-        id: String, succeeded: Bool, reason: String?, rolledBack: Bool, currentStorePath: String?,
+        id: String, succeeded: Bool, reason: String?, rolledBack: Bool, currentStorePath: StorePath?,
         cancelled: Bool = false, checks: [CheckResult]? = nil
     ) {
         self.id = id
@@ -146,7 +159,8 @@ public struct DeploymentOutcome: Codable, Sendable, Equatable {
         succeeded = try container.decode(Bool.self, forKey: .succeeded)
         reason = try container.decodeIfPresent(String.self, forKey: .reason)
         rolledBack = try container.decode(Bool.self, forKey: .rolledBack)
-        currentStorePath = try container.decodeIfPresent(String.self, forKey: .currentStorePath)
+        // Not believed when it is not a store path: the server records the deployment's own path.
+        currentStorePath = try? container.decodeIfPresent(StorePath.self, forKey: .currentStorePath)
         cancelled = try container.decodeIfPresent(Bool.self, forKey: .cancelled) ?? false
         checks = try container.decodeIfPresent([CheckResult].self, forKey: .checks)
     }
@@ -171,14 +185,14 @@ public struct AgentCache: Codable, Sendable, Equatable {
 public struct DeploymentOrder: Codable, Sendable, Equatable {
     public var id: String
     public var index: Int
-    public var storePath: String
+    public var storePath: StorePath
     /// The rollback (health-check) script for the agent's system, if the deploy.json has one.
-    public var rollbackScript: String?
+    public var rollbackScript: StorePath?
     /// Health checks, grace period and activation timeout the deploy.json asks for; nil when none.
     public var activation: ActivationSettings?
 
     public init(
-        id: String, index: Int, storePath: String, rollbackScript: String?, activation: ActivationSettings? = nil
+        id: String, index: Int, storePath: StorePath, rollbackScript: StorePath?, activation: ActivationSettings? = nil
     ) {
         self.id = id
         self.index = index

@@ -1,4 +1,5 @@
 import Foundation
+import NixCore
 
 /// What activating a deploy.json would change on each agent, before anything is created.
 public struct DeployPreview: Codable, Sendable, Equatable {
@@ -11,8 +12,8 @@ public struct DeployPreview: Codable, Sendable, Equatable {
 public struct AgentPreview: Codable, Sendable, Equatable {
     public var agent: String
     /// What the agent runs now, as it last reported; nil before its first deployment.
-    public var current: String?
-    public var new: String
+    public var current: StorePath?
+    public var new: StorePath
     /// Whether the cache knows the current configuration's closure (else every path counts as new).
     public var currentClosureKnown: Bool
     /// Paths of the new closure the machine does not have (not in its current closure).
@@ -25,14 +26,14 @@ public struct AgentPreview: Codable, Sendable, Equatable {
     public var closurePaths: Int
     public var closureSize: Int64
     /// Paths of the new closure the cache does not hold: the agent cannot substitute them.
-    public var missingFromCache: [String]
+    public var missingFromCache: [StorePath]
     public var changed: [PackageChange]
     public var added: [PackageChange]
     public var removed: [PackageChange]
 
     public init(
-        agent: String, current: String?, new: String, currentClosureKnown: Bool, downloadPaths: Int,
-        downloadSize: Int64, unpackedSize: Int64, closurePaths: Int, closureSize: Int64, missingFromCache: [String],
+        agent: String, current: StorePath?, new: StorePath, currentClosureKnown: Bool, downloadPaths: Int,
+        downloadSize: Int64, unpackedSize: Int64, closurePaths: Int, closureSize: Int64, missingFromCache: [StorePath],
         changed: [PackageChange], added: [PackageChange], removed: [PackageChange]
     ) {
         self.agent = agent

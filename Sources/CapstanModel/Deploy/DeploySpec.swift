@@ -5,8 +5,8 @@ import NixCore
 /// optionally a health-check script per system. Capstan adds health checks for every agent
 /// (`checks`) or one (`agentChecks`), their `grace` period, an `activationTimeout` and a `rollout` in waves.
 public struct DeploySpec: Codable, Sendable, Equatable {
-    public var agents: [String: String]
-    public var rollbackScript: [String: String]?
+    public var agents: [String: StorePath]
+    public var rollbackScript: [String: StorePath]?
     public var checks: [HealthCheck]?
     public var agentChecks: [String: [HealthCheck]]?
     public var grace: TimeSpan?
@@ -16,7 +16,7 @@ public struct DeploySpec: Codable, Sendable, Equatable {
     static let fields = ["agents", "rollbackScript", "checks", "agentChecks", "grace", "activationTimeout", "rollout"]
 
     public init(
-        agents: [String: String], rollbackScript: [String: String]? = nil, checks: [HealthCheck]? = nil,
+        agents: [String: StorePath], rollbackScript: [String: StorePath]? = nil, checks: [HealthCheck]? = nil,
         agentChecks: [String: [HealthCheck]]? = nil, grace: TimeSpan? = nil, activationTimeout: TimeSpan? = nil,
         rollout: RolloutSpec? = nil
     ) {
@@ -56,11 +56,11 @@ public struct DeploySpec: Codable, Sendable, Equatable {
         guard let agentsValue = root["agents"] else {
             throw DeploySpecError("\(source): missing \"agents\": {\"<agent name>\": \"/nix/store/…\"}")
         }
-        let agents = try stringMap(agentsValue, field: "agents", source: source)
+        let agents = try storePathMap(agentsValue, field: "agents", source: source)
         guard !agents.isEmpty else { throw DeploySpecError("\(source): \"agents\" is empty; name at least one agent") }
-        var rollback: [String: String]?
+        var rollback: [String: StorePath]?
         if let value = root["rollbackScript"], !(value is NSNull) {
-            rollback = try stringMap(value, field: "rollbackScript", source: source)
+            rollback = try storePathMap(value, field: "rollbackScript", source: source)
         }
         var spec = DeploySpec(agents: agents, rollbackScript: rollback)
         if let value = root["checks"], !(value is NSNull) {
@@ -110,15 +110,11 @@ public struct DeploySpec: Codable, Sendable, Equatable {
     }
 
     public func validate(source: String = "deploy.json") throws(DeploySpecError) {
-        for (name, path) in agents.sorted(by: { $0.key < $1.key }) {
+        for name in agents.keys.sorted() {
             do {
                 try ResourceName.validate(name, what: "agent")
             } catch {
                 throw DeploySpecError("\(source): agents: \(error.description)")
-            }
-            guard (try? StorePath(parsing: path)) != nil else {
-                throw DeploySpecError(
-                    "\(source): agents.\(name): \"\(path)\" is not a store path (/nix/store/<hash>-<name>)")
             }
         }
         for name in (agentChecks ?? [:]).keys.sorted() where agents[name] == nil {
@@ -128,26 +124,29 @@ public struct DeploySpec: Codable, Sendable, Equatable {
             throw DeploySpecError("\(source): \"activationTimeout\" must be longer than 0s")
         }
         try rollout?.validate(agents: agents, source: source)
-        for (system, path) in (rollbackScript ?? [:]).sorted(by: { $0.key < $1.key }) {
-            guard (try? StorePath(parsing: path)) != nil else {
-                throw DeploySpecError(
-                    "\(source): rollbackScript.\(system): \"\(path)\" is not a store path (/nix/store/<hash>-<name>)")
-            }
-        }
     }
 
-    private static func stringMap(_ value: Any, field: String, source: String) throws(DeploySpecError) -> [String:
-        String]
+    /// An object of names to store paths, each parsed here: the only place deploy.json's paths are text.
+    private static func storePathMap(_ value: Any, field: String, source: String) throws(DeploySpecError) -> [String:
+        StorePath]
     {
         guard let map = value as? [String: Any] else {
             throw DeploySpecError("\(source): \"\(field)\" must be an object of names to store paths")
         }
-        var result: [String: String] = [:]
-        for (key, item) in map {
+        var result: [String: StorePath] = [:]
+        for (key, item) in map.sorted(by: { $0.key < $1.key }) {
             guard let text = item as? String else {
                 throw DeploySpecError("\(source): \(field).\(key) must be a string (a store path)")
             }
-            result[key] = text
+            do {
+                result[key] = try StorePath(parsing: text)
+            } catch let error as StorePathError {
+                throw DeploySpecError(
+                    "\(source): \(field).\(key): \"\(text)\" is not a store path (/nix/store/<hash>-<name>): "
+                        + error.reason)
+            } catch {
+                throw DeploySpecError("\(source): \(field).\(key): \(error)")
+            }
         }
         return result
     }

@@ -1,4 +1,5 @@
 import Foundation
+import NixCore
 
 /// `Pending → InProgress → Succeeded | Failed | Cancelled`; names as Cachix Deploy spells them.
 public enum DeploymentStatus: String, Codable, Sendable, CaseIterable {
@@ -16,8 +17,8 @@ public struct DeploymentInfo: Codable, Sendable, Equatable {
     public var agent: String
     /// 1, 2, 3… per agent.
     public var index: Int
-    public var storePath: String
-    public var rollbackScript: String?
+    public var storePath: StorePath
+    public var rollbackScript: StorePath?
     public var status: DeploymentStatus
     /// Why it failed or was cancelled.
     public var reason: String?
@@ -38,7 +39,8 @@ public struct DeploymentInfo: Codable, Sendable, Equatable {
     public var wave: Int?
 
     public init(
-        id: String, agent: String, index: Int, storePath: String, rollbackScript: String?, status: DeploymentStatus,
+        id: String, agent: String, index: Int, storePath: StorePath, rollbackScript: StorePath?,
+        status: DeploymentStatus,
         reason: String?, rolledBack: Bool, closureSize: Int64?, createdOn: Date, startedOn: Date?, finishedOn: Date?,
         createdBy: String?, url: String, checks: [CheckResult]? = nil, rollout: String? = nil, wave: Int? = nil
     ) {
@@ -122,7 +124,7 @@ public struct AgentInfo: Codable, Sendable, Equatable {
     public var lastSeen: Date?
     public var system: String?
     public var version: String?
-    public var currentStorePath: String?
+    public var currentStorePath: StorePath?
     public var currentDeployment: String?
     public var currentStatus: DeploymentStatus?
     /// The machine must reboot to run its deployed configuration (kernel, initrd or modules changed);
@@ -132,7 +134,7 @@ public struct AgentInfo: Codable, Sendable, Equatable {
 
     public init(
         id: String, name: String, online: Bool, lastSeen: Date?, system: String?, version: String?,
-        currentStorePath: String?, currentDeployment: String?, currentStatus: DeploymentStatus?,
+        currentStorePath: StorePath?, currentDeployment: String?, currentStatus: DeploymentStatus?,
         needsReboot: Bool? = nil, createdAt: Date
     ) {
         self.id = id

@@ -1,4 +1,5 @@
 import Foundation
+import NixCore
 
 /// A break-glass action someone ran on an agent's machine without the server
 /// (`capstan deploy local rollback|activate`), as the agent reports it once it is connected again.
@@ -11,9 +12,9 @@ public struct LocalActionReport: Codable, Sendable, Equatable {
     public var id: String
     public var action: Action
     /// The configuration it activated.
-    public var storePath: String
+    public var storePath: StorePath
     /// What the profile pointed at before.
-    public var previousStorePath: String?
+    public var previousStorePath: StorePath?
     public var succeeded: Bool
     public var reason: String?
     /// After a failure: the configuration before it is active again.
@@ -22,7 +23,8 @@ public struct LocalActionReport: Codable, Sendable, Equatable {
     public var finishedAt: Date
 
     public init(
-        id: String, action: Action, storePath: String, previousStorePath: String?, succeeded: Bool, reason: String?,
+        id: String, action: Action, storePath: StorePath, previousStorePath: StorePath?, succeeded: Bool,
+        reason: String?,
         rolledBack: Bool, startedAt: Date, finishedAt: Date
     ) {
         self.id = id

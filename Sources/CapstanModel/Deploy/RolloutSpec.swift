@@ -1,4 +1,5 @@
 import Foundation
+import NixCore
 
 /// deploy.json's `rollout`: the agents in waves, each started only after the one before succeeded
 /// and a pause passed; agents no wave names form a last wave.
@@ -29,7 +30,7 @@ public struct RolloutSpec: Codable, Sendable, Equatable {
     }
 
     /// Checks the rollout against the deploy.json's agents; errors name the field and the agent.
-    public func validate(agents: [String: String], source: String) throws(DeploySpecError) {
+    public func validate(agents: [String: StorePath], source: String) throws(DeploySpecError) {
         guard !waves.isEmpty else {
             throw DeploySpecError(
                 "\(source): rollout.waves is empty; list the agents of the first wave, e.g. [[\"web1\"]]")

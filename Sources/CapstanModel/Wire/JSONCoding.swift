@@ -1,7 +1,9 @@
 import Foundation
+import NixCore
 
 /// The one JSON configuration of Capstan's wire: the agent channel, the API, state files and
-/// webhooks all write dates as ISO 8601, and store paths and URLs as people read them (no `\/`).
+/// webhooks all write dates as ISO 8601, and store paths and URLs as people read them (no `\/`);
+/// store paths are read as `StorePath`s of `/nix/store`.
 extension JSONEncoder {
     public static var capstan: JSONEncoder {
         let encoder = JSONEncoder()
@@ -15,6 +17,8 @@ extension JSONDecoder {
     public static var capstan: JSONDecoder {
         let decoder = JSONDecoder()
         decoder.dateDecodingStrategy = .iso8601
+        // Capstan's caches and agents know one store directory; a path elsewhere is refused as it is read.
+        decoder.userInfo[.nixStoreDir] = StorePath.defaultStoreDir
         return decoder
     }
 }

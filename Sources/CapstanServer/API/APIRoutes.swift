@@ -112,12 +112,15 @@ struct APIRoutes: Sendable {
         }
         let info: PathUploadInfo
         do {
-            info = try JSONDecoder().decode(PathUploadInfo.self, from: json)
+            info = try JSONDecoder.capstan.decode(PathUploadInfo.self, from: json)
+        } catch DecodingError.dataCorrupted(let context) {
+            // Names the value, such as a store path that is none, rather than the decoder's internals.
+            throw ServiceError.badRequest("\(PathUploadInfo.headerName): \(context.debugDescription)")
         } catch {
             throw ServiceError.badRequest("\(PathUploadInfo.headerName) is not valid path info JSON: \(error)")
         }
         let hash = try context.parameters.require("hash")
-        guard info.storePath.contains("/\(hash)-") else {
+        guard info.storePath.hashPart == hash else {
             throw ServiceError.badRequest("path info names \(info.storePath), not a path with hash \(hash)")
         }
         let encoding = request.headers[.contentEncoding] ?? "identity"

@@ -85,7 +85,7 @@ struct CachixCacheRoutes: Sendable {
             let result = try await caches.completeMultipartUpload(
                 upload, in: cache, parts: body.parts?.map { (number: $0.partNumber, eTag: $0.eTag) },
                 info: MultipartPathInfo(
-                    storePath: "\(CacheService.storeDir)/\(create.cStoreHash)-\(create.cStoreSuffix)",
+                    storePath: try create.storePath(),
                     narHash: create.cNarHash, narSize: create.cNarSize, fileHash: create.cFileHash,
                     fileSize: create.cFileSize, references: create.cReferences, deriver: deriver, signature: create.cSig
                 ))

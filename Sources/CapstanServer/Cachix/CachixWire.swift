@@ -1,5 +1,7 @@
 import CapstanModel
+import CapstanServices
 import Foundation
+import NixCore
 
 /// JSON shapes of the cachix protocol (see docs/cachix.md), kept apart from Capstan's own API
 /// types: the adapter translates between the two and owns no rule of its own.
@@ -60,10 +62,10 @@ enum CachixWire {
     }
 
     struct DeploymentDetails: Encodable, Sendable {
-        var storePath: String
+        var storePath: StorePath
         var id: String
         var index: Int
-        var rollbackScript: String?
+        var rollbackScript: StorePath?
 
         private enum CodingKeys: String, CodingKey { case storePath, id, index, rollbackScript }
 
@@ -126,7 +128,7 @@ enum CachixWire {
         var createdOn: String
         var startedOn: String?
         var finishedOn: String?
-        var storePath: String
+        var storePath: StorePath
         var closureSize: Int64?
         var status: String
 
@@ -190,6 +192,16 @@ enum CachixWire {
         var cReferences: [String]
         var cDeriver: String?
         var cSig: String?
+
+        /// The path the client names by hash and suffix, parsed here; a 400 names it when it is none.
+        func storePath() throws -> StorePath {
+            let text = "\(CacheService.storeDir)/\(cStoreHash)-\(cStoreSuffix)"
+            do {
+                return try StorePath(parsing: text)
+            } catch {
+                throw ServiceError.badRequest("path info for \(text): \(error)")
+            }
+        }
     }
 }
 

@@ -387,7 +387,7 @@ struct DashboardRoutes: Sendable {
             list.map { $0.isEmpty ? "(no version)" : $0 }.joined(separator: ", ")
         }
         var lines = [
-            "\(preview.current ?? "(nothing yet)") → \(preview.new)",
+            "\(preview.current?.path ?? "(nothing yet)") → \(preview.new)",
             "\(preview.downloadPaths) paths to download, \(size(preview.downloadSize)) "
                 + "(\(size(preview.unpackedSize)) unpacked)",
         ]
@@ -417,7 +417,7 @@ struct DashboardRoutes: Sendable {
         Self.present([
             "name": agent.name, "online": agent.online, "lastSeen": Self.time(agent.lastSeen),
             "system": agent.system ?? "—", "version": agent.version ?? "—",
-            "currentStorePath": agent.currentStorePath ?? "—", "latestID": agent.currentDeployment,
+            "currentStorePath": agent.currentStorePath?.path ?? "—", "latestID": agent.currentDeployment,
             "latestStatus": agent.currentStatus?.rawValue, "needsReboot": agent.needsReboot == true ? true : nil,
         ])
     }
@@ -430,7 +430,7 @@ struct DashboardRoutes: Sendable {
             if info.finishedOn == nil { duration += " so far" }
         }
         return Self.present([
-            "id": info.id, "agent": info.agent, "index": info.index, "storePath": info.storePath,
+            "id": info.id, "agent": info.agent, "index": info.index, "storePath": info.storePath.path,
             "status": info.status.rawValue, "reason": info.reason, "rolledBack": info.rolledBack,
             "created": Self.time(info.createdOn), "started": Self.time(info.startedOn),
             "finished": Self.time(info.finishedOn), "duration": duration, "closureSize": Self.size(info.closureSize),

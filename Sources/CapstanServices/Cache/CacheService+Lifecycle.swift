@@ -173,9 +173,7 @@ extension CacheService {
 
     private func pinnedHashParts(keepGenerations: Int) async throws -> Set<String> {
         Set(
-            try await store.pinnedRoots(keepGenerations: keepGenerations).compactMap {
-                PathGraph.hashPart(of: $0.storePath)
-            })
+            try await store.pinnedRoots(keepGenerations: keepGenerations).map(\.storePath.hashPart))
     }
 
     /// Removes paths in the given order (referrers first), in chunks, so that an interruption
@@ -191,7 +189,7 @@ extension CacheService {
             (
                 keepGenerations: sparing.keepGenerations,
                 keep: { @Sendable (roots: [PinnedRoot]) -> Set<String> in
-                    let pinned = Set(roots.compactMap { PathGraph.hashPart(of: $0.storePath) })
+                    let pinned = Set(roots.map(\.storePath.hashPart))
                     // The plan already kept the closure of what was pinned then.
                     guard !pinned.isSubset(of: sparing.pinnedWhenPlanned) else { return [] }
                     let closure = graph.closure(of: pinned.compactMap { graph.index[$0] })
@@ -325,9 +323,7 @@ extension CacheService {
     ) async throws -> [String] {
         var lines: [String] = []
         for root in try await store.pinnedRoots(keepGenerations: keepGenerations) {
-            guard let hashPart = PathGraph.hashPart(of: root.storePath), let index = graph.index[hashPart] else {
-                continue
-            }
+            guard let index = graph.index[root.storePath.hashPart] else { continue }
             let closure = graph.closure(of: [index])
             let needed = graph.paths.indices.filter { paths[$0] && closure[$0] }
             guard !needed.isEmpty else { continue }

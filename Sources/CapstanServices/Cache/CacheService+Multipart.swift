@@ -22,7 +22,7 @@ public struct MultipartNarUpload: Codable, Sendable {
 
 /// What the client declares about the path whose NAR the parts make up.
 public struct MultipartPathInfo: Sendable {
-    public var storePath: String
+    public var storePath: StorePath
     public var narHash: String
     public var narSize: UInt64
     public var fileHash: String?
@@ -34,7 +34,7 @@ public struct MultipartPathInfo: Sendable {
     public var signature: String?
 
     public init(
-        storePath: String, narHash: String, narSize: UInt64, fileHash: String?, fileSize: UInt64?,
+        storePath: StorePath, narHash: String, narSize: UInt64, fileHash: String?, fileSize: UInt64?,
         references: [String], deriver: String?, signature: String?
     ) {
         self.storePath = storePath
@@ -155,11 +155,10 @@ extension CacheService {
     ) async throws -> PathUploadResult {
         let numbers = try await partNumbers(of: upload, declared: declared)
         let parts = numbers.map { BlobKey.part(uploadID: upload.uploadID, number: $0) }
-        let storePath: StorePath
+        let storePath = info.storePath
         let narHash: NixHash
         let references: [StorePath]
         do {
-            storePath = try StorePath(parsing: info.storePath)
             narHash = try NixHash(parsing: info.narHash, algorithm: .sha256)
             references = try info.references.map { try Self.storePath(fromReference: $0) }
             _ = try NarInfo(

@@ -232,9 +232,8 @@ public struct CacheService: Sendable {
     }
 
     static func narInfo(for path: PathRecord) throws -> NarInfo {
-        let storePath = try StorePath(parsing: path.storePath)
-        return NarInfo(
-            storePath: storePath, url: "nar/\(path.fileName)", compression: path.compression,
+        NarInfo(
+            storePath: path.storePath, url: "nar/\(path.fileName)", compression: path.compression,
             fileHash: try NixHash(parsing: path.fileHash), fileSize: UInt64(path.fileSize),
             narHash: try NixHash(parsing: path.narHash), narSize: UInt64(path.narSize),
             references: try path.references.map { try StorePath(baseName: $0) }, deriver: path.deriver,
@@ -254,11 +253,10 @@ public struct CacheService: Sendable {
     private func checkedUpload<Body: AsyncSequence>(
         to cache: CacheRecord, info: PathUploadInfo, transit: CompressionMethod, body: Body
     ) async throws -> PathUploadResult where Body.Element == ByteBuffer {
-        let storePath: StorePath
+        let storePath = info.storePath
         let declaredHash: NixHash
         let references: [StorePath]
         do {
-            storePath = try StorePath(parsing: info.storePath)
             declaredHash = try NixHash(parsing: info.narHash)
             references = try info.references.map { try Self.storePath(fromReference: $0) }
             // Every declared field as Nix's narinfo parser reads it: nothing can add a line.
@@ -280,7 +278,7 @@ public struct CacheService: Sendable {
             body, blobs: blobs, transit: transit, stored: stored, maxNarSize: maxNarSize,
             upload: "upload of \(info.storePath)")
         try await checkDeclared(
-            storePath: info.storePath, declaredHash: declaredHash, declaredSize: info.narSize, actual: result,
+            storePath: storePath, declaredHash: declaredHash, declaredSize: info.narSize, actual: result,
             writer: writer)
         let outcome = try await commit(
             cache: cache, storePath: storePath, references: references, deriver: info.deriver, clientSigs: info.sigs,
@@ -403,7 +401,7 @@ public struct CacheService: Sendable {
                 )
             }
             try await checkDeclared(
-                storePath: info.storePath.path, declaredHash: info.narHash, declaredSize: info.narSize, actual: result,
+                storePath: info.storePath, declaredHash: info.narHash, declaredSize: info.narSize, actual: result,
                 writer: writer)
             _ = try await commit(
                 cache: cache, storePath: info.storePath, references: info.references, deriver: info.deriver,
@@ -416,7 +414,7 @@ public struct CacheService: Sendable {
     }
 
     private func checkDeclared(
-        storePath: String, declaredHash: NixHash, declaredSize: UInt64, actual: IngestResult, writer: any BlobWriter
+        storePath: StorePath, declaredHash: NixHash, declaredSize: UInt64, actual: IngestResult, writer: any BlobWriter
     ) async throws {
         if declaredHash != actual.narHash {
             await writer.discard()
@@ -465,7 +463,7 @@ public struct CacheService: Sendable {
         narInfo.sign(with: secretKey)
         let otherSigs = clientSigs.filter { !$0.hasPrefix(cache.keyName + ":") }
         let record = PathRecord(
-            cacheID: cache.id, hashPart: storePath.hashPart, storePath: storePath.path,
+            cacheID: cache.id, hashPart: storePath.hashPart, storePath: storePath,
             narHash: result.narHash.narInfoString, narSize: Int64(result.narSize), fileName: fileName,
             fileHash: result.fileHash.narInfoString, fileSize: Int64(result.fileSize),
             compression: compression.rawValue, references: references.map(\.baseName).sorted(),

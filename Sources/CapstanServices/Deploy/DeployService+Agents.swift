@@ -20,10 +20,10 @@ extension DeployService {
             throw ServiceError.forbidden(
                 "this token belongs to agent '\(agent.name)', but the agent introduced itself as '\(hello.name)'")
         }
-        // What the agent says it runs is kept only when it is a store path at all.
-        let current = hello.currentStorePath.flatMap { (try? StorePath(parsing: $0))?.path }
+        // A current path that was not a store path at all was dropped as the hello was read.
         try await store.recordAgentSeen(
-            id: agent.id, system: hello.system, version: hello.version, currentStorePath: current, at: Date())
+            id: agent.id, system: hello.system, version: hello.version, currentStorePath: hello.currentStorePath,
+            at: Date())
         if hello.needsReboot != agent.needsReboot {
             try await store.setAgentNeedsReboot(id: agent.id, needsReboot: hello.needsReboot)
         }

@@ -51,12 +51,12 @@ extension DeployService {
         return try await preview(agent, to: target.storePath)
     }
 
-    private func preview(_ agent: AgentRecord, to path: String) async throws -> AgentPreview {
+    private func preview(_ agent: AgentRecord, to path: StorePath) async throws -> AgentPreview {
         var closures = PreviewMemo()
         return try await preview(agent, to: path, closures: &closures)
     }
 
-    private func preview(_ agent: AgentRecord, to path: String, closures: inout PreviewMemo) async throws
+    private func preview(_ agent: AgentRecord, to path: StorePath, closures: inout PreviewMemo) async throws
         -> AgentPreview
     {
         let cacheID = try await cacheRecord(for: agent)?.id
@@ -68,8 +68,8 @@ extension DeployService {
         let present = Set(old.paths.keys)
         let download = new.paths.values.filter { !present.contains($0.storePath) }
         let packages = PackageChange.compare(
-            old: old.paths.values.map { Self.name(of: $0.storePath) } + old.missing.map(Self.name(of:)),
-            new: new.paths.values.map { Self.name(of: $0.storePath) } + new.missing.map(Self.name(of:)))
+            old: old.paths.values.map(\.storePath.name) + old.missing.map(\.name),
+            new: new.paths.values.map(\.storePath.name) + new.missing.map(\.name))
         return AgentPreview(
             agent: agent.name, current: agent.currentStorePath, new: path,
             currentClosureKnown: agent.currentStorePath != nil && old.missing.isEmpty,
@@ -81,8 +81,8 @@ extension DeployService {
 
     /// The closure of a store path as the cache recorded it: the paths it holds, and those it lacks.
     struct Closure {
-        var paths: [String: PathRecord] = [:]
-        var missing: [String] = []
+        var paths: [StorePath: PathRecord] = [:]
+        var missing: [StorePath] = []
     }
 
     struct ClosureKey: Hashable {
@@ -90,10 +90,10 @@ extension DeployService {
         var cacheID: String?
     }
 
-    private func closure(of root: String, cacheID: String?, closures: inout PreviewMemo) async throws
+    private func closure(of root: StorePath, cacheID: String?, closures: inout PreviewMemo) async throws
         -> Closure
     {
-        let key = ClosureKey(root: root, cacheID: cacheID)
+        let key = ClosureKey(root: root.path, cacheID: cacheID)
         if let known = closures.closures[key] { return known }
         let walked = try await closure(of: root, cacheID: cacheID, records: &closures.records)
         // A few configurations are remembered, not every agent's: memory stays that of a few closures.
@@ -109,7 +109,7 @@ extension DeployService {
         var records: [ClosureKey: PathRecord?] = [:]
     }
 
-    private func closure(of root: String, cacheID: String?, records: inout [ClosureKey: PathRecord?]) async throws
+    private func closure(of root: StorePath, cacheID: String?, records: inout [ClosureKey: PathRecord?]) async throws
         -> Closure
     {
         var closure = Closure()
@@ -117,12 +117,10 @@ extension DeployService {
             closure.missing = [root]
             return closure
         }
-        var seen: Set<String> = [root]
+        var seen: Set<StorePath> = [root]
         var frontier = [root]
         while !frontier.isEmpty {
-            let hashParts = Dictionary(
-                frontier.compactMap { path in (try? StorePath(parsing: path)).map { ($0.hashPart, path) } },
-                uniquingKeysWith: { first, _ in first })
+            let hashParts = Dictionary(frontier.map { ($0.hashPart, $0) }, uniquingKeysWith: { first, _ in first })
             var unread = hashParts.keys.filter { records[ClosureKey(root: $0, cacheID: cacheID)] == nil }
             // Bounded memory: past a million paths read, what was read is forgotten.
             if records.count + unread.count > 1_000_000 {
@@ -138,21 +136,17 @@ extension DeployService {
             let found = hashParts.keys.compactMap { records[ClosureKey(root: $0, cacheID: cacheID)] ?? nil }
             let foundHashes = Set(found.map(\.hashPart))
             closure.missing += hashParts.filter { !foundHashes.contains($0.key) }.map(\.value)
-            var next: [String] = []
+            var next: [StorePath] = []
             for record in found {
                 closure.paths[record.storePath] = record
+                // References were checked as the path was stored.
                 for reference in record.references {
-                    let path = "\(StorePath.defaultStoreDir)/\(reference)"
+                    guard let path = try? StorePath(baseName: reference) else { continue }
                     if seen.insert(path).inserted { next.append(path) }
                 }
             }
             frontier = next
         }
         return closure
-    }
-
-    /// `<name>` of `/nix/store/<hash>-<name>`.
-    static func name(of path: String) -> String {
-        (try? StorePath(parsing: path))?.name ?? path
     }
 }

@@ -441,7 +441,7 @@ public struct DeployService: Sendable {
     }
 
     private func redeploy(
-        _ agentID: String, storePath: String, rollbackScript: [String: String]?, activation: ActivationSettings?,
+        _ agentID: String, storePath: StorePath, rollbackScript: [String: StorePath]?, activation: ActivationSettings?,
         by principal: Principal
     ) async throws -> DeploymentInfo {
         let request = DeploymentRequest(

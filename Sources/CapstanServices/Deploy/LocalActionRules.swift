@@ -19,8 +19,8 @@ public struct LocalActionRules: Sendable, Equatable {
         public var description: String
     }
 
-    /// The report as it is recorded: an id the agent made (`local-<uuid>`), store paths that are
-    /// store paths, and a reason of one printable line of bounded length.
+    /// The report as it is recorded: an id the agent made (`local-<uuid>`) and a reason of one printable
+    /// line of bounded length (its store paths were parsed with the message).
     func accept(_ report: LocalActionReport) throws(Refusal) -> LocalActionReport {
         // Letters, digits and dashes only: the id is matched as a prefix in SQL (no LIKE wildcards).
         guard (1...64).contains(report.id.utf8.count),
@@ -29,16 +29,6 @@ public struct LocalActionRules: Sendable, Equatable {
             })
         else { throw Refusal(description: "the report id is not 1 to 64 letters, digits or dashes") }
         var accepted = report
-        guard let path = try? StorePath(parsing: report.storePath) else {
-            throw Refusal(description: "the configuration it names is not a store path")
-        }
-        accepted.storePath = path.path
-        if let previous = report.previousStorePath {
-            guard let path = try? StorePath(parsing: previous) else {
-                throw Refusal(description: "the previous configuration it names is not a store path")
-            }
-            accepted.previousStorePath = path.path
-        }
         accepted.reason = report.reason.map { ReportedText.line($0, maxCharacters: maxReasonCharacters) }
         return accepted
     }

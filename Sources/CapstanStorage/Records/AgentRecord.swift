@@ -1,4 +1,5 @@
 import Foundation
+import NixCore
 
 /// A machine that pulls deployments: registered by name in a workspace, updated as it reports in.
 public struct AgentRecord: Sendable, Equatable, Hashable {
@@ -13,7 +14,7 @@ public struct AgentRecord: Sendable, Equatable, Hashable {
     /// The agent software version it reported.
     public var version: String?
     /// The store path its profile points to, as last reported.
-    public var currentStorePath: String?
+    public var currentStorePath: StorePath?
     public var lastSeen: Date?
     /// Whether its machine must reboot to run its deployed configuration, as last reported.
     public var needsReboot: Bool?
@@ -21,7 +22,7 @@ public struct AgentRecord: Sendable, Equatable, Hashable {
 
     public init(
         id: String, workspaceID: String, name: String, cacheID: String? = nil, system: String? = nil,
-        version: String? = nil, currentStorePath: String? = nil, lastSeen: Date? = nil, needsReboot: Bool? = nil,
+        version: String? = nil, currentStorePath: StorePath? = nil, lastSeen: Date? = nil, needsReboot: Bool? = nil,
         createdAt: Date
     ) {
         self.id = id

@@ -1,5 +1,6 @@
 import CapstanModel
 import Foundation
+import NixCore
 
 /// One deployment of one store path to one agent, as stored.
 public struct DeploymentRecord: Sendable, Equatable, Hashable {
@@ -8,9 +9,9 @@ public struct DeploymentRecord: Sendable, Equatable, Hashable {
     public var agentID: String
     /// 1, 2, 3… per agent, in the order the deployments were created.
     public var index: Int
-    public var storePath: String
+    public var storePath: StorePath
     /// deploy.json's `rollbackScript`: a store path per Nix system.
-    public var rollbackScript: [String: String]?
+    public var rollbackScript: [String: StorePath]?
     public var status: DeploymentStatus
     /// Why it failed or was cancelled.
     public var reason: String?
@@ -30,8 +31,8 @@ public struct DeploymentRecord: Sendable, Equatable, Hashable {
     public var checkResults: [CheckResult]?
 
     public init(
-        id: String, workspaceID: String, agentID: String, index: Int, storePath: String,
-        rollbackScript: [String: String]? = nil, status: DeploymentStatus, reason: String? = nil,
+        id: String, workspaceID: String, agentID: String, index: Int, storePath: StorePath,
+        rollbackScript: [String: StorePath]? = nil, status: DeploymentStatus, reason: String? = nil,
         rolledBack: Bool = false,
         closureSize: Int64? = nil, createdAt: Date, startedAt: Date? = nil, finishedAt: Date? = nil,
         createdBy: String? = nil, activationID: String? = nil, activation: ActivationSettings? = nil,
@@ -60,13 +61,13 @@ public struct DeploymentRecord: Sendable, Equatable, Hashable {
 /// What an activation asks for one agent.
 public struct DeploymentRequest: Sendable, Equatable, Hashable {
     public var agentID: String
-    public var storePath: String
-    public var rollbackScript: [String: String]?
+    public var storePath: StorePath
+    public var rollbackScript: [String: StorePath]?
     /// Nil when the deploy.json asks nothing of the activation.
     public var activation: ActivationSettings?
 
     public init(
-        agentID: String, storePath: String, rollbackScript: [String: String]? = nil,
+        agentID: String, storePath: StorePath, rollbackScript: [String: StorePath]? = nil,
         activation: ActivationSettings? = nil
     ) {
         self.agentID = agentID
@@ -114,7 +115,22 @@ enum JSONColumn {
 
     static func decode<T: Decodable>(_ type: T.Type, from text: String?) throws -> T? {
         guard let text else { return nil }
-        return try JSONDecoder().decode(T.self, from: Data(text.utf8))
+        let decoder = JSONDecoder()
+        decoder.userInfo[.nixStoreDir] = StorePath.defaultStoreDir
+        return try decoder.decode(T.self, from: Data(text.utf8))
+    }
+
+    /// A column the row cannot do without: text that is not a `T` is a corrupt row.
+    static func decodeRow<T: Decodable>(
+        _ type: T.Type, from text: String?, table: String, key: String, column: String
+    ) throws -> T? {
+        do {
+            return try decode(type, from: text)
+        } catch let DecodingError.dataCorrupted(context) {
+            throw StorageError.invalidRow(table: table, key: key, reason: "\(column): \(context.debugDescription)")
+        } catch {
+            throw StorageError.invalidRow(table: table, key: key, reason: "\(column): \(error)")
+        }
     }
 
     /// Nil also for text that is not a `T` (written by a newer version, say): what is only shown

@@ -1,11 +1,12 @@
 import Foundation
+import NixCore
 
 /// A store path held by a cache: what its narinfo says and which blob holds its (compressed) NAR.
 public struct PathRecord: Sendable, Equatable, Hashable {
     public var cacheID: String
     /// The 32-character nix32 hash part of the store path, the narinfo's name.
     public var hashPart: String
-    public var storePath: String
+    public var storePath: StorePath
     /// `sha256:<nix32>` of the uncompressed NAR.
     public var narHash: String
     public var narSize: Int64
@@ -24,7 +25,7 @@ public struct PathRecord: Sendable, Equatable, Hashable {
     public var createdAt: Date
 
     public init(
-        cacheID: String, hashPart: String, storePath: String, narHash: String, narSize: Int64, fileName: String,
+        cacheID: String, hashPart: String, storePath: StorePath, narHash: String, narSize: Int64, fileName: String,
         fileHash: String, fileSize: Int64, compression: String, references: [String], deriver: String? = nil,
         sigs: [String] = [], ca: String? = nil, createdAt: Date
     ) {

@@ -109,15 +109,21 @@ public struct StorePath: Hashable, Sendable, Comparable, CustomStringConvertible
         (lhs.storeDir, lhs.baseName) < (rhs.storeDir, rhs.baseName)
     }
 
-    /// Encoded as the full path; decoding takes the store directory from the path itself.
+    /// Encoded as the full path. Decoding checks it against the store directory in the decoder's
+    /// `userInfo[.nixStoreDir]`, or, without one, takes the store directory from the path itself.
     public init(from decoder: any Decoder) throws {
         let container = try decoder.singleValueContainer()
         let text = try container.decode(String.self)
-        guard text.hasPrefix("/"), let slash = text.lastIndex(of: "/") else {
-            throw DecodingError.dataCorruptedError(
-                in: container, debugDescription: "invalid store path '\(text)': it is not an absolute path")
+        let dir: String
+        if let required = decoder.userInfo[.nixStoreDir] as? String {
+            dir = required
+        } else {
+            guard text.hasPrefix("/"), let slash = text.lastIndex(of: "/") else {
+                throw DecodingError.dataCorruptedError(
+                    in: container, debugDescription: "invalid store path '\(text)': it is not an absolute path")
+            }
+            dir = slash == text.startIndex ? "/" : String(text[..<slash])
         }
-        let dir = slash == text.startIndex ? "/" : String(text[..<slash])
         do {
             try self.init(parsing: text, storeDir: dir)
         } catch let error as StorePathError {
@@ -129,4 +135,9 @@ public struct StorePath: Hashable, Sendable, Comparable, CustomStringConvertible
         var container = encoder.singleValueContainer()
         try container.encode(path)
     }
+}
+
+extension CodingUserInfoKey {
+    /// The store directory every `StorePath` a decoder reads must be in.
+    public static let nixStoreDir = CodingUserInfoKey(rawValue: "NixCore.storeDir")!
 }

@@ -44,7 +44,7 @@ struct AgentCommand: AsyncParsableCommand {
                     agent.name,
                     (agent.online ? "online" : "offline") + (agent.needsReboot == true ? ", needs reboot" : ""),
                     agent.lastSeen.map { ISO8601DateFormatter().string(from: $0) } ?? "never",
-                    agent.system ?? "-", agent.version ?? "-", agent.currentStorePath ?? "-",
+                    agent.system ?? "-", agent.version ?? "-", agent.currentStorePath?.path ?? "-",
                     agent.currentStatus?.rawValue ?? "-",
                 ]
             }

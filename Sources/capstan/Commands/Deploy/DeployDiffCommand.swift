@@ -33,7 +33,7 @@ struct DeployDiffCommand: AsyncParsableCommand {
 
     /// An agent's preview in full: paths, sizes, then one line per package change.
     static func describe(_ agent: AgentPreview) -> String {
-        var lines = ["\(agent.agent): \(agent.current ?? "(nothing yet)") → \(agent.new)"]
+        var lines = ["\(agent.agent): \(agent.current?.path ?? "(nothing yet)") → \(agent.new)"]
         lines.append(
             "  download:  \(agent.downloadPaths) paths, \(ByteFormat.string(agent.downloadSize)) "
                 + "(\(ByteFormat.string(agent.unpackedSize)) unpacked); closure \(agent.closurePaths) paths, "

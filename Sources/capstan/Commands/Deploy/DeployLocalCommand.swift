@@ -3,6 +3,7 @@ import CapstanAgent
 import CapstanModel
 import Foundation
 import Logging
+import NixCore
 
 /// Break glass on the machine itself, without the server.
 struct DeployLocalCommand: AsyncParsableCommand {
@@ -34,7 +35,7 @@ struct DeployLocalCommand: AsyncParsableCommand {
         @Option(help: "Longest the activation may take before it is stopped and rolled back, e.g. 10m.")
         var activationTimeout: DurationArgument = DurationArgument(.seconds(600))
 
-        func run(_ action: LocalActionReport.Action, storePath: String?) async throws {
+        func run(_ action: LocalActionReport.Action, storePath: StorePath?) async throws {
             LoggingSystem.bootstrap { label in
                 var handler = StreamLogHandler.standardError(label: label)
                 handler.logLevel = .warning
@@ -73,7 +74,8 @@ struct DeployLocalCommand: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Activate a configuration already in (or substitutable to) this machine's store.")
         @OptionGroup var options: AgentOptions
-        @Argument(help: "The configuration's store path.") var storePath: String
+        @Argument(help: "The configuration's store path.", transform: { try StorePath(parsing: $0) })
+        var storePath: StorePath
 
         func run() async throws { try await options.run(.activate, storePath: storePath) }
     }
