@@ -123,15 +123,23 @@ extension CapstanStore {
     }
 
     /// Records that the agents were seen at `date` (connected to this replica): one transaction,
-    /// one statement per 500 agents, whatever the size of the fleet. Unknown IDs are ignored.
+    /// one statement per 500 agents, whatever the size of the fleet. Unknown IDs are ignored. On
+    /// PostgreSQL an agent whose row another transaction holds (an activation locks its agents) is
+    /// skipped rather than waited for: the heartbeat never delays an activation nor deadlocks with
+    /// one, and the skipped agents are recorded at the next beat.
     public func recordAgentsSeen(ids: [String], at date: Date) async throws {
         guard !ids.isEmpty else { return }
+        let postgres = database.backend == .postgres
         try await describingFailure("recording that \(ids.count) agents were seen") {
             try await database.transaction { db in
-                for chunk in Self.chunks(of: ids) {
+                for chunk in Self.chunks(of: ids.sorted()) {
                     let binds: [any Encodable & Sendable] = chunk
+                    let rows: SQLQueryString =
+                        postgres
+                        ? "SELECT id FROM agents WHERE id IN (\(binds: binds)) ORDER BY id FOR UPDATE SKIP LOCKED"
+                        : "\(binds: binds)"
                     try await db.raw(
-                        "UPDATE agents SET last_seen = \(bind: date.unixMilliseconds) WHERE id IN (\(binds: binds))"
+                        "UPDATE agents SET last_seen = \(bind: date.unixMilliseconds) WHERE id IN (\(rows))"
                     ).run()
                 }
             }

@@ -91,6 +91,24 @@ struct DeploymentStorageTests {
         }
     }
 
+    @Test(.timeLimit(.minutes(10))) func onPostgresTheHeartbeatSkipsAgentsAnotherTransactionHolds() async throws {
+        try await StoreFixture.withStore(.postgres) { store in
+            let workspace = try await Sample.workspace(store)
+            let held = Sample.agent(workspaceID: workspace.id, name: "held", id: "agent-held")
+            let free = Sample.agent(workspaceID: workspace.id, name: "free", id: "agent-free")
+            try await store.insertAgent(held)
+            try await store.insertAgent(free)
+            let seen = Self.t0.addingTimeInterval(90)
+            // An activation holds its agents' rows until it commits; the heartbeat does not wait for it.
+            try await store.database.transaction { db in
+                try await db.raw("SELECT id FROM agents WHERE id = \(bind: held.id) FOR UPDATE").run()
+                try await store.recordAgentsSeen(ids: [held.id, free.id], at: seen)
+            }
+            #expect(try await store.agent(id: free.id)?.lastSeen == seen.roundedToStoredPrecision)
+            #expect(try await store.agent(id: held.id)?.lastSeen == held.lastSeen)
+        }
+    }
+
     @Test(arguments: DatabaseBackend.allCases)
     func deploymentsAreNumberedPerAgentAndSupersedePendingOnes(backend: DatabaseBackend) async throws {
         try await StoreFixture.withStore(backend) { store in
