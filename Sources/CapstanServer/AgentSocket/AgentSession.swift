@@ -74,7 +74,7 @@ struct AgentSession: Sendable {
     /// goes then, and the hub's heartbeat wrote it moments ago.
     private func disconnected(_ agent: AgentRecord, _ connection: AgentHub.Session) async {
         await hub.detach(connection)
-        if !Task.isShuttingDownGracefully { try? await deploy.agentSeen(agent) }
+        if !Task.isShuttingDownGracefully { try? await deploy.agentsSeen(ids: [agent.id]) }
     }
 
     private static func readHello(

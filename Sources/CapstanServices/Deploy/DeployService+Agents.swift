@@ -276,12 +276,6 @@ extension DeployService {
         try await store.recordAgentsSeen(ids: ids, at: Date())
     }
 
-    public func agentSeen(_ agent: AgentRecord) async throws {
-        // Re-sends what the agent said in its hello: the store overwrites system and version.
-        try await store.recordAgentSeen(
-            id: agent.id, system: agent.system, version: agent.version, currentStorePath: nil, at: Date())
-    }
-
     func appendLines(_ deploymentID: String, _ lines: [String]) async throws {
         let now = Date()
         _ = try await store.appendLogLines(
