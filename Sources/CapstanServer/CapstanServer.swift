@@ -205,6 +205,9 @@ public struct CapstanServer: Sendable {
             deploy: deploy, dispatcher: dispatcher, hub: hub, reconcileDelay: configuration.agentReconcileDelay)
     }
 
+    /// The `Server` header field of every response.
+    static let serverName = "capstan"
+
     /// Serves until SIGTERM or SIGINT, then closes the database.
     public func run() async throws {
         HTTPLimits.raiseDescriptorLimit()
@@ -218,9 +221,13 @@ public struct CapstanServer: Sendable {
                 // Pings every 20 s by default; an agent that misses one is dropped, well within a minute.
                 webSocket: .init(
                     maxFrameSize: 1 << 20, autoPing: .enabled(timePeriod: configuration.agentPingInterval)),
-                limits: limits, registry: connections, logger: logger),
+                limits: limits, registry: connections,
+                narInfoAnswers: configuration.narInfoFastPath
+                    ? NarInfoAnswers(caches: caches, tokens: tokens, serverName: Self.serverName, logger: logger) : nil,
+                logger: logger),
             configuration: .init(
-                address: .hostname(configuration.listenHost, port: configuration.listenPort), serverName: "capstan",
+                address: .hostname(configuration.listenHost, port: configuration.listenPort),
+                serverName: Self.serverName,
                 availableConnectionsDelegate: RegistryAcceptance(registry: connections)),
             services: metricsServices() + [
                 BackgroundService(name: "deploy events") { [events] in await events.run() },

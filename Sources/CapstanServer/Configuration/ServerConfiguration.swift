@@ -54,6 +54,9 @@ public struct ServerConfiguration: Sendable, Equatable {
     public var blobStore: String?
     /// With an object store: answer NAR downloads with a redirect to a presigned URL of the object.
     public var narRedirect = false
+    /// Narinfo requests whose answer is in memory are answered on the connection's event loop,
+    /// before the router (`NarInfoFastPath`); off, every request goes through the router.
+    public var narInfoFastPath = true
 
     public init() {}
 
@@ -156,11 +159,9 @@ public struct ServerConfiguration: Sendable, Equatable {
         case "blob_store", "blob-store":
             blobStore = value.isEmpty ? nil : value
         case "nar_redirect", "nar-redirect":
-            switch value.lowercased() {
-            case "true", "yes", "1": narRedirect = true
-            case "false", "no", "0", "": narRedirect = false
-            default: throw ConfigurationError(key: key, value: value, reason: "expected true or false")
-            }
+            narRedirect = value.isEmpty ? false : try Self.flag(key, value)
+        case "narinfo_fast_path", "narinfo-fast-path":
+            narInfoFastPath = try Self.flag(key, value)
         case "gc_interval", "gc-interval":
             cacheLifecycle.gcInterval = try Self.duration(key, value)
         case "gc_blob_grace", "gc-blob-grace":
@@ -182,7 +183,16 @@ public struct ServerConfiguration: Sendable, Equatable {
         "webhook_allow_networks", "http_header_timeout_seconds", "http_idle_timeout_seconds", "http_max_header_bytes",
         "max_connections", "shutdown_grace_seconds", "metrics_listen", "metrics_token",
         "gc_interval", "gc_blob_grace", "access_flush_interval", "blob_store", "nar_redirect",
+        "narinfo_fast_path",
     ]
+
+    private static func flag(_ key: String, _ value: String) throws(ConfigurationError) -> Bool {
+        switch value.lowercased() {
+        case "true", "yes", "1": return true
+        case "false", "no", "0": return false
+        default: throw ConfigurationError(key: key, value: value, reason: "expected true or false")
+        }
+    }
 
     private static func positive(_ key: String, _ value: String, _ what: String) throws(ConfigurationError) -> Int {
         guard let number = Int(value), number > 0 else {

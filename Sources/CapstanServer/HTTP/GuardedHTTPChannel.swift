@@ -8,7 +8,7 @@ import NIOCore
 /// first byte: registered in the `ConnectionRegistry` (the cap), its first request's headers
 /// bounded in time and size (`ConnectionGuard`), later requests tracked (`RequestTracker`) and
 /// bounded by the idle timeout. Plain HTTP connections get a `FileRegionSender`, which sends NARs
-/// from their files.
+/// from their files, and a `NarInfoFastPath`, which answers narinfo requests from memory.
 struct GuardedHTTPChannel: ServerChildChannel {
     typealias Value = HTTP1WebSocketUpgradeChannel.Value
 
@@ -36,9 +36,10 @@ struct GuardedHTTPChannel: ServerChildChannel {
 
 extension HTTPServerBuilder {
     /// HTTP/1 with the WebSocket upgrade, every connection guarded (see `GuardedHTTPChannel`).
+    /// With `narInfoAnswers`, narinfo requests answered from memory skip the router (`NarInfoFastPath`).
     static func guardedHTTP1WebSocketUpgrade(
         webSocketRouter: Router<AgentSocketContext>, webSocket: WebSocketServerConfiguration, limits: HTTPLimits,
-        registry: ConnectionRegistry, logger: Logger
+        registry: ConnectionRegistry, narInfoAnswers: NarInfoAnswers?, logger: Logger
     ) -> HTTPServerBuilder {
         let webSocketResponder = webSocketRouter.buildResponder()
         // The decoder's limits are the guard's: the first request never reaches them (the guard
@@ -47,7 +48,8 @@ extension HTTPServerBuilder {
         decoder.maxHeaderListSize = limits.maxHeaderBytes
         decoder.maxHeaderFieldSize = limits.maxHeaderBytes
         let http1 = HTTP1Channel.Configuration(
-            additionalChannelHandlers: [RequestTracker(registry: registry), FileRegionSender.Installer()],
+            additionalChannelHandlers: [RequestTracker(registry: registry), FileRegionSender.Installer()]
+                + (narInfoAnswers.map { [NarInfoFastPath.Installer(answers: $0)] } ?? []),
             idleTimeout: TimeAmount(limits.idleTimeout), httpDecoderConfiguration: decoder)
         return HTTPServerBuilder { responder in
             GuardedHTTPChannel(

@@ -40,6 +40,12 @@ public struct TokenService: Sendable {
         return principal
     }
 
+    /// The principal of `secret` when this server validated it recently and has seen no revocation
+    /// since (what `authenticate` answers without the database); nil when only the database can tell.
+    public func rememberedPrincipal(secret: String) -> Principal? {
+        principals.principal(secretHash: TokenSecret.hash(secret))
+    }
+
     /// Creates a token in the caller's workspace; only admins may.
     public func create(_ request: CreateTokenRequest, by principal: Principal) async throws -> CreatedToken {
         try AccessPolicy.require(.manageTokens, by: principal)

@@ -26,6 +26,8 @@ public struct CacheService: Sendable {
     /// Tells every replica what to forget when paths are removed; nil: this process only.
     let events: EventBus?
     let accessLog = CacheAccessLog()
+    /// Made once: a request counts through a kept handle rather than a lookup in the metrics backend.
+    let counters = ServerMetrics.CacheCounters()
     /// With an object store: NAR downloads are redirected to presigned URLs instead of streamed.
     let narRedirect: Bool
 
@@ -173,11 +175,7 @@ public struct CacheService: Sendable {
 
     /// The narinfo as served: rendered once, then kept in memory (a stored path never changes).
     public func narInfoText(in cache: CacheRecord, hashPart: String) async throws -> ByteBuffer? {
-        if let text = memo.narInfo(cacheID: cache.id, hashPart: hashPart) {
-            ServerMetrics.cacheRequest(kind: "narinfo", result: "hit")
-            accessLog.narInfo(cacheID: cache.id, hashPart: hashPart, found: true)
-            return text
-        }
+        if let text = rememberedNarInfo(in: cache, hashPart: hashPart) { return text }
         // Taken before the query: a path removed meanwhile is served this once, never remembered.
         let generation = memo.generation
         guard let path = try await store.path(cacheID: cache.id, hashPart: hashPart) else {
@@ -185,7 +183,7 @@ public struct CacheService: Sendable {
             accessLog.narInfo(cacheID: cache.id, hashPart: hashPart, found: false)
             return nil
         }
-        ServerMetrics.cacheRequest(kind: "narinfo", result: "hit")
+        counters.narInfoHits.increment()
         accessLog.narInfo(cacheID: cache.id, hashPart: hashPart, found: true)
         let rendered: String
         do {
@@ -200,6 +198,26 @@ public struct CacheService: Sendable {
         let text = ByteBuffer(string: rendered)
         memo.remember(narInfo: text, cacheID: cache.id, hashPart: hashPart, readAt: generation)
         return text
+    }
+
+    /// The narinfo served from memory, counted and logged as used like any other hit.
+    private func rememberedNarInfo(in cache: CacheRecord, hashPart: String) -> ByteBuffer? {
+        guard let text = memo.narInfo(cacheID: cache.id, hashPart: hashPart) else { return nil }
+        counters.narInfoHits.increment()
+        accessLog.narInfo(cacheID: cache.id, hashPart: hashPart, found: true)
+        return text
+    }
+
+    /// What `narInfoText` serves to `principal` for `hashPart` of the cache `name` means to it, when
+    /// memory alone tells: the name resolved before, the caller allowed to read the cache (the same
+    /// `AccessPolicy.requireRead` as `readableCache`), the narinfo rendered before. Nil whenever the
+    /// answer needs the database or would not be that narinfo (a refusal, a miss); the caller then asks
+    /// the full way. Synchronous, for answering on a connection's event loop.
+    public func rememberedNarInfo(cacheNamed name: String, hashPart: String, by principal: Principal?) -> ByteBuffer? {
+        guard let cache = memo.cache(named: name, for: principal?.workspaceID),
+            (try? AccessPolicy.requireRead(cache, by: principal)) != nil
+        else { return nil }
+        return rememberedNarInfo(in: cache, hashPart: hashPart)
     }
 
     /// The stored NAR behind `nar/<fileName>` if this cache holds a path stored in it.

@@ -14,6 +14,7 @@ package enum ServerMetrics {
     package static let cacheRequests = "capstan_cache_requests_total"
     package static let cacheBytesServed = "capstan_cache_bytes_served_total"
     package static let uploadsRejected = "capstan_uploads_rejected_total"
+    package static let narInfoFastPath = "capstan_narinfo_fast_path_total"
 
     /// A deployment reached a final status; its duration counts from when its agent took it.
     package static func deploymentFinished(_ record: DeploymentRecord) {
@@ -27,6 +28,16 @@ package enum ServerMetrics {
     /// A narinfo lookup (`hit` or `miss`) or a NAR download.
     package static func cacheRequest(kind: String, result: String) {
         Counter(label: cacheRequests, dimensions: [("kind", kind), ("result", result)]).increment()
+    }
+
+    /// Counters of the cache's hottest path, made once (after the backend is bootstrapped) and kept.
+    package struct CacheCounters: Sendable {
+        package let narInfoHits = Counter(
+            label: ServerMetrics.cacheRequests, dimensions: [("kind", "narinfo"), ("result", "hit")])
+        package let narInfoBytes = Counter(label: ServerMetrics.cacheBytesServed, dimensions: [("kind", "narinfo")])
+        package let narInfoFastPath = Counter(label: ServerMetrics.narInfoFastPath)
+
+        package init() {}
     }
 
     package static func bytesServed(kind: String, _ count: Int) {
@@ -58,5 +69,7 @@ package enum ServerMetrics {
         cacheRequests: "Binary cache requests by kind (narinfo, nar) and result (hit, miss).",
         cacheBytesServed: "Bytes of binary cache responses by kind (narinfo, nar).",
         uploadsRejected: "Cache uploads refused, by reason.",
+        narInfoFastPath:
+            "Narinfo requests answered from memory on the connection's event loop, before the router (also counted in \(cacheRequests)).",
     ]
 }

@@ -1,0 +1,276 @@
+import Foundation
+import NixCore
+import TestSupport
+import Testing
+
+/// Narinfo requests whose answer is in memory are answered below Hummingbird (`NarInfoFastPath`):
+/// byte for byte what the route sends (the route answers first, filling the memo), with the same
+/// access rules, never ahead of a slower forwarded request on the same connection. The fast-path
+/// counter of `/metrics` tells which requests were answered there, so these tests fail when it is
+/// not used any more.
+@Suite(.serialized) struct NarInfoFastPathTests {
+    let temp: TemporaryDirectory
+    let server: ServerProcess
+    let admin: CapstanCLI
+    let metricsURL: String
+
+    init() throws {
+        temp = try TemporaryDirectory("capstan-narinfo-fast")
+        let metricsPort = try FreePort.find()
+        metricsURL = "http://127.0.0.1:\(metricsPort)/metrics"
+        server = try ServerProcess(
+            dataDirectory: temp.sub("data"), arguments: ["--metrics-listen", "127.0.0.1:\(metricsPort)"])
+        admin = CapstanCLI(url: server.url, token: try server.adminToken)
+    }
+
+    /// A raw response: its head as sent (status line and fields) and its body.
+    struct Answer: Equatable {
+        var head: String
+        var body: Data
+
+        var status: Int { Int(head.split(separator: " ")[1]) ?? 0 }
+
+        /// The head with the `Date` field's value left out (it moves with the clock), once checked to be one.
+        var headWithoutDate: String {
+            head.split(separator: "\r\n", omittingEmptySubsequences: false).map { line in
+                guard line.hasPrefix("Date: ") else { return String(line) }
+                #expect(line.hasSuffix(" GMT") && line.count == "Date: Mon, 30 Nov 2026 09:00:29 GMT".count, "\(line)")
+                return "Date: …"
+            }.joined(separator: "\r\n")
+        }
+    }
+
+    /// Sends REQUESTS (each `[method, path, extra header lines…]`) on one connection, one after the
+    /// other or all in one write (pipelined), and prints each raw answer as JSON; fails on bytes
+    /// after the last answer.
+    static let exchangeScript = #"""
+        import base64, json, socket, sys
+        port, mode, requests = int(sys.argv[1]), sys.argv[2], json.loads(sys.argv[3])
+        s = socket.create_connection(("127.0.0.1", port))
+        s.settimeout(30)
+        def encode(r):
+            return (f"{r[0]} {r[1]} HTTP/1.1\r\nHost: 127.0.0.1\r\n" + "".join(h + "\r\n" for h in r[2:]) + "\r\n").encode()
+        data = b""
+        def answer(method):
+            global data
+            while b"\r\n\r\n" not in data:
+                chunk = s.recv(1 << 20)
+                if not chunk: sys.exit(f"closed before an answer: {data!r}")
+                data += chunk
+            head, _, data = data.partition(b"\r\n\r\n")
+            fields = {l.split(b":")[0].strip().lower(): l.split(b":", 1)[1].strip() for l in head.split(b"\r\n")[1:]}
+            length = 0 if method == "HEAD" else int(fields.get(b"content-length", b"0"))
+            while len(data) < length:
+                chunk = s.recv(1 << 20)
+                if not chunk: sys.exit("closed within a body")
+                data += chunk
+            body, data = data[:length], data[length:]
+            return {"head": head.decode(), "body": base64.b64encode(body).decode()}
+        answers = []
+        if mode == "pipelined":
+            s.sendall(b"".join(encode(r) for r in requests))
+            answers = [answer(r[0]) for r in requests]
+        else:
+            for r in requests:
+                s.sendall(encode(r))
+                answers.append(answer(r[0]))
+        s.settimeout(0.5)
+        try:
+            extra = s.recv(1 << 16)
+        except socket.timeout:
+            extra = b""
+        if data or extra:
+            sys.exit(f"bytes after the last answer: {(data + extra)[:200]!r}")
+        print(json.dumps(answers))
+        """#
+
+    func exchange(_ requests: [[String]], pipelined: Bool = false) throws -> [Answer] {
+        let script = temp.sub("exchange.py")
+        if !FileManager.default.fileExists(atPath: script) {
+            try Self.exchangeScript.write(toFile: script, atomically: true, encoding: .utf8)
+        }
+        let json = String(decoding: try JSONSerialization.data(withJSONObject: requests), as: UTF8.self)
+        let result = try ProcessRunner.run(
+            ["/usr/bin/python3", script, String(server.port), pipelined ? "pipelined" : "sequential", json])
+        guard result.status == 0 else { throw TestFailure("exchange failed: \(result.stderrString)") }
+        let decoded = try JSONSerialization.jsonObject(with: result.stdout) as? [[String: String]] ?? []
+        return decoded.map { Answer(head: $0["head"] ?? "", body: Data(base64Encoded: $0["body"] ?? "") ?? Data()) }
+    }
+
+    /// A sample of `/metrics` (`name` with its labels, as in the text format); 0 when absent.
+    static func metric(_ name: String, at url: String) throws -> Int {
+        let result = try ProcessRunner.run(["curl", "-sf", url])
+        guard result.status == 0 else { throw TestFailure("GET /metrics failed: \(result.stderrString)") }
+        let line = result.stdoutString.split(separator: "\n").first { $0.hasPrefix(name + " ") }
+        return line.flatMap { Int(Double($0.dropFirst(name.count + 1)) ?? -1) } ?? 0
+    }
+
+    /// Requests answered by the fast path so far.
+    func fastPathCount() throws -> Int { try Self.metric("capstan_narinfo_fast_path_total", at: metricsURL) }
+
+    /// The same request twice on one connection: the route's answer and then the fast path's.
+    func routeThenFastPath(_ request: [String]) throws -> (route: Answer, fast: Answer) {
+        let before = try fastPathCount()
+        let first = try exchange([request])[0]
+        #expect(try fastPathCount() == before, "the first request was not the route's: \(request)")
+        let second = try exchange([request])[0]
+        #expect(try fastPathCount() == before + 1, "the memo hit was not answered by the fast path: \(request)")
+        return (first, second)
+    }
+
+    /// Pushes a fresh closure to each cache, then makes the server forget what it read (creating a
+    /// cache does), so the next narinfo request of each path goes through the route. Returns the hash parts.
+    func pushedHashes(to caches: [String], payloadBytes: Int = 100_000) throws -> [String] {
+        let closure = try NixFixtures.buildClosure(in: temp.path, payloadBytes: payloadBytes)
+        for cache in caches { try admin.run(["push", cache, closure[0]]) }
+        _ = try admin.createCache("forget-\(UUID().uuidString.prefix(8).lowercased())")
+        return closure.map { String($0.dropFirst("/nix/store/".count).prefix(32)) }
+    }
+
+    @Test func memoHitsAreTheRoutesAnswerByteForByte() throws {
+        _ = try admin.createCache("open")
+        _ = try admin.createCache("closed", public: false)
+        let readToken = try admin.createToken(kind: "read", cache: "closed")
+        let adminToken = try server.adminToken
+        let hashes = try pushedHashes(to: ["open", "closed"])
+        let basic = "Basic " + Data("nix:\(readToken)".utf8).base64EncodedString()
+        let cases: [[String]] = [
+            ["GET", "/cache/open/\(hashes[0]).narinfo"],
+            ["HEAD", "/cache/open/\(hashes[1]).narinfo"],
+            ["GET", "/cache/closed/\(hashes[0]).narinfo", "Authorization: Bearer \(readToken)"],
+            ["HEAD", "/cache/closed/\(hashes[1]).narinfo", "Authorization: Bearer \(readToken)"],
+            // Nix's netrc: the token as the basic-auth password; an admin token reads every cache of its workspace.
+            ["GET", "/cache/closed/\(hashes[2]).narinfo", "Authorization: \(basic)"],
+            ["GET", "/cache/open/\(hashes[2]).narinfo", "Authorization: Bearer \(adminToken)"],
+        ]
+        let servedBytes = #"capstan_cache_bytes_served_total{kind="narinfo"}"#
+        for request in cases {
+            let bytesBefore = try Self.metric(servedBytes, at: metricsURL)
+            let (route, fast) = try routeThenFastPath(request)
+            // Served bytes count on both paths, GETs only.
+            #expect(try Self.metric(servedBytes, at: metricsURL) - bytesBefore == route.body.count + fast.body.count)
+            #expect(route.status == 200, "\(request): \(route.head)")
+            #expect(route.headWithoutDate == fast.headWithoutDate, "\(request)")
+            #expect(route.body == fast.body, "\(request)")
+            #expect(route.head.contains("Date: ") && route.head.contains("Server: capstan"), "\(route.head)")
+            if request[0] == "HEAD" {
+                #expect(fast.body.isEmpty)
+            } else {
+                let text = String(decoding: fast.body, as: UTF8.self)
+                #expect(text.hasPrefix("StorePath: /nix/store/\(request[1].split(separator: "/").last!.prefix(32))"))
+                #expect(fast.head.contains("Content-Length: \(fast.body.count)\r\n"), "\(fast.head)")
+            }
+        }
+    }
+
+    @Test func refusalsAndMissesAreLeftToTheRoute() throws {
+        _ = try admin.createCache("guarded", public: false)
+        _ = try admin.createCache("shared")
+        let pushToken = try admin.createToken(kind: "push", cache: "shared")
+        let hashes = try pushedHashes(to: ["guarded", "shared"])
+        let otherWorkspace = try admin.run(["workspace", "create", "elsewhere"]).stdoutString
+            .trimmingCharacters(in: .whitespacesAndNewlines)
+        let path = "/cache/guarded/\(hashes[0]).narinfo"
+        // The route reads the narinfo once, so what follows would be memo hits if access allowed it.
+        #expect(try exchange([["GET", path, "Authorization: Bearer \(try server.adminToken)"]])[0].status == 200)
+
+        let before = try fastPathCount()
+        let refused: [[String]] = [
+            ["GET", path],  // 401: a private cache without a token
+            ["GET", path, "Authorization: Bearer \(otherWorkspace)"],  // 404: another workspace's private cache
+            ["GET", path, "Authorization: Bearer \(pushToken)"],  // 403: a token of another cache
+            ["GET", path, "Authorization: Bearer capad_unknown"],  // 401: unknown token
+            ["GET", path, "Authorization: Token \(pushToken)"],  // 401: not a scheme Capstan reads
+            ["GET", "/cache/shared/\(String(repeating: "0", count: 32)).narinfo"],  // 404: not in the cache
+            ["POST", "/cache/shared/\(hashes[0]).narinfo"],  // not a read
+        ]
+        for request in refused {
+            let answers = try exchange([request, request])
+            #expect(answers[0].status != 200, "\(request): \(answers[0].head)")
+            #expect(answers[0].headWithoutDate == answers[1].headWithoutDate && answers[0].body == answers[1].body)
+        }
+        #expect(try fastPathCount() == before, "a refusal or a miss was answered by the fast path")
+
+        // A token of another workspace reads a public cache like anyone: its second request is a memo hit.
+        let shared = ["GET", "/cache/shared/\(hashes[1]).narinfo", "Authorization: Bearer \(otherWorkspace)"]
+        let (route, fast) = try routeThenFastPath(shared)
+        #expect(route.status == 200 && route.headWithoutDate == fast.headWithoutDate && route.body == fast.body)
+    }
+
+    @Test func aRevokedTokenIsRefusedAtOnce() throws {
+        _ = try admin.createCache("revoking", public: false)
+        let created = try admin.run(["token", "create", "--kind", "read", "--cache", "revoking", "--json"])
+        let object = try JSONSerialization.jsonObject(with: created.stdout) as? [String: Any]
+        let token = try #require(object?["token"] as? String)
+        let id = try #require((object?["info"] as? [String: Any])?["id"] as? String)
+        let hashes = try pushedHashes(to: ["revoking"])
+        let request = ["GET", "/cache/revoking/\(hashes[0]).narinfo", "Authorization: Bearer \(token)"]
+        let (route, fast) = try routeThenFastPath(request)
+        #expect(route.status == 200 && fast.status == 200)
+
+        let revoked = try HTTP.request("DELETE", "\(server.url)/api/v1/tokens/\(id)", token: try server.adminToken)
+        #expect(revoked.status == 204)
+        let before = try fastPathCount()
+        let after = try exchange([request])[0]
+        #expect(after.status == 401, "\(after.head)")
+        #expect(String(decoding: after.body, as: UTF8.self).contains("revoked"))
+        #expect(try fastPathCount() == before)
+    }
+
+    @Test func pipelinedAnswersLeaveInRequestOrder() throws {
+        _ = try admin.createCache("piped")
+        let hashes = try pushedHashes(to: ["piped"], payloadBytes: 4_000_000)
+        let narinfo = { (index: Int) in "/cache/piped/\(hashes[index]).narinfo" }
+        // Fill the memo and learn what each answer must be.
+        let expected = try exchange((0..<3).map { ["GET", narinfo($0)] })
+        let info = try NarInfo(parsing: String(decoding: expected[2].body, as: UTF8.self))
+        let nar = try Data(contentsOf: URL(fileURLWithPath: server.dataDirectory + "/blobs/" + info.url))
+        let missing = "/cache/piped/\(String(repeating: "1", count: 32)).narinfo"
+
+        let before = try fastPathCount()
+        let answers = try exchange(
+            [
+                ["GET", narinfo(0)],  // a memo hit, answered at once
+                ["GET", "/cache/piped/\(info.url)"],  // a large NAR through the router
+                ["GET", narinfo(1)],  // memo hits behind it wait for it
+                ["HEAD", narinfo(0)],
+                ["GET", missing],  // a miss, through the router
+                ["GET", narinfo(2)],
+                ["GET", "/cache/piped/nix-cache-info"],
+                ["GET", narinfo(1), "Connection: close"],
+            ], pipelined: true)
+        #expect(answers.map(\.status) == [200, 200, 200, 200, 404, 200, 200, 200])
+        #expect(answers[0].body == expected[0].body)
+        #expect(answers[1].body == nar, "the NAR arrived cut or mixed with other answers")
+        #expect(answers[2].body == expected[1].body)
+        #expect(answers[3].body.isEmpty && answers[3].head.contains("Content-Length: \(expected[0].body.count)\r\n"))
+        #expect(answers[5].body == expected[2].body)
+        #expect(String(decoding: answers[6].body, as: UTF8.self).contains("StoreDir: /nix/store"))
+        #expect(answers[7].body == expected[1].body)
+        #expect(try fastPathCount() > before, "not even the first memo hit was answered by the fast path")
+
+        // On a connection of its own, every memo hit is answered by the fast path, in order.
+        let again = try fastPathCount()
+        let hits = try exchange([["GET", narinfo(2)], ["HEAD", narinfo(1)], ["GET", narinfo(0)]], pipelined: true)
+        #expect(hits.map(\.body) == [expected[2].body, Data(), expected[0].body])
+        #expect(try fastPathCount() == again + 3)
+    }
+
+    @Test func switchedOffEveryRequestGoesThroughTheRouter() throws {
+        let metricsPort = try FreePort.find()
+        let plain = try ServerProcess(
+            dataDirectory: temp.sub("plain"),
+            arguments: ["--metrics-listen", "127.0.0.1:\(metricsPort)"],
+            environment: ["CAPSTAN_NARINFO_FAST_PATH": "false"])
+        defer { plain.stop() }
+        let plainAdmin = CapstanCLI(url: plain.url, token: try plain.adminToken)
+        _ = try plainAdmin.createCache("routed")
+        let closure = try NixFixtures.buildClosure(in: temp.path)
+        try plainAdmin.run(["push", "routed", closure[0]])
+        let url = "\(plain.url)/cache/routed/\(closure[0].dropFirst("/nix/store/".count).prefix(32)).narinfo"
+        for _ in 0..<3 { #expect(try HTTP.request("GET", url).status == 200) }
+        let metrics = "http://127.0.0.1:\(metricsPort)/metrics"
+        #expect(try Self.metric(#"capstan_cache_requests_total{kind="narinfo",result="hit"}"#, at: metrics) == 3)
+        #expect(try Self.metric("capstan_narinfo_fast_path_total", at: metrics) == 0)
+    }
+}
