@@ -40,16 +40,17 @@ import Testing
         }
     }
 
-    /// Sends REQUESTS (each `[method, path, extra header lines…]`) on one connection, one after the
-    /// other or all in one write (pipelined), and prints each raw answer as JSON; fails on bytes
-    /// after the last answer.
+    /// Sends REQUESTS (each `[method, path, extra header lines…]`, `Host: 127.0.0.1` unless one is given)
+    /// on one connection, one after the other or all in one write (pipelined), and prints each raw
+    /// answer as JSON; fails on bytes after the last answer.
     static let exchangeScript = #"""
         import base64, json, socket, sys
         port, mode, requests = int(sys.argv[1]), sys.argv[2], json.loads(sys.argv[3])
         s = socket.create_connection(("127.0.0.1", port))
         s.settimeout(30)
         def encode(r):
-            return (f"{r[0]} {r[1]} HTTP/1.1\r\nHost: 127.0.0.1\r\n" + "".join(h + "\r\n" for h in r[2:]) + "\r\n").encode()
+            host = "" if any(h.lower().startswith("host:") for h in r[2:]) else "Host: 127.0.0.1\r\n"
+            return (f"{r[0]} {r[1]} HTTP/1.1\r\n{host}" + "".join(h + "\r\n" for h in r[2:]) + "\r\n").encode()
         data = b""
         def answer(method):
             global data
@@ -84,14 +85,15 @@ import Testing
         print(json.dumps(answers))
         """#
 
-    func exchange(_ requests: [[String]], pipelined: Bool = false) throws -> [Answer] {
+    func exchange(_ requests: [[String]], pipelined: Bool = false, on server: ServerProcess? = nil) throws -> [Answer] {
         let script = temp.sub("exchange.py")
         if !FileManager.default.fileExists(atPath: script) {
             try Self.exchangeScript.write(toFile: script, atomically: true, encoding: .utf8)
         }
         let json = String(decoding: try JSONSerialization.data(withJSONObject: requests), as: UTF8.self)
+        let port = (server ?? self.server).port
         let result = try ProcessRunner.run(
-            ["/usr/bin/python3", script, String(server.port), pipelined ? "pipelined" : "sequential", json])
+            ["/usr/bin/python3", script, String(port), pipelined ? "pipelined" : "sequential", json])
         guard result.status == 0 else { throw TestFailure("exchange failed: \(result.stderrString)") }
         let decoded = try JSONSerialization.jsonObject(with: result.stdout) as? [[String: String]] ?? []
         return decoded.map { Answer(head: $0["head"] ?? "", body: Data(base64Encoded: $0["body"] ?? "") ?? Data()) }
@@ -254,6 +256,32 @@ import Testing
         let hits = try exchange([["GET", narinfo(2)], ["HEAD", narinfo(1)], ["GET", narinfo(0)]], pipelined: true)
         #expect(hits.map(\.body) == [expected[2].body, Data(), expected[0].body])
         #expect(try fastPathCount() == again + 3)
+    }
+
+    /// Caches on hosts of their own (`<cache>.<cache host>/<hash>.narinfo`): the Host header names the
+    /// cache, for the fast path as for the route.
+    @Test func hostRoutedNarInfoIsAnsweredTheSame() throws {
+        let metricsPort = try FreePort.find()
+        let hosted = try ServerProcess(
+            dataDirectory: temp.sub("hosted"),
+            arguments: ["--metrics-listen", "127.0.0.1:\(metricsPort)", "--cache-host", "cache.test"])
+        defer { hosted.stop() }
+        let metrics = "http://127.0.0.1:\(metricsPort)/metrics"
+        let hostedAdmin = CapstanCLI(url: hosted.url, token: try hosted.adminToken)
+        _ = try hostedAdmin.createCache("fleet")
+        _ = try hostedAdmin.createCache("other")
+        let closure = try NixFixtures.buildClosure(in: temp.path)
+        try hostedAdmin.run(["push", "fleet", closure[0]])
+        let hash = String(closure[0].dropFirst("/nix/store/".count).prefix(32))
+        let request = ["GET", "/\(hash).narinfo", "Host: fleet.cache.test"]
+        let pathStyle = try exchange([["GET", "/cache/fleet/\(hash).narinfo"]], on: hosted)[0]
+        let before = try Self.metric("capstan_narinfo_fast_path_total", at: metrics)
+        let answers = try exchange(
+            [request, request, ["GET", "/\(hash).narinfo", "Host: other.cache.test"]], on: hosted)
+        #expect(answers.map(\.status) == [200, 200, 404])
+        #expect(answers[0].headWithoutDate == pathStyle.headWithoutDate && answers[0].body == pathStyle.body)
+        #expect(answers[1].headWithoutDate == pathStyle.headWithoutDate && answers[1].body == pathStyle.body)
+        #expect(try Self.metric("capstan_narinfo_fast_path_total", at: metrics) == before + 2)
     }
 
     @Test func switchedOffEveryRequestGoesThroughTheRouter() throws {

@@ -9,8 +9,10 @@ import NIOHTTPTypes
 ///
 /// HTTP/1.1 pipelining: answers leave in request order. Once a request was forwarded, later ones are
 /// forwarded too until that request's response has ended (its `.end` passes through here), so no
-/// answer overtakes a slower one. It sits right after Hummingbird's `HTTPConnectionStateHandler`
-/// (see `Installer`), so the idle timeout and graceful shutdown count the requests answered here.
+/// answer overtakes a slower one. Nothing is answered here while the socket is not writable either:
+/// a client that sends without reading is held back by Hummingbird's back-pressure, not buffered.
+/// It sits right after Hummingbird's `HTTPConnectionStateHandler` (see `Installer`), so the idle
+/// timeout and graceful shutdown count the requests answered here.
 final class NarInfoFastPath: ChannelDuplexHandler, RemovableChannelHandler {
     typealias InboundIn = HTTPRequestPart
     typealias InboundOut = HTTPRequestPart
@@ -34,7 +36,9 @@ final class NarInfoFastPath: ChannelDuplexHandler, RemovableChannelHandler {
         let part = unwrapInboundIn(data)
         switch part {
         case .head(let request):
-            if !forwardingOnly, unanswered == 0, let answer = answers.answer(to: request, date: &date) {
+            if !forwardingOnly, unanswered == 0, context.channel.isWritable,
+                let answer = answers.answer(to: request, date: &date)
+            {
                 swallowing = true
                 context.write(wrapOutboundOut(.head(answer.head)), promise: nil)
                 if let body = answer.body { context.write(wrapOutboundOut(.body(body)), promise: nil) }
