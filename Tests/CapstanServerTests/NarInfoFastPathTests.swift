@@ -284,6 +284,56 @@ import Testing
         #expect(try Self.metric("capstan_narinfo_fast_path_total", at: metrics) == before + 2)
     }
 
+    /// Answers of the fast path count as activity for the idle timeout, and after the last one the
+    /// connection is closed once the timeout has passed, as after any answer.
+    @Test func theIdleTimeoutSeesFastPathAnswers() throws {
+        let metricsPort = try FreePort.find()
+        let idle = try ServerProcess(
+            dataDirectory: temp.sub("idle"), arguments: ["--metrics-listen", "127.0.0.1:\(metricsPort)"],
+            environment: ["CAPSTAN_HTTP_IDLE_TIMEOUT_SECONDS": "1"])
+        defer { idle.stop() }
+        let idleAdmin = CapstanCLI(url: idle.url, token: try idle.adminToken)
+        _ = try idleAdmin.createCache("kept")
+        let closure = try NixFixtures.buildClosure(in: temp.path)
+        try idleAdmin.run(["push", "kept", closure[0]])
+        let path = "/cache/kept/\(closure[0].dropFirst("/nix/store/".count).prefix(32)).narinfo"
+        #expect(try HTTP.request("GET", idle.url + path).status == 200)
+        let script = temp.sub("idle.py")
+        try Self.idleScript.write(toFile: script, atomically: true, encoding: .utf8)
+        let result = try ProcessRunner.run(["/usr/bin/python3", script, String(idle.port), path])
+        #expect(result.status == 0, "\(result.stdoutString) \(result.stderrString)")
+        #expect(result.stdoutString == "answered 10\nclosed\n", "\(result.stdoutString) \(result.stderrString)")
+        let answered = try Self.metric("capstan_narinfo_fast_path_total", at: "http://127.0.0.1:\(metricsPort)/metrics")
+        #expect(answered >= 10, "the requests were not answered by the fast path")
+    }
+
+    /// Asks for PATH ten times on one connection, 0.3 s apart (3 s in all, beyond a 1 s idle timeout),
+    /// prints `answered N`, then waits for the server to close the connection and prints `closed`.
+    static let idleScript = #"""
+        import socket, sys, time
+        port, path = int(sys.argv[1]), sys.argv[2]
+        s = socket.create_connection(("127.0.0.1", port))
+        s.settimeout(10)
+        answered = 0
+        for _ in range(10):
+            s.sendall(f"GET {path} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+            data = b""
+            while b"\r\n\r\n" not in data:
+                chunk = s.recv(65536)
+                if not chunk: sys.exit(f"closed after {answered} answers")
+                data += chunk
+            head, _, body = data.partition(b"\r\n\r\n")
+            length = int([l.split(b":")[1] for l in head.split(b"\r\n") if l.lower().startswith(b"content-length:")][0])
+            while len(body) < length:
+                body += s.recv(65536)
+            answered += 1
+            time.sleep(0.3)
+        print("answered", answered, flush=True)
+        started = time.monotonic()
+        if s.recv(1) == b"" and time.monotonic() - started < 5:
+            print("closed")
+        """#
+
     @Test func switchedOffEveryRequestGoesThroughTheRouter() throws {
         let metricsPort = try FreePort.find()
         let plain = try ServerProcess(
