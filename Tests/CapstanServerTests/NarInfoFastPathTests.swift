@@ -99,6 +99,17 @@ import Testing
         return decoded.map { Answer(head: $0["head"] ?? "", body: Data(base64Encoded: $0["body"] ?? "") ?? Data()) }
     }
 
+    /// Another server, its `/metrics` on an address of its own; returns it and that URL.
+    func extraServer(_ name: String, arguments: [String] = [], environment: [String: String] = [:]) throws
+        -> (server: ServerProcess, metrics: String)
+    {
+        let metricsPort = try FreePort.find()
+        let extra = try ServerProcess(
+            dataDirectory: temp.sub(name), arguments: ["--metrics-listen", "127.0.0.1:\(metricsPort)"] + arguments,
+            environment: environment)
+        return (extra, "http://127.0.0.1:\(metricsPort)/metrics")
+    }
+
     /// A sample of `/metrics` (`name` with its labels, as in the text format); 0 when absent.
     static func metric(_ name: String, at url: String) throws -> Int {
         let result = try ProcessRunner.run(["curl", "-sf", url])
@@ -261,12 +272,8 @@ import Testing
     /// Caches on hosts of their own (`<cache>.<cache host>/<hash>.narinfo`): the Host header names the
     /// cache, for the fast path as for the route.
     @Test func hostRoutedNarInfoIsAnsweredTheSame() throws {
-        let metricsPort = try FreePort.find()
-        let hosted = try ServerProcess(
-            dataDirectory: temp.sub("hosted"),
-            arguments: ["--metrics-listen", "127.0.0.1:\(metricsPort)", "--cache-host", "cache.test"])
+        let (hosted, metrics) = try extraServer("hosted", arguments: ["--cache-host", "cache.test"])
         defer { hosted.stop() }
-        let metrics = "http://127.0.0.1:\(metricsPort)/metrics"
         let hostedAdmin = CapstanCLI(url: hosted.url, token: try hosted.adminToken)
         _ = try hostedAdmin.createCache("fleet")
         _ = try hostedAdmin.createCache("other")
@@ -287,10 +294,7 @@ import Testing
     /// Answers of the fast path count as activity for the idle timeout, and after the last one the
     /// connection is closed once the timeout has passed, as after any answer.
     @Test func theIdleTimeoutSeesFastPathAnswers() throws {
-        let metricsPort = try FreePort.find()
-        let idle = try ServerProcess(
-            dataDirectory: temp.sub("idle"), arguments: ["--metrics-listen", "127.0.0.1:\(metricsPort)"],
-            environment: ["CAPSTAN_HTTP_IDLE_TIMEOUT_SECONDS": "1"])
+        let (idle, metrics) = try extraServer("idle", environment: ["CAPSTAN_HTTP_IDLE_TIMEOUT_SECONDS": "1"])
         defer { idle.stop() }
         let idleAdmin = CapstanCLI(url: idle.url, token: try idle.adminToken)
         _ = try idleAdmin.createCache("kept")
@@ -303,7 +307,7 @@ import Testing
         let result = try ProcessRunner.run(["/usr/bin/python3", script, String(idle.port), path])
         #expect(result.status == 0, "\(result.stdoutString) \(result.stderrString)")
         #expect(result.stdoutString == "answered 10\nclosed\n", "\(result.stdoutString) \(result.stderrString)")
-        let answered = try Self.metric("capstan_narinfo_fast_path_total", at: "http://127.0.0.1:\(metricsPort)/metrics")
+        let answered = try Self.metric("capstan_narinfo_fast_path_total", at: metrics)
         #expect(answered >= 10, "the requests were not answered by the fast path")
     }
 
@@ -335,11 +339,7 @@ import Testing
         """#
 
     @Test func switchedOffEveryRequestGoesThroughTheRouter() throws {
-        let metricsPort = try FreePort.find()
-        let plain = try ServerProcess(
-            dataDirectory: temp.sub("plain"),
-            arguments: ["--metrics-listen", "127.0.0.1:\(metricsPort)"],
-            environment: ["CAPSTAN_NARINFO_FAST_PATH": "false"])
+        let (plain, metrics) = try extraServer("plain", environment: ["CAPSTAN_NARINFO_FAST_PATH": "false"])
         defer { plain.stop() }
         let plainAdmin = CapstanCLI(url: plain.url, token: try plain.adminToken)
         _ = try plainAdmin.createCache("routed")
@@ -347,7 +347,6 @@ import Testing
         try plainAdmin.run(["push", "routed", closure[0]])
         let url = "\(plain.url)/cache/routed/\(closure[0].dropFirst("/nix/store/".count).prefix(32)).narinfo"
         for _ in 0..<3 { #expect(try HTTP.request("GET", url).status == 200) }
-        let metrics = "http://127.0.0.1:\(metricsPort)/metrics"
         #expect(try Self.metric(#"capstan_cache_requests_total{kind="narinfo",result="hit"}"#, at: metrics) == 3)
         #expect(try Self.metric("capstan_narinfo_fast_path_total", at: metrics) == 0)
     }
