@@ -26,6 +26,8 @@ public struct CacheService: Sendable {
     /// Tells every replica what to forget when paths are removed; nil: this process only.
     let events: EventBus?
     let accessLog = CacheAccessLog()
+    /// Wakes uploads waiting for their references when this process stores a path.
+    let arrivals = PathArrivals()
     /// With an object store: NAR downloads are redirected to presigned URLs instead of streamed.
     let narRedirect: Bool
 
@@ -243,15 +245,20 @@ public struct CacheService: Sendable {
     // MARK: Writing
 
     /// Streams one path's NAR (compressed in transit with `transit`) into the cache, checking
-    /// the declared NarHash and NarSize before anything becomes visible.
+    /// the declared NarHash and NarSize before anything becomes visible. With `awaitingReferences`,
+    /// the path is stored only once the cache holds every path it references, waiting for them
+    /// (see `ReferenceWait`); without it, references are not checked.
     public func upload<Body: AsyncSequence>(
-        to cache: CacheRecord, info: PathUploadInfo, transit: CompressionMethod, body: Body
+        to cache: CacheRecord, info: PathUploadInfo, transit: CompressionMethod, body: Body,
+        awaitingReferences wait: ReferenceWait? = nil
     ) async throws -> PathUploadResult where Body.Element == ByteBuffer {
-        try await countingRejections { try await checkedUpload(to: cache, info: info, transit: transit, body: body) }
+        try await countingRejections {
+            try await checkedUpload(to: cache, info: info, transit: transit, body: body, wait: wait)
+        }
     }
 
     private func checkedUpload<Body: AsyncSequence>(
-        to cache: CacheRecord, info: PathUploadInfo, transit: CompressionMethod, body: Body
+        to cache: CacheRecord, info: PathUploadInfo, transit: CompressionMethod, body: Body, wait: ReferenceWait?
     ) async throws -> PathUploadResult where Body.Element == ByteBuffer {
         let storePath = info.storePath
         let declaredHash: NixHash
@@ -280,9 +287,22 @@ public struct CacheService: Sendable {
         try await checkDeclared(
             storePath: storePath, declaredHash: declaredHash, declaredSize: info.narSize, actual: result,
             writer: writer)
-        let outcome = try await commit(
-            cache: cache, storePath: storePath, references: references, deriver: info.deriver, clientSigs: info.sigs,
-            ca: info.ca, compression: stored, result: result, writer: writer)
+        let held: UploadReservation? =
+            if let wait {
+                try await awaitReferences(
+                    of: storePath, references, in: cache, fileSize: result.fileSize, wait: wait, writer: writer)
+            } else { nil }
+        let outcome: CommitOutcome
+        do {
+            outcome = try await commit(
+                cache: cache, storePath: storePath, references: references, deriver: info.deriver,
+                clientSigs: info.sigs, ca: info.ca, compression: stored, result: result, writer: writer,
+                requiringReferences: wait != nil)
+        } catch {
+            await held?.release()
+            throw error
+        }
+        await held?.release()
         return outcome.uploadResult
     }
 
@@ -442,7 +462,8 @@ public struct CacheService: Sendable {
     /// upload gives up (see `deleteUnusedBlobs`).
     private func commit(
         cache: CacheRecord, storePath: StorePath, references: [StorePath], deriver: String?, clientSigs: [String],
-        ca: String?, compression: CompressionMethod, result: IngestResult, writer: any BlobWriter
+        ca: String?, compression: CompressionMethod, result: IngestResult, writer: any BlobWriter,
+        requiringReferences: Bool = false
     ) async throws -> CommitOutcome {
         let fileName = result.fileHash.digest(.nix32) + ".nar" + compression.fileExtension
         // From here on, an orphan record of this blob can only be younger than `reclaimed`.
@@ -484,13 +505,15 @@ public struct CacheService: Sendable {
             let blobs = blobs
             insertion = try await store.insertPath(
                 record, whileInTime: { ContinuousClock.now < deadline },
-                orWhileBlobIsThere: { try await blobs.size(of: .nar(fileName)) != nil })
+                orWhileBlobIsThere: { try await blobs.size(of: .nar(fileName)) != nil },
+                requiringReferences: requiringReferences)
         } catch {
             await leaveToCollection(fileName)
             throw error
         }
         switch insertion {
         case .inserted:
+            arrivals.stored(inCache: cache.id)
             logger.info(
                 "path stored",
                 metadata: [
@@ -504,6 +527,10 @@ public struct CacheService: Sendable {
             throw ServiceError(
                 .unavailable,
                 "storing \(storePath.path) took so long that its NAR was deleted as unused meanwhile; upload it again")
+        case .referencesMissing(let missing):
+            // Only after a wait found them there: one was removed meanwhile.
+            await leaveToCollection(fileName)
+            throw referencesMissing(storePath, missing, among: references)
         case .present(let winner):
             // Lost the race: unless a path uses this blob (the winner's, stored the same), it is unused.
             await leaveToCollection(fileName)
