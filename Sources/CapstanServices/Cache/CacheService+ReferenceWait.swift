@@ -22,6 +22,9 @@ extension CacheService {
         var seen = arrivals.count
         var missing = try await store.missingHashes(cacheID: cache.id, hashes: needed)
         guard !missing.isEmpty else { return nil }
+        logger.info(
+            "upload waits for its references",
+            metadata: ["cache": "\(cache.name)", "path": "\(storePath.path)", "missing": "\(missing.count)"])
         let started = ContinuousClock.now
         let deadline = started + min(wait.timeout, uploadLimits.maxReferenceWait)
         var reservation = UploadReservation(store: store, cache: cache, limits: uploadLimits)
