@@ -49,6 +49,67 @@ import Testing
         #expect(substituted.status == 0, "\(substituted.stderrString)")
     }
 
+    /// Pushes a fresh closure (top → mid → dep, with a large dep) to a new cache of a server of its own
+    /// started with `environment`; the server (stopped when released), the closure, and the summary.
+    func pushChain(environment: [String: String]) throws -> (
+        server: ServerProcess, closure: [String], uploaded: [String]
+    ) {
+        let own = try ServerProcess(dataDirectory: temp.sub("data-\(NixFixtures.nonce())"), environment: environment)
+        let cli = CapstanCLI(url: own.url, token: try own.adminToken)
+        _ = try cli.createCache("chain")
+        let closure = try NixFixtures.buildClosure(in: temp.path, payloadBytes: 24 << 20)
+        let push = try cli.run(["push", "chain", closure[0], "--json"])
+        let summary = try JSONSerialization.jsonObject(with: push.stdout) as? [String: Any]
+        return (own, closure, (summary?["uploaded"] as? [String]) ?? [])
+    }
+
+    /// The order in which the server logged the paths as stored.
+    static func storedOrder(_ log: String, of paths: [String]) -> [String] {
+        log.split(separator: "\n").filter { $0.contains("path stored") }.compactMap { line in
+            paths.first { line.contains($0) }
+        }
+    }
+
+    @Test func aServerThatDoesNotWaitGetsEachPathAfterItsReferences() throws {
+        let (own, closure, uploaded) = try pushChain(environment: ["CAPSTAN_MAX_REFERENCE_WAIT_SECONDS": "0"])
+        #expect(uploaded.sorted() == closure.sorted())
+        #expect(!own.log.contains("upload waits for its references"))
+        #expect(Self.storedOrder(own.log, of: closure) == closure.reversed())
+    }
+
+    @Test func pathsRefusedForWantOfRoomToWaitGoAgainOnceTheirReferencesAreStored() throws {
+        // No room to wait at all: a path sent before its references is refused at once (424).
+        let (own, closure, uploaded) = try pushChain(environment: ["CAPSTAN_MAX_PENDING_UPLOAD_BYTES": "1"])
+        #expect(uploaded.sorted() == closure.sorted())
+        #expect(own.log.contains("no room left under max_pending_upload_bytes"), "\(own.log.suffix(4000))")
+        #expect(Self.storedOrder(own.log, of: closure) == closure.reversed())
+    }
+
+    @Test func aPathThatFailsNamesThePathsLeftUnsentAndTheirWaitsEnd() throws {
+        _ = try admin.createCache("broken")
+        let token = try admin.createToken(kind: "push", cache: "broken")
+        let closure = try NixFixtures.buildClosure(in: temp.path, payloadBytes: 24 << 20)
+        defer { try? NixFixtures.delete(closure) }
+        // The store's copy of the library no longer matches its NarHash: the server refuses it.
+        let payload = try FileHandle(forWritingTo: URL(fileURLWithPath: closure[2] + "/lib/payload"))
+        try payload.seekToEnd()
+        try payload.write(contentsOf: Data("tampered".utf8))
+        try payload.close()
+        let push = try admin.with(token: token).run(["push", "broken", closure[0]], check: false)
+        #expect(push.status != 0)
+        let error = push.stderrString
+        #expect(error.contains("pushing \(closure[2])") && error.contains("NAR hash mismatch"), "\(error)")
+        #expect(error.contains("not uploaded either, as they refer to it"), "\(error)")
+        #expect(error.contains(closure[0]) && error.contains(closure[1]), "\(error)")
+        // The uploads sent before it and waiting for it end as their client goes, storing nothing.
+        for path in closure.prefix(2) where waits(of: path) > 0 {
+            try waitForLog(["ended unstored", path], timeout: .seconds(30))
+        }
+        for path in closure {
+            #expect(try HTTP.request("GET", "\(server.url)/cache/broken/\(Self.hashPart(path)).narinfo").status == 404)
+        }
+    }
+
     /// A reference and a 700 kB program that refers to it, built fresh.
     func bigDependent() throws -> (reference: String, program: String) {
         let nonce = NixFixtures.nonce()
