@@ -287,22 +287,9 @@ public struct CacheService: Sendable {
         try await checkDeclared(
             storePath: storePath, declaredHash: declaredHash, declaredSize: info.narSize, actual: result,
             writer: writer)
-        let held: UploadReservation? =
-            if let wait {
-                try await awaitReferences(
-                    of: storePath, references, in: cache, fileSize: result.fileSize, wait: wait, writer: writer)
-            } else { nil }
-        let outcome: CommitOutcome
-        do {
-            outcome = try await commit(
-                cache: cache, storePath: storePath, references: references, deriver: info.deriver,
-                clientSigs: info.sigs, ca: info.ca, compression: stored, result: result, writer: writer,
-                requiringReferences: wait != nil)
-        } catch {
-            await held?.release()
-            throw error
-        }
-        await held?.release()
+        let outcome = try await commit(
+            cache: cache, storePath: storePath, references: references, deriver: info.deriver, clientSigs: info.sigs,
+            ca: info.ca, compression: stored, result: result, writer: writer, awaitingReferences: wait)
         return outcome.uploadResult
     }
 
@@ -460,10 +447,43 @@ public struct CacheService: Sendable {
     /// reclaimed first, which waits for a deletion in progress, and the path must become visible
     /// well within the grace period after that, or be found with its blob still there, or the
     /// upload gives up (see `deleteUnusedBlobs`).
+    ///
+    /// With `awaitingReferences`, the path is recorded only when the cache holds every path it references:
+    /// room to wait is taken before the blob is put in place (no room: refused, nothing stored), the wait
+    /// comes after it (so the blob's write is not on the way of the paths that wait for this one), and a
+    /// wait that ends unstored leaves the blob to garbage collection.
     private func commit(
         cache: CacheRecord, storePath: StorePath, references: [StorePath], deriver: String?, clientSigs: [String],
         ca: String?, compression: CompressionMethod, result: IngestResult, writer: any BlobWriter,
-        requiringReferences: Bool = false
+        awaitingReferences wait: ReferenceWait? = nil
+    ) async throws -> CommitOutcome {
+        var hold: ReferenceHold?
+        if let wait {
+            do {
+                hold = try await holdForReferences(
+                    of: storePath, references, in: cache, fileSize: result.fileSize, wait: wait)
+            } catch {
+                await writer.discard()
+                throw error
+            }
+        }
+        do {
+            let outcome = try await place(
+                cache: cache, storePath: storePath, references: references, deriver: deriver, clientSigs: clientSigs,
+                ca: ca, compression: compression, result: result, writer: writer, requiringReferences: wait != nil,
+                hold: hold)
+            await hold?.reservation.release()
+            return outcome
+        } catch {
+            await hold?.reservation.release()
+            throw error
+        }
+    }
+
+    private func place(
+        cache: CacheRecord, storePath: StorePath, references: [StorePath], deriver: String?, clientSigs: [String],
+        ca: String?, compression: CompressionMethod, result: IngestResult, writer: any BlobWriter,
+        requiringReferences: Bool, hold: ReferenceHold?
     ) async throws -> CommitOutcome {
         let fileName = result.fileHash.digest(.nix32) + ".nar" + compression.fileExtension
         // From here on, an orphan record of this blob can only be younger than `reclaimed`.
@@ -495,6 +515,14 @@ public struct CacheService: Sendable {
             await writer.discard()
             await leaveToCollection(fileName)
             throw error
+        }
+        if let hold {
+            do {
+                try await awaitReferences(hold)
+            } catch {
+                await leaveToCollection(fileName)
+                throw error
+            }
         }
         let insertion: PathInsertion
         do {
