@@ -140,10 +140,12 @@ public struct Pusher: Sendable {
     }
 
     /// Serialises and compresses the NAR on a thread of its own; the channel's back-pressure
-    /// keeps only a few chunks in memory whatever the path's size.
+    /// keeps only a few chunks in memory whatever the path's size. A thread, not a dispatch queue:
+    /// the producer blocks while the upload is behind, and on Linux the global queue runs only about
+    /// as many blocks at once as there are cores, so blocked producers would hold up the others.
     private func startProducer(path: String, channel: ChunkChannel, onBytes: @escaping @Sendable (UInt64) -> Void) {
         let level = options.zstdLevel
-        DispatchQueue.global().async {
+        Thread.detachNewThread {
             do {
                 var chunker = CompressedChunker(encoder: try ZstdEncoder(level: level)) { try channel.send($0) }
                 _ = try NarWriter().pipelinedDump(path: path) { chunk in
