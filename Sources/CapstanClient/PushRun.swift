@@ -76,13 +76,13 @@ struct PushRun {
                     sending.insert(next)
                     awaiting += 1
                     let info = schedule.infos[next]
-                    let attempt = attempts[next] ?? 1
+                    let number = attempts[next] ?? 1
                     if !again { onEvent(.started(path: info.path.path)) }
                     group.addTask {
-                        let attempt = await pusher.attempt(
+                        let ended = await pusher.attempt(
                             info, referenceWait: referenceWait, using: client, onEvent: onEvent,
-                            bodySent: { sink.yield(.bodySent(next, attempt: attempt)) })
-                        sink.yield(.attempted(next, attempt))
+                            bodySent: { sink.yield(.bodySent(next, attempt: number)) })
+                        sink.yield(.attempted(next, ended))
                     }
                 }
             }
