@@ -49,15 +49,19 @@ public struct CapstanAPIClient: Sendable {
     }
 
     public func missing(cache: String, hashes: [String]) async throws -> [String] {
-        let response: MissingPathsResponse = try await send(
-            .POST, "/api/v1/caches/\(cache)/missing", body: MissingPathsRequest(hashes: hashes))
-        return response.missing
+        try await missingPaths(cache: cache, hashes: hashes).missing
     }
 
-    /// Streams one path's NAR, compressed with `contentEncoding`, with its declared metadata.
+    /// The hashes the cache lacks, and how long the server may hold an upload for its references.
+    public func missingPaths(cache: String, hashes: [String]) async throws -> MissingPathsResponse {
+        try await send(.POST, "/api/v1/caches/\(cache)/missing", body: MissingPathsRequest(hashes: hashes))
+    }
+
+    /// Streams one path's NAR, compressed with `contentEncoding`, with its declared metadata; with
+    /// `awaitReferences`, the server may hold it that many seconds until its references are stored.
     public func uploadPath(
         cache: String, info: PathUploadInfo, contentEncoding: String, body: HTTPClientRequest.Body,
-        timeout: TimeAmount = .hours(6)
+        awaitReferences: Int? = nil, timeout: TimeAmount = .hours(6)
     ) async throws -> PathUploadResult {
         let hashPart = info.storePath.hashPart
         var request = makeRequest(.PUT, "/api/v1/caches/\(cache)/paths/\(hashPart)")
@@ -65,6 +69,9 @@ public struct CapstanAPIClient: Sendable {
             name: PathUploadInfo.headerName, value: try JSONEncoder().encode(info).base64EncodedString())
         request.headers.add(name: "Content-Encoding", value: contentEncoding)
         request.headers.add(name: "Content-Type", value: "application/x-nix-nar")
+        if let awaitReferences {
+            request.headers.add(name: PathUploadInfo.awaitReferencesHeaderName, value: String(awaitReferences))
+        }
         request.body = body
         return try await execute(request, timeout: timeout)
     }

@@ -17,9 +17,18 @@ public final class ChunkChannel: Sendable {
     private let state = Mutex(State())
     private let producerWakeup = DispatchSemaphoreBox()
     private let capacity: Int
+    /// Called once, when the consumer has taken the last chunk (or its end was an error or cancellation).
+    private let onEnd: (@Sendable () -> Void)?
+    private let ended = Atomic<Bool>(false)
 
-    public init(capacity: Int = 4) {
+    public init(capacity: Int = 4, onEnd: (@Sendable () -> Void)? = nil) {
         self.capacity = capacity
+        self.onEnd = onEnd
+    }
+
+    private func reachedEnd() {
+        guard let onEnd, !ended.exchange(true, ordering: .relaxed) else { return }
+        onEnd()
     }
 
     public struct Cancelled: Error {}
@@ -78,6 +87,17 @@ public final class ChunkChannel: Sendable {
     }
 
     func next() async throws -> ByteBuffer? {
+        do {
+            let chunk = try await nextChunk()
+            if chunk == nil { reachedEnd() }
+            return chunk
+        } catch {
+            reachedEnd()
+            throw error
+        }
+    }
+
+    private func nextChunk() async throws -> ByteBuffer? {
         try await withTaskCancellationHandler {
             try await withCheckedThrowingContinuation { continuation in
                 enum Action {

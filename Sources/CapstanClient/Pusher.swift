@@ -8,13 +8,15 @@ import NixCore
 import Synchronization
 
 public struct PushOptions: Sendable {
-    /// Uploads running at once.
+    /// NARs serialised and compressed at once; 4× as many uploads may await their answer.
     public var jobs: Int = 4
     /// Further attempts after a transient failure (5xx, 429, network).
     public var retries: Int = 3
     public var zstdLevel: Int32 = 3
     /// First backoff delay; doubled on each retry, with jitter.
     public var retryDelay: Duration = .seconds(1)
+    /// How long the server may hold an upload until its references are stored (the server's own bound applies too).
+    public var referenceWaitSeconds: Int = 300
 
     public init() {}
 }
@@ -41,11 +43,27 @@ public struct PushSummary: Codable, Sendable {
 public struct PushError: Error, CustomStringConvertible {
     public var path: String
     public var underlying: any Error
-    public var description: String { "pushing \(path): \(underlying)" }
+    /// Paths not uploaded because they refer to `path`.
+    public var dependents: [String] = []
+
+    public init(path: String, underlying: any Error) {
+        self.path = path
+        self.underlying = underlying
+    }
+
+    public var description: String {
+        let unsent =
+            dependents.isEmpty
+            ? ""
+            : "; not uploaded either, as they refer to it: " + dependents.prefix(5).joined(separator: ", ")
+                + (dependents.count > 5 ? " and \(dependents.count - 5) more" : "")
+        return "pushing \(path): \(underlying)\(unsent)"
+    }
 }
 
-/// Pushes closures: asks the server which paths it lacks, then uploads those concurrently,
-/// each only after the paths it references, so the cache never shows a path without its closure.
+/// Pushes closures: asks the server which paths it lacks, then uploads those concurrently so that
+/// the cache never shows a path without its closure. A server that waits for references gets each
+/// path as soon as every missing path it references has started; any other, only after they are stored.
 public struct Pusher: Sendable {
     let client: CapstanAPIClient
     let cache: String
@@ -61,81 +79,73 @@ public struct Pusher: Sendable {
         let started = ContinuousClock.now
         let closure = try LocalNix.closure(of: paths)
         var missingHashes = Set<String>()
+        var serverWait: Int? = Int.max
         let hashes = closure.map(\.path.hashPart)
         for start in stride(from: 0, to: hashes.count, by: 1000) {
             let chunk = Array(hashes[start..<min(start + 1000, hashes.count)])
-            missingHashes.formUnion(try await client.missing(cache: cache, hashes: chunk))
+            let answer = try await client.missingPaths(cache: cache, hashes: chunk)
+            missingHashes.formUnion(answer.missing)
+            serverWait = answer.maxReferenceWait.flatMap { wait in serverWait.map { min($0, wait) } }
         }
         let missing = closure.filter { missingHashes.contains($0.path.hashPart) }
         let narBytes = missing.reduce(UInt64(0)) { $0 + $1.narSize }
         onEvent(.planned(closure: closure.count, missing: missing.count, narBytes: narBytes))
-
-        var schedule = UploadSchedule(missing)
-        var uploaded: [String] = []
-        var storedBytes: UInt64 = 0
-        try await withThrowingTaskGroup(of: (String, PathUploadResult).self) { group in
-            var running = 0
-            func startReady() {
-                while running < max(1, options.jobs), let next = schedule.popReady() {
-                    running += 1
-                    group.addTask { (next.path.path, try await upload(next, onEvent: onEvent)) }
-                }
-            }
-            startReady()
-            while let (path, result) = try await group.next() {
-                running -= 1
-                uploaded.append(path)
-                storedBytes += result.fileSize
-                onEvent(.uploaded(path: path, narSize: result.narSize, fileSize: result.fileSize))
-                schedule.complete(path)
-                startReady()
-            }
-        }
+        // Only a server that says how long it waits for references may get a path before them.
+        let referenceWait = serverWait.map { min($0, options.referenceWaitSeconds) }.flatMap { $0 > 0 ? $0 : nil }
+        var run = PushRun(
+            pusher: self, schedule: UploadSchedule(missing, overlapping: referenceWait != nil),
+            referenceWait: referenceWait, onEvent: onEvent)
+        let (uploaded, storedBytes) = try await run.upload()
+        let elapsed = ContinuousClock.now - started
         return PushSummary(
             cache: cache, closure: closure.count, alreadyPresent: closure.count - missing.count, uploaded: uploaded,
             narBytes: narBytes, storedBytes: storedBytes,
-            seconds: Double((ContinuousClock.now - started).components.attoseconds) / 1e18
-                + Double((ContinuousClock.now - started).components.seconds))
+            seconds: Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18)
     }
 
-    /// One path, retried with jittered exponential backoff on transient failures.
-    func upload(_ info: LocalPathInfo, onEvent: @escaping @Sendable (PushEvent) -> Void) async throws
-        -> PathUploadResult
-    {
+    /// One attempt at one path; `bodySent` is called once its body is all sent (whatever the answer).
+    func attempt(
+        _ info: LocalPathInfo, referenceWait: Int?, using client: CapstanAPIClient,
+        onEvent: @escaping @Sendable (PushEvent) -> Void, bodySent: @escaping @Sendable () -> Void
+    ) async -> UploadAttempt {
         let path = info.path.path
-        onEvent(.started(path: path))
         let uploadInfo = PathUploadInfo(
             storePath: info.path, narHash: info.narHash, narSize: info.narSize, references: info.references,
             deriver: info.deriver, sigs: info.signatures ?? [], ca: info.ca)
-        var attempt = 0
-        while true {
-            attempt += 1
-            let channel = ChunkChannel()
-            let sent = Atomic<UInt64>(0)
-            startProducer(path: path, channel: channel) { bytes in
-                sent.add(bytes, ordering: .relaxed)
-                onEvent(.progress(bytes: bytes))
-            }
-            do {
-                defer { channel.cancel() }
-                return try await client.uploadPath(
-                    cache: cache, info: uploadInfo, contentEncoding: "zstd", body: .stream(channel, length: .unknown))
-            } catch let error as ClientError where error.isTransient && attempt <= options.retries {
-                onEvent(.progress(bytes: 0 &- sent.load(ordering: .relaxed)))
-                onEvent(.retrying(path: path, attempt: attempt, error: error.description))
-                let base = options.retryDelay * (1 << (attempt - 1))
-                try await Task.sleep(for: base + base * Double.random(in: 0..<0.5))
-            } catch {
-                throw PushError(path: path, underlying: error)
-            }
+        let channel = ChunkChannel(onEnd: bodySent)
+        let sent = Atomic<UInt64>(0)
+        startProducer(path: path, channel: channel) { bytes in
+            sent.add(bytes, ordering: .relaxed)
+            onEvent(.progress(bytes: bytes))
+        }
+        defer { channel.cancel() }
+        do {
+            return .stored(
+                try await client.uploadPath(
+                    cache: cache, info: uploadInfo, contentEncoding: "zstd", body: .stream(channel, length: .unknown),
+                    awaitReferences: referenceWait))
+        } catch let error as ClientError where error.isTransient || error.status == 424 {
+            // Sent again later: what this attempt read is counted again then.
+            onEvent(.progress(bytes: 0 &- sent.load(ordering: .relaxed)))
+            return error.status == 424 ? .referencesMissing(error) : .transient(error)
+        } catch {
+            return .failed(error)
         }
     }
 
+    /// The delay before retry `attempt` (from 1): doubled each time, with jitter.
+    func backoff(attempt: Int) -> Duration {
+        let base = options.retryDelay * (1 << (attempt - 1))
+        return base + base * Double.random(in: 0..<0.5)
+    }
+
     /// Serialises and compresses the NAR on a thread of its own; the channel's back-pressure
-    /// keeps only a few chunks in memory whatever the path's size.
+    /// keeps only a few chunks in memory whatever the path's size. A thread, not a dispatch queue:
+    /// the producer blocks while the upload is behind, and on Linux the global queue runs only about
+    /// as many blocks at once as there are cores, so blocked producers would hold up the others.
     private func startProducer(path: String, channel: ChunkChannel, onBytes: @escaping @Sendable (UInt64) -> Void) {
         let level = options.zstdLevel
-        DispatchQueue.global().async {
+        Thread.detachNewThread {
             do {
                 var chunker = CompressedChunker(encoder: try ZstdEncoder(level: level)) { try channel.send($0) }
                 _ = try NarWriter().pipelinedDump(path: path) { chunk in
@@ -151,39 +161,11 @@ public struct Pusher: Sendable {
     }
 }
 
-/// Missing paths in an order where every path comes after the missing paths it references.
-struct UploadSchedule {
-    private var waitingOn: [String: Set<String>] = [:]
-    private var dependents: [String: [String]] = [:]
-    private var ready: [LocalPathInfo] = []
-    private var infos: [String: LocalPathInfo] = [:]
-
-    init(_ missing: [LocalPathInfo]) {
-        let paths = Set(missing.map(\.path.path))
-        for info in missing {
-            let path = info.path.path
-            infos[path] = info
-            let deps = Set(info.references.filter { $0 != path && paths.contains($0) })
-            if deps.isEmpty {
-                ready.append(info)
-            } else {
-                waitingOn[path] = deps
-                for dep in deps { dependents[dep, default: []].append(path) }
-            }
-        }
-        // Larger paths first keeps all jobs busy towards the end.
-        ready.sort { $0.narSize < $1.narSize }
-    }
-
-    mutating func popReady() -> LocalPathInfo? { ready.popLast() }
-
-    mutating func complete(_ path: String) {
-        for dependent in dependents.removeValue(forKey: path) ?? [] {
-            waitingOn[dependent]?.remove(path)
-            if waitingOn[dependent]?.isEmpty == true, let info = infos[dependent] {
-                waitingOn[dependent] = nil
-                ready.append(info)
-            }
-        }
-    }
+/// How one attempt to upload a path ended.
+enum UploadAttempt: Sendable {
+    case stored(PathUploadResult)
+    /// The server would not store it before its references (424): sent again once they are stored.
+    case referencesMissing(ClientError)
+    case transient(ClientError)
+    case failed(any Error)
 }

@@ -10,6 +10,8 @@ public struct ServiceError: Error, CustomStringConvertible, Sendable {
         /// A bound on space (uploads waiting to be checked) would be exceeded.
         case insufficientStorage
         case unavailable
+        /// Paths the request depends on (an upload's references) are not there.
+        case failedDependency
     }
 
     public var kind: Kind

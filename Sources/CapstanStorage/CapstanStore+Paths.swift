@@ -70,12 +70,14 @@ extension CapstanStore {
     /// when it says no, the path is still recorded if `blobIsThere` says its blob is, asked while
     /// holding the blob's orphan record (if any) so that no deletion of it can be under way or start
     /// before the commit (SQLite has one writer at a time anyway); otherwise nothing is recorded and
-    /// the answer is `.tooLate`.
+    /// the answer is `.tooLate`. With `requiringReferences`, the path is recorded only if the cache
+    /// holds every path it references, read in the same transaction; otherwise `.referencesMissing`.
     public func insertPath(
         _ record: PathRecord, whileInTime inTime: @escaping @Sendable () -> Bool,
-        orWhileBlobIsThere blobIsThere: (@Sendable () async throws -> Bool)? = nil
+        orWhileBlobIsThere blobIsThere: (@Sendable () async throws -> Bool)? = nil, requiringReferences: Bool = false
     ) async throws -> PathInsertion {
         let referenceHashes = Array(Set(record.referenceHashParts)).sorted()
+        let required = requiringReferences ? referenceHashes.filter { $0 != record.hashPart } : []
         let locksOrphans = database.backend == .postgres
         return try await describingFailure("storing path \(record.storePath) in cache \(record.cacheID)") {
             do {
@@ -124,6 +126,10 @@ extension CapstanStore {
                         ).run()
                         start = end
                     }
+                    if !required.isEmpty {
+                        let missing = try await Self.absentPaths(required, cacheID: record.cacheID, on: db)
+                        if !missing.isEmpty { throw ReferencesMissing(hashParts: missing) }
+                    }
                     if !inTime() {
                         guard let blobIsThere else { throw TooLate() }
                         if locksOrphans {
@@ -137,6 +143,8 @@ extension CapstanStore {
                 }
             } catch is TooLate {
                 return .tooLate
+            } catch let missing as ReferencesMissing {
+                return .referencesMissing(missing.hashParts)
             }
         }
     }
@@ -185,6 +193,27 @@ extension CapstanStore {
 
     /// Rolls back an insertion that came too late.
     private struct TooLate: Error {}
+    private struct ReferencesMissing: Error { let hashParts: [String] }
+
+    /// The hash parts among `hashParts` (unique) that the cache does not hold, as `db` sees it.
+    private static func absentPaths(_ hashParts: [String], cacheID: String, on db: any SQLDatabase) async throws
+        -> [String]
+    {
+        var present = Set<String>()
+        var start = hashParts.startIndex
+        while start < hashParts.endIndex {
+            let end = min(start + hashQueryChunkSize, hashParts.endIndex)
+            let chunk: [any Encodable & Sendable] = Array(hashParts[start..<end])
+            present.formUnion(
+                try await db.raw(
+                    """
+                    SELECT hash_part FROM paths WHERE cache_id = \(bind: cacheID) AND hash_part IN (\(binds: chunk))
+                    """
+                ).all(decodingColumn: "hash_part", as: String.self))
+            start = end
+        }
+        return hashParts.filter { !present.contains($0) }
+    }
 
     static let pathColumns = """
         cache_id, hash_part, store_path, nar_hash, nar_size, file_name, file_hash, file_size, compression, \

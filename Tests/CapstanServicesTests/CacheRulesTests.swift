@@ -143,27 +143,15 @@ struct CacheRulesTests {
             let upload = try await limited.startMultipartUpload(
                 in: cache, compression: .xz, by: try await services.principal(.push))
             // Eight uploads of 30000 bytes at once, staged NARs and parts alike: three fit the bound.
-            let refusals = await withTaskGroup(of: ServiceError?.self) { group in
-                for index in 0..<8 {
-                    group.addTask {
-                        let body = [ByteBuffer(repeating: UInt8(index), count: 30_000)]
-                        do {
-                            if index.isMultiple(of: 2) {
-                                try await limited.stageNar(
-                                    in: cache, fileName: "nar\(index).nar", expectedSize: 30_000, body: body.async)
-                            } else {
-                                _ = try await limited.storePart(
-                                    of: upload, number: index, contentMD5: nil, expectedSize: 30_000, body: body.async)
-                            }
-                            return nil
-                        } catch let error as ServiceError {
-                            return error
-                        } catch {
-                            return ServiceError(.unavailable, "unexpected: \(error)")
-                        }
-                    }
+            let refusals = await serviceErrors(of: 8) { index in
+                let body = [ByteBuffer(repeating: UInt8(index), count: 30_000)]
+                if index.isMultiple(of: 2) {
+                    try await limited.stageNar(
+                        in: cache, fileName: "nar\(index).nar", expectedSize: 30_000, body: body.async)
+                } else {
+                    _ = try await limited.storePart(
+                        of: upload, number: index, contentMD5: nil, expectedSize: 30_000, body: body.async)
                 }
-                return await group.reduce(into: []) { $0.append($1) }.compactMap { $0 }
             }
             #expect(refusals.count == 5)
             for refusal in refusals {

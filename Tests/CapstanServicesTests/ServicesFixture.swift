@@ -151,7 +151,7 @@ actor RecordingOutbox: AgentOutbox {
 /// A NAR of one regular file, and what a client would declare about it.
 struct SampleNar {
     let bytes: [UInt8]
-    let info: PathUploadInfo
+    var info: PathUploadInfo
 
     init(contents: String, name: String = "hello") {
         bytes = NarTokens().tokens("nix-archive-1").file(contents).bytes
@@ -178,5 +178,24 @@ struct SampleNar {
         NarSize: \(info.narSize)
         References: \n
         """
+    }
+}
+
+/// Runs `count` operations at once; the service errors they end with (any other error becomes one saying so).
+func serviceErrors(of count: Int, _ operation: @escaping @Sendable (Int) async throws -> Void) async -> [ServiceError] {
+    await withTaskGroup(of: ServiceError?.self) { group in
+        for index in 0..<count {
+            group.addTask {
+                do {
+                    try await operation(index)
+                    return nil
+                } catch let error as ServiceError {
+                    return error
+                } catch {
+                    return ServiceError(.unavailable, "unexpected: \(error)")
+                }
+            }
+        }
+        return await group.reduce(into: []) { $0.append($1) }.compactMap { $0 }
     }
 }

@@ -65,12 +65,21 @@ public struct MissingPathsRequest: Codable, Sendable {
 
 public struct MissingPathsResponse: Codable, Sendable {
     public var missing: [String]
-    public init(missing: [String]) { self.missing = missing }
+    /// Seconds an upload may wait for its references (`X-Capstan-Await-References`) at the most;
+    /// absent from a server that does not wait.
+    public var maxReferenceWait: Int?
+
+    public init(missing: [String], maxReferenceWait: Int? = nil) {
+        self.missing = missing
+        self.maxReferenceWait = maxReferenceWait
+    }
 }
 
 /// What a client declares about a path it uploads; the server checks NarHash and NarSize.
 public struct PathUploadInfo: Codable, Sendable, Equatable {
     public static let headerName = "X-Capstan-Path-Info"
+    /// Seconds the server may hold the upload, once its NAR is checked, until the paths it references are in the cache.
+    public static let awaitReferencesHeaderName = "X-Capstan-Await-References"
 
     public var storePath: StorePath
     /// `sha256:<nix32>` (any form Nix accepts is taken).

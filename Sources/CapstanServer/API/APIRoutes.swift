@@ -50,7 +50,9 @@ struct APIRoutes: Sendable {
             let cache = try await caches.writableCache(
                 named: context.parameters.require("cache"), by: context.identity)
             let body = try await request.decode(as: MissingPathsRequest.self, context: context)
-            return MissingPathsResponse(missing: try await caches.missing(in: cache, hashes: body.hashes))
+            return MissingPathsResponse(
+                missing: try await caches.missing(in: cache, hashes: body.hashes),
+                maxReferenceWait: caches.maxReferenceWaitSeconds)
         }
         api.put("caches/:cache/paths/:hash") { request, context in
             try await uploadPath(request, context)
@@ -125,6 +127,17 @@ struct APIRoutes: Sendable {
         }
         let encoding = request.headers[.contentEncoding] ?? "identity"
         let transit = try CacheService.compression(named: encoding, field: "Content-Encoding")
-        return try await caches.upload(to: cache, info: info, transit: transit, body: request.body)
+        var wait: ReferenceWait?
+        if let value = request.headers[.init(PathUploadInfo.awaitReferencesHeaderName)!] {
+            guard let seconds = Double(value), seconds >= 0, seconds <= 86400 else {
+                throw ServiceError.badRequest(
+                    "\(PathUploadInfo.awaitReferencesHeaderName): '\(value)' is not a number of seconds from 0 to 86400; "
+                        + "send how long the upload may wait for its references, e.g. 300")
+            }
+            wait = ReferenceWait(
+                timeout: .milliseconds(Int64(seconds * 1000)), clientGone: await HangUpSignal.of(context.channel))
+        }
+        return try await caches.upload(
+            to: cache, info: info, transit: transit, body: request.body, awaitingReferences: wait)
     }
 }

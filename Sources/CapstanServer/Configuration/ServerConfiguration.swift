@@ -114,6 +114,11 @@ public struct ServerConfiguration: Sendable, Equatable {
                 throw ConfigurationError(key: key, value: value, reason: "expected a number of bytes")
             }
             uploadLimits.maxPendingBytesPerCache = bytes
+        case "max_reference_wait_seconds", "max-reference-wait-seconds":
+            guard let seconds = Int(value), seconds >= 0, seconds <= 86400 else {
+                throw ConfigurationError(key: key, value: value, reason: "expected a number of seconds from 0 to 86400")
+            }
+            uploadLimits.maxReferenceWait = .seconds(seconds)
         case "max_log_lines", "max-log-lines":
             guard let lines = Int(value), lines > 0 else {
                 throw ConfigurationError(key: key, value: value, reason: "expected a number of lines per deployment")
@@ -178,7 +183,7 @@ public struct ServerConfiguration: Sendable, Equatable {
     static let keys = [
         "data_dir", "listen", "public_url", "database_url", "max_nar_size", "default_workspace",
         "agent_reconcile_seconds", "agent_ping_seconds", "cache_host", "upload_expiry_seconds",
-        "max_pending_upload_bytes",
+        "max_pending_upload_bytes", "max_reference_wait_seconds",
         "max_log_lines", "max_log_line_bytes",
         "webhook_allow_networks", "http_header_timeout_seconds", "http_idle_timeout_seconds", "http_max_header_bytes",
         "max_connections", "shutdown_grace_seconds", "metrics_listen", "metrics_token",

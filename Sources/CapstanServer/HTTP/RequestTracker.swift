@@ -15,6 +15,8 @@ final class RequestTracker: ChannelDuplexHandler, RemovableChannelHandler {
 
     private let registry: ConnectionRegistry
     private var inFlight = 0
+    /// Set when the client closes its side or the connection ends.
+    let hangUp = HangUpSignal()
 
     init(registry: ConnectionRegistry) {
         self.registry = registry
@@ -26,6 +28,16 @@ final class RequestTracker: ChannelDuplexHandler, RemovableChannelHandler {
             registry.busy(context.channel)
         }
         context.fireChannelRead(data)
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if let event = event as? ChannelEvent, case .inputClosed = event { hangUp.set() }
+        context.fireUserInboundEventTriggered(event)
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        hangUp.set()
+        context.fireChannelInactive()
     }
 
     func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {

@@ -14,6 +14,7 @@ extension ServiceError: HTTPResponseError {
         case .payloadTooLarge: .contentTooLarge
         case .insufficientStorage: .init(code: 507, reasonPhrase: "Insufficient Storage")
         case .unavailable: .serviceUnavailable
+        case .failedDependency: .init(code: 424, reasonPhrase: "Failed Dependency")
         }
     }
 

@@ -7,12 +7,21 @@ import Foundation
 public struct UploadLimits: Sendable, Equatable {
     /// An upload left unfinished this long is abandoned: its bytes are swept, its id refused.
     public var expiry: Duration
-    /// Staged NARs and parts of one cache, together, in bytes.
+    /// Staged NARs and parts of one cache, together, in bytes (uploads waiting for their references too).
     public var maxPendingBytesPerCache: UInt64
+    /// The longest a checked upload may wait for the paths it references, whatever its client asks.
+    public var maxReferenceWait: Duration
+    /// How often a waiting upload looks again without being told (a reference stored by another replica).
+    public var referenceRecheck: Duration
 
-    public init(expiry: Duration = .seconds(24 * 3600), maxPendingBytesPerCache: UInt64 = 32 << 30) {
+    public init(
+        expiry: Duration = .seconds(24 * 3600), maxPendingBytesPerCache: UInt64 = 32 << 30,
+        maxReferenceWait: Duration = .seconds(300), referenceRecheck: Duration = .milliseconds(500)
+    ) {
         self.expiry = expiry
         self.maxPendingBytesPerCache = maxPendingBytesPerCache
+        self.maxReferenceWait = maxReferenceWait
+        self.referenceRecheck = referenceRecheck
     }
 
     /// The refusal of an upload that would take the cache's pending bytes over the bound.

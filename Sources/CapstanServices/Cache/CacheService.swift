@@ -28,6 +28,8 @@ public struct CacheService: Sendable {
     let accessLog = CacheAccessLog()
     /// Made once: a request counts through a kept handle rather than a lookup in the metrics backend.
     let counters = ServerMetrics.CacheCounters()
+    /// Wakes uploads waiting for their references when this process stores a path.
+    let arrivals = PathArrivals()
     /// With an object store: NAR downloads are redirected to presigned URLs instead of streamed.
     let narRedirect: Bool
 
@@ -261,15 +263,20 @@ public struct CacheService: Sendable {
     // MARK: Writing
 
     /// Streams one path's NAR (compressed in transit with `transit`) into the cache, checking
-    /// the declared NarHash and NarSize before anything becomes visible.
+    /// the declared NarHash and NarSize before anything becomes visible. With `awaitingReferences`,
+    /// the path is stored only once the cache holds every path it references, waiting for them
+    /// (see `ReferenceWait`); without it, references are not checked.
     public func upload<Body: AsyncSequence>(
-        to cache: CacheRecord, info: PathUploadInfo, transit: CompressionMethod, body: Body
+        to cache: CacheRecord, info: PathUploadInfo, transit: CompressionMethod, body: Body,
+        awaitingReferences wait: ReferenceWait? = nil
     ) async throws -> PathUploadResult where Body.Element == ByteBuffer {
-        try await countingRejections { try await checkedUpload(to: cache, info: info, transit: transit, body: body) }
+        try await countingRejections {
+            try await checkedUpload(to: cache, info: info, transit: transit, body: body, wait: wait)
+        }
     }
 
     private func checkedUpload<Body: AsyncSequence>(
-        to cache: CacheRecord, info: PathUploadInfo, transit: CompressionMethod, body: Body
+        to cache: CacheRecord, info: PathUploadInfo, transit: CompressionMethod, body: Body, wait: ReferenceWait?
     ) async throws -> PathUploadResult where Body.Element == ByteBuffer {
         let storePath = info.storePath
         let declaredHash: NixHash
@@ -300,7 +307,7 @@ public struct CacheService: Sendable {
             writer: writer)
         let outcome = try await commit(
             cache: cache, storePath: storePath, references: references, deriver: info.deriver, clientSigs: info.sigs,
-            ca: info.ca, compression: stored, result: result, writer: writer)
+            ca: info.ca, compression: stored, result: result, writer: writer, awaitingReferences: wait)
         return outcome.uploadResult
     }
 
@@ -458,9 +465,43 @@ public struct CacheService: Sendable {
     /// reclaimed first, which waits for a deletion in progress, and the path must become visible
     /// well within the grace period after that, or be found with its blob still there, or the
     /// upload gives up (see `deleteUnusedBlobs`).
+    ///
+    /// With `awaitingReferences`, the path is recorded only when the cache holds every path it references:
+    /// room to wait is taken before the blob is put in place (no room: refused, nothing stored), the wait
+    /// comes after it (so the blob's write is not on the way of the paths that wait for this one), and a
+    /// wait that ends unstored leaves the blob to garbage collection.
     private func commit(
         cache: CacheRecord, storePath: StorePath, references: [StorePath], deriver: String?, clientSigs: [String],
-        ca: String?, compression: CompressionMethod, result: IngestResult, writer: any BlobWriter
+        ca: String?, compression: CompressionMethod, result: IngestResult, writer: any BlobWriter,
+        awaitingReferences wait: ReferenceWait? = nil
+    ) async throws -> CommitOutcome {
+        var hold: ReferenceHold?
+        if let wait {
+            do {
+                hold = try await holdForReferences(
+                    of: storePath, references, in: cache, fileSize: result.fileSize, wait: wait)
+            } catch {
+                await writer.discard()
+                throw error
+            }
+        }
+        do {
+            let outcome = try await place(
+                cache: cache, storePath: storePath, references: references, deriver: deriver, clientSigs: clientSigs,
+                ca: ca, compression: compression, result: result, writer: writer, requiringReferences: wait != nil,
+                hold: hold)
+            await hold?.reservation.release()
+            return outcome
+        } catch {
+            await hold?.reservation.release()
+            throw error
+        }
+    }
+
+    private func place(
+        cache: CacheRecord, storePath: StorePath, references: [StorePath], deriver: String?, clientSigs: [String],
+        ca: String?, compression: CompressionMethod, result: IngestResult, writer: any BlobWriter,
+        requiringReferences: Bool, hold: ReferenceHold?
     ) async throws -> CommitOutcome {
         let fileName = result.fileHash.digest(.nix32) + ".nar" + compression.fileExtension
         // From here on, an orphan record of this blob can only be younger than `reclaimed`.
@@ -493,6 +534,14 @@ public struct CacheService: Sendable {
             await leaveToCollection(fileName)
             throw error
         }
+        if let hold {
+            do {
+                try await awaitReferences(hold)
+            } catch {
+                await leaveToCollection(fileName)
+                throw error
+            }
+        }
         let insertion: PathInsertion
         do {
             // Judged at the last moment inside the transaction: a collection may delete a blob no path
@@ -502,13 +551,15 @@ public struct CacheService: Sendable {
             let blobs = blobs
             insertion = try await store.insertPath(
                 record, whileInTime: { ContinuousClock.now < deadline },
-                orWhileBlobIsThere: { try await blobs.size(of: .nar(fileName)) != nil })
+                orWhileBlobIsThere: { try await blobs.size(of: .nar(fileName)) != nil },
+                requiringReferences: requiringReferences)
         } catch {
             await leaveToCollection(fileName)
             throw error
         }
         switch insertion {
         case .inserted:
+            arrivals.stored(inCache: cache.id)
             logger.info(
                 "path stored",
                 metadata: [
@@ -522,6 +573,10 @@ public struct CacheService: Sendable {
             throw ServiceError(
                 .unavailable,
                 "storing \(storePath.path) took so long that its NAR was deleted as unused meanwhile; upload it again")
+        case .referencesMissing(let missing):
+            // Only after a wait found them there: one was removed meanwhile.
+            await leaveToCollection(fileName)
+            throw referencesMissing(storePath, missing, among: references)
         case .present(let winner):
             // Lost the race: unless a path uses this blob (the winner's, stored the same), it is unused.
             await leaveToCollection(fileName)

@@ -1,3 +1,4 @@
+import Foundation
 import NIOCore
 
 #if canImport(Glibc)
@@ -48,27 +49,46 @@ public final class FileBlobWriter: BlobWriter {
         try result.get()
     }
 
-    /// Flushes the file to disk, renames it to the key's path and syncs the directory.
-    public func commit(as key: BlobKey) throws {
-        try finishWriting()
+    /// Flushes the file to disk, renames it to the key's path and syncs the directory, on a thread of
+    /// its own: an fsync of a large blob takes long, and on the few threads that run the server's tasks
+    /// (or of a dispatch queue, as wide as the cores on Linux) it would hold up everything else.
+    public func commit(as key: BlobKey) async throws {
+        guard descriptor >= 0 else { throw BlobStoreError.writerClosed(path: temporaryPath) }
+        // From here the file is the installing thread's: it closes it, and removes it if anything fails.
+        let descriptor = self.descriptor
+        self.descriptor = -1
+        let temporaryPath = temporaryPath
+        let store = store
+        try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
+            Thread.detachNewThread {
+                continuation.resume(
+                    with: Result {
+                        try Self.install(descriptor: descriptor, temporaryPath: temporaryPath, in: store, as: key)
+                    })
+            }
+        }
+    }
+
+    /// Flushes and closes the temp file, then renames it into place; on failure the temp file is gone.
+    private static func install(descriptor: Int32, temporaryPath: String, in store: FileBlobStore, as key: BlobKey)
+        throws
+    {
+        guard fsync(descriptor) == 0 else {
+            let code = errno
+            close(descriptor)
+            unlink(temporaryPath)
+            throw BlobStoreError.system(operation: "fsync", path: temporaryPath, errno: code)
+        }
+        guard close(descriptor) == 0 else {
+            let code = errno
+            unlink(temporaryPath)
+            throw BlobStoreError.system(operation: "close", path: temporaryPath, errno: code)
+        }
         do {
             try store.install(temporaryPath, as: key)
         } catch {
             unlink(temporaryPath)
             throw error
-        }
-    }
-
-    /// Flushes and closes the temp file, which then only needs renaming into place.
-    private func finishWriting() throws(BlobStoreError) {
-        guard descriptor >= 0 else { throw .writerClosed(path: temporaryPath) }
-        guard fsync(descriptor) == 0 else { throw .system(operation: "fsync", path: temporaryPath, errno: errno) }
-        let closed = close(descriptor)
-        descriptor = -1
-        guard closed == 0 else {
-            let code = errno
-            unlink(temporaryPath)
-            throw .system(operation: "close", path: temporaryPath, errno: code)
         }
     }
 

@@ -6,4 +6,6 @@ public enum PathInsertion: Sendable, Equatable {
     case present(PathRecord)
     /// The check made inside the deciding transaction said no: nothing was recorded.
     case tooLate
+    /// Asked to require its references: these hash parts were not in the cache; nothing was recorded.
+    case referencesMissing([String])
 }

@@ -9,8 +9,8 @@ struct PushCommand: AsyncParsableCommand {
         abstract: "Push store paths and their closures to a cache.",
         discussion: """
             Computes the closure with the local Nix, asks the server which paths it lacks, and uploads \
-            those (NARs compressed with zstd), each after the paths it references. Needs a push token \
-            of the cache (or an admin token).
+            those (NARs compressed with zstd); the server stores each only after the paths it references. \
+            Needs a push token of the cache (or an admin token).
             """
     )
 
@@ -18,7 +18,7 @@ struct PushCommand: AsyncParsableCommand {
     @Argument(help: "The cache to push to.") var cache: String
     @Argument(help: "Store paths (or symlinks to them, such as ./result).") var paths: [String] = []
     @Flag(help: "Read store paths from stdin, one per line.") var stdin = false
-    @Option(help: "Uploads running at once.") var jobs: Int = 4
+    @Option(help: "NARs compressed and sent at once; 4× as many uploads may await their answer.") var jobs: Int = 4
     @Option(help: "Retries after a transient failure.") var retries: Int = 3
     @Flag(help: "Print a JSON summary on stdout.") var json = false
 
