@@ -202,7 +202,8 @@ public struct CapstanServer: Sendable {
 
     var agentSession: AgentSession {
         AgentSession(
-            deploy: deploy, dispatcher: dispatcher, hub: hub, reconcileDelay: configuration.agentReconcileDelay)
+            deploy: deploy, dispatcher: dispatcher, hub: hub, reconcileDelay: configuration.agentReconcileDelay,
+            pingInterval: configuration.agentPingInterval)
     }
 
     /// Serves until SIGTERM or SIGINT, then closes the database.
@@ -215,9 +216,9 @@ public struct CapstanServer: Sendable {
             router: makeRouter(),
             server: .guardedHTTP1WebSocketUpgrade(
                 webSocketRouter: makeWebSocketRouter(),
-                // Pings every 20 s by default; an agent that misses one is dropped, well within a minute.
-                webSocket: .init(
-                    maxFrameSize: 1 << 20, autoPing: .enabled(timePeriod: configuration.agentPingInterval)),
+                // Pinged by `WebSocketKeepAlive` instead, every 20 s by default: an agent that misses
+                // one is dropped, well within a minute.
+                webSocket: .init(maxFrameSize: 1 << 20, autoPing: .disabled),
                 limits: limits, registry: connections, logger: logger),
             configuration: .init(
                 address: .hostname(configuration.listenHost, port: configuration.listenPort), serverName: "capstan",
