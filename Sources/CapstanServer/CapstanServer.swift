@@ -202,7 +202,8 @@ public struct CapstanServer: Sendable {
 
     var agentSession: AgentSession {
         AgentSession(
-            deploy: deploy, dispatcher: dispatcher, hub: hub, reconcileDelay: configuration.agentReconcileDelay)
+            deploy: deploy, dispatcher: dispatcher, hub: hub, reconcileDelay: configuration.agentReconcileDelay,
+            pingInterval: configuration.agentPingInterval)
     }
 
     /// The `Server` header field of every response.
@@ -218,9 +219,9 @@ public struct CapstanServer: Sendable {
             router: makeRouter(),
             server: .guardedHTTP1WebSocketUpgrade(
                 webSocketRouter: makeWebSocketRouter(),
-                // Pings every 20 s by default; an agent that misses one is dropped, well within a minute.
-                webSocket: .init(
-                    maxFrameSize: 1 << 20, autoPing: .enabled(timePeriod: configuration.agentPingInterval)),
+                // Pinged by `WebSocketKeepAlive` instead, every 20 s by default: an agent that misses
+                // one is dropped, well within a minute.
+                webSocket: .init(maxFrameSize: 1 << 20, autoPing: .disabled),
                 limits: limits, registry: connections,
                 narInfoAnswers: configuration.narInfoFastPath
                     ? NarInfoAnswers(caches: caches, tokens: tokens, serverName: Self.serverName, logger: logger) : nil,

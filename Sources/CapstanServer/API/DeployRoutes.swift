@@ -85,6 +85,7 @@ struct DeployRoutes: Sendable {
             "api/v1/agent/connect",
             shouldUpgrade: { _, context in context.identity == nil ? .dontUpgrade : .upgrade([:]) },
             onUpgrade: { inbound, outbound, context in
+                try await session.keepAlive(context)
                 guard let principal = context.requestContext.identity else { return }
                 try await session.run(
                     principal: principal, hello: nil, codec: CapstanAgentCodec(), inbound: inbound, outbound: outbound,

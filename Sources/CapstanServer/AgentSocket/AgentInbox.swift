@@ -7,16 +7,28 @@ import Synchronization
 /// leave the agent's pongs unread (the server would take the agent for dead and drop it). The reader
 /// waits only while `capacity` messages or `byteBudget` bytes are queued: an agent that sends faster
 /// than the server can record is slowed down, not buffered without end.
+///
+/// A handler runs only while messages are queued: the message that finds the inbox idle asks for
+/// one, and the handler ends when it has emptied the inbox. An idle agent holds no handler task,
+/// and each burst of handling starts on a fresh task stack (a task keeps the memory of its
+/// deepest call until it ends, and these calls go deep into the database).
 final class AgentInbox: Sendable {
+    /// What became of a queued message.
+    enum Admission: Equatable {
+        /// The inbox was closed: the reader should stop.
+        case closed
+        /// Queued. `startHandler`: no handler runs, the caller starts one; `full`: wait for room.
+        case queued(startHandler: Bool, full: Bool)
+    }
+
     private struct State {
         var queue: [(message: AgentMessage, bytes: Int)] = []
         var head = 0
         var bytes = 0
-        /// No more messages will come; the queued ones are still handed out.
-        var finished = false
         /// Nothing more is handed out or taken in (the handler failed, or the session was cancelled).
         var closed = false
-        var consumer: CheckedContinuation<AgentMessage?, Never>?
+        /// A handler is draining the inbox.
+        var handling = false
         var producer: CheckedContinuation<Bool, Never>?
 
         var count: Int { queue.count - head }
@@ -40,24 +52,21 @@ final class AgentInbox: Sendable {
 
     private let state = Mutex(State())
 
-    /// Queues a message of `bytes` bytes (its frame's size), waiting while the inbox is full. Returns
-    /// false when the inbox was closed: the reader should stop.
-    func push(_ message: AgentMessage, bytes: Int) async -> Bool {
-        let (consumer, queued, full): (CheckedContinuation<AgentMessage?, Never>?, Bool, Bool) = state.withLock {
-            state in
-            guard !state.closed else { return (nil, false, false) }
-            if let waiting = state.consumer {
-                state.consumer = nil
-                return (waiting, true, false)
-            }
+    /// Queues a message of `bytes` bytes (its frame's size).
+    func enqueue(_ message: AgentMessage, bytes: Int) -> Admission {
+        state.withLock { state in
+            guard !state.closed else { return .closed }
             state.queue.append((message, bytes))
             state.bytes += bytes
-            return (nil, true, state.isFull)
+            let start = !state.handling
+            state.handling = true
+            return .queued(startHandler: start, full: state.isFull)
         }
-        consumer?.resume(returning: message)
-        guard queued else { return false }
-        guard full else { return true }
-        return await withTaskCancellationHandler {
+    }
+
+    /// Waits until the inbox has room again. Returns false when it was closed meanwhile.
+    func room() async -> Bool {
+        await withTaskCancellationHandler {
             await withCheckedContinuation { (continuation: CheckedContinuation<Bool, Never>) in
                 let verdict: Bool? = state.withLock { state in
                     if state.closed { return false }
@@ -72,58 +81,36 @@ final class AgentInbox: Sendable {
         }
     }
 
-    /// The oldest queued message, waiting for one; nil once the inbox is finished and empty, or closed.
-    func next() async -> AgentMessage? {
-        await withTaskCancellationHandler {
-            await withCheckedContinuation { (continuation: CheckedContinuation<AgentMessage?, Never>) in
-                let (message, producer, done): (AgentMessage?, CheckedContinuation<Bool, Never>?, Bool) =
-                    state.withLock { state in
-                        if state.closed { return (nil, nil, true) }
-                        if state.count > 0 {
-                            let message = state.takeFirst()
-                            var producer: CheckedContinuation<Bool, Never>?
-                            if !state.isFull {
-                                producer = state.producer
-                                state.producer = nil
-                            }
-                            return (message, producer, false)
-                        }
-                        if state.finished { return (nil, nil, true) }
-                        state.consumer = continuation
-                        return (nil, nil, false)
-                    }
-                producer?.resume(returning: true)
-                if message != nil || done { continuation.resume(returning: message) }
+    /// The handler's next message, or nil when the inbox is empty or closed: the handler then ends,
+    /// and the next message queued asks for a new one.
+    func nextToHandle() -> AgentMessage? {
+        let (message, producer): (AgentMessage?, CheckedContinuation<Bool, Never>?) = state.withLock { state in
+            guard !state.closed, state.count > 0 else {
+                state.handling = false
+                return (nil, nil)
             }
-        } onCancel: {
-            close()
+            let message = state.takeFirst()
+            var producer: CheckedContinuation<Bool, Never>?
+            if !state.isFull {
+                producer = state.producer
+                state.producer = nil
+            }
+            return (message, producer)
         }
+        producer?.resume(returning: true)
+        return message
     }
 
-    /// No more messages will be pushed; those queued are still handed out.
-    func finish() {
-        let consumer = state.withLock { state in
-            state.finished = true
-            defer { state.consumer = nil }
-            return state.count == 0 ? state.consumer : nil
-        }
-        consumer?.resume(returning: nil)
-    }
-
-    /// Drops what is queued and wakes both sides: the reader stops, the handler gets nil.
+    /// Drops what is queued and wakes a waiting reader: it stops, and the handler gets nil.
     func close() {
-        let (consumer, producer) = state.withLock { state in
+        let producer = state.withLock { state in
             state.closed = true
             state.queue.removeAll()
             state.head = 0
             state.bytes = 0
-            defer {
-                state.consumer = nil
-                state.producer = nil
-            }
-            return (state.consumer, state.producer)
+            defer { state.producer = nil }
+            return state.producer
         }
-        consumer?.resume(returning: nil)
         producer?.resume(returning: false)
     }
 }

@@ -16,11 +16,14 @@ struct AgentSession: Sendable {
     let hub: AgentHub
     /// How long the server waits before failing deployments a reconnected agent did not report.
     let reconcileDelay: Duration
+    /// How often every WebSocket is pinged; one unanswered by the next ping is closed.
+    let pingInterval: Duration
     /// How often the hub records its connected agents as seen, so other replicas show them online.
     static let heartbeat: Duration = .seconds(15)
 
     /// Runs the session. `hello` is the agent's introduction when the protocol carries it outside the
     /// socket (cachix: headers); otherwise the first frame must be one.
+    @inline(never)
     func run(
         principal: Principal, hello: AgentHello?, codec: some AgentCodec, inbound: WebSocketInboundStream,
         outbound: WebSocketOutboundWriter, logger: Logger
@@ -32,17 +35,65 @@ struct AgentSession: Sendable {
             try await outbound.close(.protocolError, reason: "the first message must be a hello")
             return
         }
-        let agent: AgentRecord
+        // Made before the session so that a revocation also drops what the agent sent and is not handled yet.
+        let inbox = AgentInbox()
+        // The introduction's database calls go deep; run on the connection's own task, they would
+        // keep that stack's memory for the whole connection.
         let connectedAt = Date()
+        let introduced = try await Self.onFreshStack {
+            try await introduce(principal, hello: hello, codec: codec, inbox: inbox, outbound: outbound)
+        }
+        guard let (agent, connection) = introduced else { return }
+        let live = LiveAgent(agent: agent, hello: hello, connectedAt: connectedAt, connection: connection, inbox: inbox)
+        do {
+            try await serve(live, codec: codec, frames: &frames, outbound: outbound, logger: logger)
+        } catch {
+            await disconnected(agent, connection)
+            throw error
+        }
+        await disconnected(agent, connection)
+        logger.info("agent disconnected", metadata: ["agent": "\(agent.name)"])
+    }
+
+    /// What a served connection keeps, behind one reference: the frames of the functions that wait
+    /// on a connection for its whole life stay small (ten thousand of them at once).
+    final class LiveAgent: Sendable {
+        let agent: AgentRecord
+        let hello: AgentHello
+        let connectedAt: Date
+        let connection: AgentHub.Session
+        let inbox: AgentInbox
+
+        init(agent: AgentRecord, hello: AgentHello, connectedAt: Date, connection: AgentHub.Session, inbox: AgentInbox)
+        {
+            self.agent = agent
+            self.hello = hello
+            self.connectedAt = connectedAt
+            self.connection = connection
+            self.inbox = inbox
+        }
+    }
+
+    /// Pings the upgraded connection of `context` from its event loop (see `WebSocketKeepAlive`).
+    func keepAlive(_ context: WebSocketRouterContext<AgentSocketContext>) async throws {
+        try await WebSocketKeepAlive.install(on: context.requestContext.channel, period: pingInterval)
+    }
+
+    /// Registers the agent, welcomes it, attaches it to the hub and hands over its pending deployment.
+    /// Nil when the agent was refused (the socket is then closed with the reason).
+    @inline(never)
+    private func introduce(
+        _ principal: Principal, hello: AgentHello, codec: some AgentCodec, inbox: AgentInbox,
+        outbound: WebSocketOutboundWriter
+    ) async throws -> (AgentRecord, AgentHub.Session)? {
+        let agent: AgentRecord
         do {
             agent = try await deploy.agentConnected(principal, hello: hello)
         } catch let error as ServiceError {
             try await outbound.close(.policyViolation, reason: String(error.message.prefix(120)))
-            return
+            return nil
         }
         let agentID = agent.id
-        // Made before the session so that a revocation also drops what the agent sent and is not handled yet.
-        let inbox = AgentInbox()
         let connection = AgentHub.Session(
             id: UUID(), agentID: agentID, tokenID: principal.tokenID,
             send: { message in
@@ -57,21 +108,24 @@ struct AgentSession: Sendable {
         // Welcomed first: an agent drops a deployment that arrives before it is registered.
         try await connection.send(.welcome(agentID: agent.id, cache: try await deploy.cacheFor(agent)))
         await hub.attach(connection)
-        do {
-            await dispatcher.handOver(to: agent.id)
-            try await serve(
-                agent, hello: hello, connectedAt: connectedAt, codec: codec, inbox: inbox, frames: &frames,
-                outbound: outbound, logger: logger)
-        } catch {
-            await disconnected(agent, connection)
-            throw error
+        await dispatcher.handOver(to: agent.id)
+        return (agent, connection)
+    }
+
+    /// Runs `body` on a child task that ends with it. A task keeps the memory of its deepest call
+    /// until it ends: work that goes deep once must not run on a task that lives as long as a connection.
+    @inline(never)
+    static func onFreshStack<T: Sendable>(_ body: @escaping @Sendable () async throws -> T) async throws -> T {
+        try await withThrowingTaskGroup(of: T.self) { group in
+            group.addTask(operation: body)
+            guard let result = try await group.next() else { throw CancellationError() }
+            return result
         }
-        await disconnected(agent, connection)
-        logger.info("agent disconnected", metadata: ["agent": "\(agent.name)"])
     }
 
     /// The agent's last-seen time is written when it goes, except when the server stops: every agent
     /// goes then, and the hub's heartbeat wrote it moments ago.
+    @inline(never)
     private func disconnected(_ agent: AgentRecord, _ connection: AgentHub.Session) async {
         await hub.detach(connection)
         if !Task.isShuttingDownGracefully { try? await deploy.agentsSeen(ids: [agent.id]) }
@@ -86,51 +140,56 @@ struct AgentSession: Sendable {
         return hello
     }
 
+    @inline(never)
     private func serve(
-        _ agent: AgentRecord, hello: AgentHello, connectedAt: Date, codec: some AgentCodec, inbox: AgentInbox,
-        frames: inout WebSocketInboundMessageStream.AsyncIterator, outbound: WebSocketOutboundWriter, logger: Logger
+        _ live: LiveAgent, codec: some AgentCodec, frames: inout WebSocketInboundMessageStream.AsyncIterator,
+        outbound: WebSocketOutboundWriter, logger: Logger
     ) async throws {
         // Frames are read on while a message is handled (pongs are seen only as frames are read);
-        // messages are handled one at a time, in the order the agent sent them. Child tasks: the
-        // handler (true) and the timers (false), which run until cancelled.
-        try await withThrowingTaskGroup(of: Bool.self) { group in
-            group.addTask {
-                await runTimers(
-                    agent, hello: hello, connectedAt: connectedAt, reconciles: codec.reportsRunningDeployments,
-                    logger: logger)
-                return false
-            }
-            group.addTask {
-                try await handleInOrder(inbox, from: agent, outbound: outbound, logger: logger)
-                return true
-            }
-            while let frame = try await frames.next() {
-                guard case .text(let text) = frame else { continue }
-                let message: AgentMessage?
-                do {
-                    message = try codec.message(from: text)
-                } catch {
-                    logger.warning("ignoring an unreadable message from agent", metadata: ["agent": "\(agent.name)"])
-                    continue
+        // messages are handled one at a time, in the order the agent sent them, by a handler that
+        // runs only while messages wait (see `AgentInbox`). The timers run until cancelled.
+        // Discarding groups: a finished child of an ordinary group, and the memory of its stack, is
+        // kept until the group is asked for it, here for as long as the connection lasts.
+        try await withThrowingDiscardingTaskGroup { timers in
+            if codec.reportsRunningDeployments {
+                timers.addTask {
+                    await reconcileLater(live.agent, hello: live.hello, connectedAt: live.connectedAt, logger: logger)
                 }
-                guard let message else {
-                    logger.debug("agent says", metadata: ["agent": "\(agent.name)", "message": "\(text.prefix(200))"])
-                    continue
-                }
-                guard await inbox.push(message, bytes: text.utf8.count) else { break }
             }
-            inbox.finish()
-            while let handlerEnded = try await group.next(), !handlerEnded {}
-            group.cancelAll()
+            defer { timers.cancelAll() }
+            try await withThrowingDiscardingTaskGroup { handlers in
+                while let frame = try await frames.next() {
+                    guard case .text(let text) = frame else { continue }
+                    let message: AgentMessage?
+                    do {
+                        message = try codec.message(from: text)
+                    } catch {
+                        logger.warning(
+                            "ignoring an unreadable message from agent", metadata: ["agent": "\(live.agent.name)"])
+                        continue
+                    }
+                    guard let message else {
+                        logger.debug(
+                            "agent says", metadata: ["agent": "\(live.agent.name)", "message": "\(text.prefix(200))"])
+                        continue
+                    }
+                    guard case .queued(let startHandler, let full) = live.inbox.enqueue(message, bytes: text.utf8.count)
+                    else { break }
+                    if startHandler {
+                        handlers.addTask {
+                            try await handleQueued(live.inbox, from: live.agent, outbound: outbound, logger: logger)
+                        }
+                    }
+                    if full, await !live.inbox.room() { break }
+                }
+            }
         }
     }
 
     /// The reconciliation, once, `reconcileDelay` after the agent connected; the task then ends, so
     /// an idle connection holds no timer (the hub records every connected agent as seen).
-    private func runTimers(
-        _ agent: AgentRecord, hello: AgentHello, connectedAt: Date, reconciles: Bool, logger: Logger
-    ) async {
-        guard reconciles else { return }
+    @inline(never)
+    private func reconcileLater(_ agent: AgentRecord, hello: AgentHello, connectedAt: Date, logger: Logger) async {
         do {
             try await Task.sleep(for: reconcileDelay)
         } catch {
@@ -146,13 +205,14 @@ struct AgentSession: Sendable {
         }
     }
 
-    /// Handles the inbox's messages until it ends. A failure other than a refused message ends the
-    /// session, as it did when messages were handled as they were read: the socket is closed.
-    private func handleInOrder(
+    /// Handles the inbox's messages until it is empty. A failure other than a refused message ends
+    /// the session, as it did when messages were handled as they were read: the socket is closed.
+    @inline(never)
+    private func handleQueued(
         _ inbox: AgentInbox, from agent: AgentRecord, outbound: WebSocketOutboundWriter, logger: Logger
     ) async throws {
         do {
-            while let message = await inbox.next() {
+            while let message = inbox.nextToHandle() {
                 do {
                     try await handle(message, from: agent)
                 } catch let error as ServiceError {
@@ -166,6 +226,7 @@ struct AgentSession: Sendable {
         }
     }
 
+    @inline(never)
     private func handle(_ message: AgentMessage, from agent: AgentRecord) async throws {
         switch message {
         case .hello:

@@ -39,6 +39,7 @@ struct CachixDeployRoutes: Sendable {
                 context.identity == nil ? .dontUpgrade : .upgrade([:])
             },
             onUpgrade: { inbound, outbound, context in
+                try await session.keepAlive(context)
                 guard let principal = context.requestContext.identity else { return }
                 let hello = AgentHello(
                     name: Self.header("name", context.request) ?? "",
@@ -57,6 +58,7 @@ struct CachixDeployRoutes: Sendable {
                 return .upgrade([:])
             },
             onUpgrade: { inbound, outbound, context in
+                try await session.keepAlive(context)
                 let principal = try context.requestContext.requirePrincipal()
                 let agent = try await deploy.agent(authenticatedAs: principal)
                 try await session.hub.tracking(principal, outbound) {
@@ -78,6 +80,7 @@ struct CachixDeployRoutes: Sendable {
                 return .upgrade([:])
             },
             onUpgrade: { inbound, outbound, context in
+                try await session.keepAlive(context)
                 let id = try context.requestContext.parameters.require("id")
                 let principal = try context.requestContext.requirePrincipal()
                 try await session.hub.tracking(principal, outbound) {

@@ -34,10 +34,13 @@ public struct AgentSocketContext: AuthRequestContext, WebSocketRequestContext {
     public var coreContext: CoreRequestContextStorage
     public let webSocket: WebSocketHandlerReference<Self>
     public var identity: Principal?
+    /// The connection, which gets its keep-alive once upgraded (see `WebSocketKeepAlive`).
+    public let channel: any Channel
 
     public init(source: Source) {
         coreContext = .init(source: source)
         webSocket = .init()
         identity = nil
+        channel = source.channel
     }
 }
