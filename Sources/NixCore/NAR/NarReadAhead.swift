@@ -12,21 +12,26 @@ import Synchronization
 /// of the directory being serialised ahead of it, so that the per-file system calls of a tree of
 /// many small files are shared between two cores instead of bounding one.
 ///
-/// The serialiser and the read-ahead thread claim the directory's entries in order from the same
-/// place: whichever is free takes the next one, and the serialiser emits them in NAR order,
-/// copying what was read ahead. Anything the read-ahead thread cannot read exactly (too large,
+/// The serialiser takes the directory's entries in order; the read-ahead thread claims every other
+/// regular file ahead of it (never the serialiser's next one, or each would keep waiting for the
+/// other's file), and the serialiser emits them in NAR order, copying what was read ahead and
+/// reading the rest itself. Anything the read-ahead thread cannot read exactly (too large,
 /// not a regular file any more, an error, a size that changed) is left to the serialiser, which
 /// reads it as it would without read-ahead and fails the same way. Memory is bounded by
 /// `slotCount` buffers of `NarWriter.readAheadFileLimit` bytes whatever the tree.
 final class NarReadAhead: @unchecked Sendable {
-    /// Files held read ahead at once, and how far past the serialiser the thread may claim entries.
-    static let slotCount = 32
+    /// Files held read ahead at once.
+    static let slotCount = 64
+    /// How many entries past the serialiser's the thread may claim; it claims every other one.
+    static let window = 2 * slotCount
 
     /// A directory being serialised, from `enter` to `leave`; its mutable parts change only under the lock.
     final class Directory: @unchecked Sendable {
         let fd: Int32
         let entries: [NarDumper.DirectoryEntry]
         let parent: Directory?
+        /// One past the last entry the listing calls a regular file: nothing to read ahead from there on.
+        let regularEnd: Int
         fileprivate var states: [EntryState]
         /// The entry the serialiser handles next.
         fileprivate var position = 0
@@ -39,8 +44,12 @@ final class NarReadAhead: @unchecked Sendable {
             self.fd = fd
             self.entries = entries
             self.parent = parent
+            regularEnd = (entries.lastIndex { $0.isRegular } ?? -1) + 1
             states = Array(repeating: .pending, count: entries.count)
         }
+
+        /// Whether files remain that the read-ahead thread may take.
+        fileprivate var hasWork: Bool { max(scan, position + 1) < regularEnd }
     }
 
     fileprivate enum EntryState {
@@ -175,8 +184,9 @@ final class NarReadAhead: @unchecked Sendable {
     private func activate(_ directory: Directory?) {
         let wakeThread = state.withLock { state in
             state.active = directory
-            let wakeThread = state.threadAsleep
-            state.threadAsleep = false
+            // Waking the thread costs both sides a few microseconds: only for a directory with files to read.
+            let wakeThread = state.threadAsleep && directory?.hasWork == true
+            if wakeThread { state.threadAsleep = false }
             return wakeThread
         }
         if wakeThread { wake.signal() }
@@ -217,21 +227,23 @@ final class NarReadAhead: @unchecked Sendable {
         state.withLock { state in
             if state.stopped { return .stop }
             guard let directory = state.active else { return sleep(&state, until: .max) }
-            let limit = min(directory.entries.count, directory.position + Self.slotCount)
-            var index = max(directory.scan, directory.position)
+            let limit = min(directory.regularEnd, directory.position + Self.window)
+            // Not the serialiser's next entry: the two would otherwise keep waiting for each other's file.
+            var index = max(directory.scan, directory.position + 1)
             while index < limit, !(directory.entries[index].isRegular && directory.states[index].isPending) {
                 index += 1
             }
             directory.scan = index
             guard index < limit else {
-                let more = limit < directory.entries.count
-                return sleep(&state, until: more ? directory.position + Self.slotCount / 2 : .max)
+                let more = limit < directory.regularEnd
+                return sleep(&state, until: more ? directory.position + Self.window / 2 : .max)
             }
             guard let slot = state.freeSlots.popLast() else {
                 return sleep(&state, until: .max)
             }
             directory.states[index] = .reading
-            directory.scan = index + 1
+            // Every other file, so that the serialiser reads the ones between while this one is read.
+            directory.scan = index + 2
             directory.reading += 1
             return .read(directory, index: index, slot: slot)
         }

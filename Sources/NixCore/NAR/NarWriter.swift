@@ -25,7 +25,7 @@ public struct NarWriter: Sendable {
     public static let defaultChunkSize = 1 << 20
 
     /// Largest regular file that a pipelined dump reads on its second reading thread (see `NarReadAhead`).
-    public static let readAheadFileLimit = 64 << 10
+    public static let readAheadFileLimit = 32 << 10
 
     /// Size of the reusable buffer and the largest chunk handed to the sink.
     public var chunkSize: Int
