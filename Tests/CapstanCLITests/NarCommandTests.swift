@@ -1,6 +1,6 @@
 import Foundation
-import Testing
 import TestSupport
+import Testing
 
 /// Runs the built `capstan` binary.
 @discardableResult
@@ -50,7 +50,30 @@ private struct Corpus {
         let corpus = try Corpus()
         let flags = format.map { [$0] } ?? []
         let files = ["empty", "nine", "big", "script"].map(corpus.path)
-        #expect(try capstan(["hash", "file"] + flags + files).stdoutString == nixOutput(["nix", "hash", "file"] + flags + files))
+        #expect(
+            try capstan(["hash", "file"] + flags + files).stdoutString
+                == nixOutput(["nix", "hash", "file"] + flags + files))
+    }
+
+    @Test func unreadableFileAmongSmallFilesIsNamedInTheError() throws {
+        let dir = try TemporaryDirectory("capstan-cli-nar")
+        #expect(chmod(dir.path, 0o755) == 0)
+        let root = dir.sub("tree")
+        try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
+        for f in 0..<100 {
+            let path = root + "/f" + String(1000 + f)
+            FileManager.default.createFile(atPath: path, contents: NarCorpus.deterministicBytes(count: f * 10, seed: 5))
+            #expect(chmod(path, f == 50 ? 0 : 0o644) == 0)
+        }
+        // Not as root, whom permissions do not stop: the files after it are read ahead meanwhile.
+        let asNobody = ["/usr/bin/setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups"]
+        for command in [["hash", "path"], ["nar", "dump"]] {
+            let result = try ProcessRunner.run(asNobody + [TestEnvironment.capstanBinary] + command + [root])
+            #expect(result.status != 0)
+            #expect(
+                result.stderrString.contains("cannot archive '\(root)/f1050': open failed: Permission denied"),
+                "\(command): \(result.stderrString)")
+        }
     }
 
     @Test func restoreOfANixArchiveDumpsBackIdentically() throws {
@@ -65,8 +88,11 @@ private struct Corpus {
         let corpus = try Corpus()
         let narFile = corpus.directory.sub("corpus.nar")
         try ProcessRunner.nix(["nix-store", "--dump", corpus.root]).stdout.write(to: URL(fileURLWithPath: narFile))
-        #expect(try capstan(["nar", "ls", narFile]).stdoutString == nixOutput(["nix", "nar", "ls", "-R", narFile, "/"]))
-        #expect(try capstan(["nar", "ls", "-l", narFile]).stdoutString == nixOutput(["nix", "nar", "ls", "-lR", narFile, "/"]))
+        #expect(
+            try capstan(["nar", "ls", narFile]).stdoutString == nixOutput(["nix", "nar", "ls", "-R", narFile, "/"]))
+        #expect(
+            try capstan(["nar", "ls", "-l", narFile]).stdoutString
+                == nixOutput(["nix", "nar", "ls", "-lR", narFile, "/"]))
         #expect(
             try capstan(["nar", "ls", "--json", narFile]).stdoutString
                 == nixOutput(["nix", "nar", "ls", "--json", "-R", narFile, "/"]) + "\n")

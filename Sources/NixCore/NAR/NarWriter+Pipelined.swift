@@ -35,9 +35,11 @@ extension NarWriter {
 
     /// The reading thread: serialises `path` into the ring's buffers and ends with `.end` or the failure.
     private static func fill(_ ring: NarChunkRing, from path: String) {
+        let readAhead = NarReadAhead()
+        defer { readAhead.stop() }
         var dumper: NarDumper
         do {
-            dumper = try NarDumper(ring: ring, path: path)
+            dumper = try NarDumper(ring: ring, path: path, readAhead: readAhead)
         } catch {
             return  // abandoned before the first buffer: the consumer is gone
         }

@@ -24,6 +24,9 @@ public struct NarWriter: Sendable {
 
     public static let defaultChunkSize = 1 << 20
 
+    /// Largest regular file that a pipelined dump reads on its second reading thread (see `NarReadAhead`).
+    public static let readAheadFileLimit = 32 << 10
+
     /// Size of the reusable buffer and the largest chunk handed to the sink.
     public var chunkSize: Int
 
@@ -80,20 +83,32 @@ struct NarDumper {
     /// The path of the entry being visited, kept as bytes so names need no decoding on the hot path.
     private var currentPath: [UInt8]
     private var linkBuffer: [UInt8]
+    /// Small files read by a second thread ahead of this one; nil when this thread reads everything.
+    private let readAhead: NarReadAhead?
+    /// The directory whose entries are being serialised, as `readAhead` knows it.
+    private var directory: NarReadAhead.Directory?
+
+    /// An entry of a directory listing: its name with a terminating NUL, and whether the listing says it is a regular file.
+    struct DirectoryEntry {
+        var name: [UInt8]
+        var isRegular: Bool
+    }
 
     init(capacity: Int, path: String) {
         self.capacity = capacity
         buffer = UnsafeMutableRawPointer.allocate(byteCount: capacity, alignment: 16)
         ring = nil
+        readAhead = nil
         currentPath = Array(path.utf8)
         linkBuffer = [UInt8](repeating: 0, count: Self.maximumTokenLength + 1)
     }
 
     /// A dumper that fills the ring's buffers in turn instead of calling a sink.
-    init(ring: NarChunkRing, path: String) throws {
+    init(ring: NarChunkRing, path: String, readAhead: NarReadAhead?) throws {
         capacity = ring.capacity
         buffer = try ring.acquire()
         self.ring = ring
+        self.readAhead = readAhead
         currentPath = Array(path.utf8)
         linkBuffer = [UInt8](repeating: 0, count: Self.maximumTokenLength + 1)
     }
@@ -203,11 +218,19 @@ struct NarDumper {
     }
 
     private mutating func dumpDirectory(fd: Int32, _ sink: NarWriter.Sink) throws {
-        let names = try sortedNames(of: fd)
+        let entries = try sortedEntries(of: fd)
         let parentLength = currentPath.count
         defer { currentPath.removeSubrange(parentLength...) }
-        for name in names {
+        let parentDirectory = directory
+        directory = readAhead?.enter(fd: fd, entries: entries, parent: parentDirectory)
+        // Before the caller closes `fd`: the read-ahead thread may still be opening files in it.
+        defer {
+            if let readAhead, let directory { readAhead.leave(directory) }
+            directory = parentDirectory
+        }
+        for (index, entry) in entries.enumerated() {
             // `name` carries its terminating NUL, so it is usable as a C string as is.
+            let name = entry.name
             let length = name.count - 1
             currentPath.removeSubrange(parentLength...)
             currentPath.append(UInt8(ascii: "/"))
@@ -217,17 +240,31 @@ struct NarDumper {
                 try append(NarFormat.entryStart, sink)
                 try appendToken(UnsafeRawBufferPointer(rebasing: raw[..<length]), sink)
                 try append(NarFormat.nodeKeyword, sink)
-                let cName = raw.baseAddress!.assumingMemoryBound(to: CChar.self)
-                var status = stat()
-                guard fstatat(fd, cName, &status, AT_SYMLINK_NOFOLLOW) == 0 else { throw failure("lstat") }
-                try dumpNode(parent: fd, name: cName, status: status, sink)
+                if let readAhead, let directory, let contents = readAhead.take(index, of: directory) {
+                    defer { readAhead.release(contents) }
+                    try dumpRegular(readAhead.bytes(of: contents), executable: contents.executable, sink)
+                } else {
+                    let cName = raw.baseAddress!.assumingMemoryBound(to: CChar.self)
+                    var status = stat()
+                    guard fstatat(fd, cName, &status, AT_SYMLINK_NOFOLLOW) == 0 else { throw failure("lstat") }
+                    try dumpNode(parent: fd, name: cName, status: status, sink)
+                }
                 try append(NarFormat.closeToken, sink)
             }
         }
     }
 
-    /// The directory's entry names, NUL-terminated, in bytewise order (which is the order NAR requires).
-    private func sortedNames(of fd: Int32) throws -> [[UInt8]] {
+    /// A regular file whose contents were read ahead.
+    private mutating func dumpRegular(_ contents: UnsafeRawBufferPointer, executable: Bool, _ sink: NarWriter.Sink)
+        throws
+    {
+        try append(executable ? NarFormat.executableStart : NarFormat.regularStart, sink)
+        try appendToken(contents, sink)
+        try append(NarFormat.closeToken, sink)
+    }
+
+    /// The directory's entries, names NUL-terminated, in bytewise order (which is the order NAR requires).
+    private func sortedEntries(of fd: Int32) throws -> [DirectoryEntry] {
         let listing = dup(fd)
         guard listing >= 0 else { throw failure("dup") }
         guard let dir = fdopendir(listing) else {
@@ -236,7 +273,7 @@ struct NarDumper {
             throw failure("opendir", code)
         }
         defer { closedir(dir) }
-        var names: [[UInt8]] = []
+        var entries: [DirectoryEntry] = []
         while true {
             errno = 0
             guard let entry = readdir(dir) else {
@@ -255,15 +292,15 @@ struct NarDumper {
             if name[0] == UInt8(ascii: "."), name.count == 2 || (name.count == 3 && name[1] == UInt8(ascii: ".")) {
                 continue
             }
-            names.append(name)
+            entries.append(DirectoryEntry(name: name, isRegular: Int32(entry.pointee.d_type) == Int32(DT_REG)))
         }
         // Comparing with the terminating NUL included orders a prefix before its extensions, as bytewise order does.
-        names.sort { a, b in
-            a.withUnsafeBytes { pa in
-                b.withUnsafeBytes { pb in memcmp(pa.baseAddress!, pb.baseAddress!, min(pa.count, pb.count)) < 0 }
+        entries.sort { a, b in
+            a.name.withUnsafeBytes { pa in
+                b.name.withUnsafeBytes { pb in memcmp(pa.baseAddress!, pb.baseAddress!, min(pa.count, pb.count)) < 0 }
             }
         }
-        return names
+        return entries
     }
 
     /// Streams `size` bytes of `fd` as a contents token, failing if the file is not exactly that long.
