@@ -12,7 +12,8 @@
 #   BENCH_LOG_LEVEL=info      the server's log level (default info, as in production)
 #   BENCH_EXTRA="--no-ack"    extra flags for Benchmarks/agent_load.py
 #   BENCH_PROCS=K             load processes holding the agents (default 1, and 2 from 5,000 agents on)
-#   BENCH_LOG_DIR=/path       keep each server's log there (server-N.log)
+#   BENCH_LOG_DIR=/path       keep each server's log there (server-N.log; postgres-N.log on PostgreSQL)
+#   BENCH_PG_OPTIONS="-c log_min_duration_statement=100"   extra settings of the PostgreSQL cluster
 # Needs python3 with the `websockets` package (Debian's python3-websockets, or pip install websockets). Loopback only; every
 # server, database and agent started here is stopped on exit.
 set -euo pipefail
@@ -45,7 +46,8 @@ done
 
 database_url=
 if [[ ${BENCH_DATABASE:-sqlite} == postgres ]]; then
-    pg_start "$work/pg" -c max_connections=200 -c fsync=on
+    # shellcheck disable=SC2086
+    pg_start "$work/pg" -c max_connections=200 -c fsync=on ${BENCH_PG_OPTIONS:-}
 fi
 
 for n in "${counts[@]}"; do
@@ -88,7 +90,10 @@ SUMMARY
     echo "   server log: $(wc -l < "$work/server-$n.log") lines;" \
         "errors/warnings: $(grep -ciE 'error|warning' "$work/server-$n.log" || true)" >&2
     grep -iE 'error|warning' "$work/server-$n.log" | head -5 | cut -c1-400 >&2 || true
-    if [[ -n ${BENCH_LOG_DIR:-} ]]; then mkdir -p "$BENCH_LOG_DIR" && cp "$work/server-$n.log" "$BENCH_LOG_DIR/"; fi
+    if [[ -n ${BENCH_LOG_DIR:-} ]]; then
+        mkdir -p "$BENCH_LOG_DIR" && cp "$work/server-$n.log" "$BENCH_LOG_DIR/"
+        if [[ -n $pg_dir ]]; then cp "$pg_dir/log" "$BENCH_LOG_DIR/postgres-$n.log"; fi
+    fi
     kill "$server_pid"
     wait "$server_pid" 2>/dev/null || true
     server_pid=
