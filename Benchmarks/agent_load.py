@@ -202,6 +202,8 @@ async def main():
     # The server reconciles an agent's deployments 10 s after it connects; measure after that.
     ap.add_argument("--idle-seconds", type=float, default=12)
     ap.add_argument("--no-ack", action="store_true")
+    ap.add_argument("--settle-seconds", type=float, default=0,
+                    help="pause after every outcome is recorded, before the next round")
     ap.add_argument("--timeout", type=float, default=60)
     ap.add_argument("--lock-db", help="the server's SQLite file, write-locked while the agents report")
     ap.add_argument("--lock-seconds", type=float, default=3)
@@ -290,6 +292,7 @@ async def main():
                 if not busy:
                     break
                 await asyncio.sleep(0.1)
+            await asyncio.sleep(args.settle_seconds)
         else:
             await asyncio.sleep(0.5)
     result["rounds"] = rounds
