@@ -236,14 +236,13 @@ extension DeployService {
                 // failure or cancel it runs what it ran before, which the server already knows.
                 agentRunsIt: outcome.succeeded, at: now)
         else { return }
-        // Both events in one publication (one statement on PostgreSQL), and the webhooks looked up
-        // once, with nothing more read when there are none: 10,000 agents report at once, and each
-        // connection taken from the pool for a report is one an activation waits behind.
+        // Both events in one publication (one statement on PostgreSQL): 10,000 agents report at
+        // once, and each connection taken from the pool for a report is one an activation waits behind.
         await events.publish([
             .logAppended(deploymentID: outcome.id), .deploymentChanged(agentID: agent.id, deploymentID: finished.id),
         ])
         // Counted and told to webhooks once, when it was cancelled.
-        if !stoppedAfterCancel { await self.finished([finished]) }
+        if !stoppedAfterCancel { await self.finished(finished) }
         logger.info(
             "deployment finished",
             metadata: [

@@ -44,11 +44,7 @@ public struct DeployService: Sendable {
     /// the workspace's webhooks.
     func finished(_ record: DeploymentRecord) async {
         ServerMetrics.deploymentFinished(record)
-        do {
-            await webhooks.deploymentFinished(try await info(record), workspaceID: record.workspaceID)
-        } catch {
-            logger.error("could not describe a finished deployment for webhooks", metadata: ["error": "\(error)"])
-        }
+        await webhooks.deploymentFinished(workspaceID: record.workspaceID) { try await info(record) }
     }
 
     /// `finished` of many deployments of one workspace (those an activation superseded): the

@@ -91,8 +91,9 @@ public struct WebhookService: Sendable {
     }
 
     /// Sends the finished deployment to every webhook of its workspace, each in a task of its own that
-    /// retries with exponential backoff until a 2xx answer or the last attempt.
-    func deploymentFinished(_ deployment: DeploymentInfo, workspaceID: String) async {
+    /// retries with exponential backoff until a 2xx answer or the last attempt. `describe` runs only
+    /// when the workspace has webhooks: most have none, and a fleet's reports then read nothing more.
+    func deploymentFinished(workspaceID: String, describe: () async throws -> DeploymentInfo) async {
         let hooks: [WebhookRecord]
         do {
             hooks = try await store.webhooks(workspaceID: workspaceID)
@@ -101,6 +102,13 @@ public struct WebhookService: Sendable {
             return
         }
         guard !hooks.isEmpty else { return }
+        let deployment: DeploymentInfo
+        do {
+            deployment = try await describe()
+        } catch {
+            logger.error("could not describe a finished deployment for webhooks", metadata: ["error": "\(error)"])
+            return
+        }
         let body: Data
         do {
             body = try Self.encoder.encode(WebhookPayload(event: Self.finishedEvent, deployment: deployment))
