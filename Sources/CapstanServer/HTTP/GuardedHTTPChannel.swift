@@ -47,10 +47,14 @@ extension HTTPServerBuilder {
         var decoder = HTTP1Channel.Configuration.DecoderConfiguration()
         decoder.maxHeaderListSize = limits.maxHeaderBytes
         decoder.maxHeaderFieldSize = limits.maxHeaderBytes
+        let idleTimeout = TimeAmount(limits.idleTimeout)
+        // With the fast path, the idle timeout is its to keep: Hummingbird's never sees the requests it answers.
         let http1 = HTTP1Channel.Configuration(
             additionalChannelHandlers: [RequestTracker(registry: registry), FileRegionSender.Installer()]
-                + (narInfoAnswers.map { [NarInfoFastPath.Installer(answers: $0)] } ?? []),
-            idleTimeout: TimeAmount(limits.idleTimeout), httpDecoderConfiguration: decoder)
+                + (narInfoAnswers.map {
+                    [NarInfoFastPath.Installer(answers: $0, registry: registry, idleTimeout: idleTimeout)]
+                } ?? []),
+            idleTimeout: narInfoAnswers == nil ? idleTimeout : nil, httpDecoderConfiguration: decoder)
         return HTTPServerBuilder { responder in
             GuardedHTTPChannel(
                 inner: HTTP1WebSocketUpgradeChannel(

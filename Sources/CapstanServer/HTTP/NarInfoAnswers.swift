@@ -1,7 +1,7 @@
 import CapstanServices
-import HTTPTypes
 import Logging
 import NIOCore
+import NIOHTTP1
 
 /// What `NarInfoFastPath` answers, from memory only: the token resolved through the tokens' memo, the
 /// cache, the access check and the narinfo through `CacheService.rememberedNarInfo` (the route's own
@@ -16,35 +16,37 @@ struct NarInfoAnswers: Sendable {
     /// Kept handles: a lookup in the metrics backend per request is what this path avoids.
     let counters = ServerMetrics.CacheCounters()
 
+    /// A narinfo found in memory: its text, and whether the request wants it sent (GET) or only its size (HEAD).
     struct Answer {
-        var head: HTTPResponse
-        var body: ByteBuffer?
+        var text: ByteBuffer
+        var includeBody: Bool
     }
 
     /// The answer to `request` when memory holds it; nil sends the request to the router.
-    func answer(to request: HTTPRequest, date: inout HTTPDate) -> Answer? {
+    func answer(to request: HTTPRequestHead) -> Answer? {
         let includeBody: Bool
         switch request.method {
-        case .get: includeBody = true
-        case .head: includeBody = false
+        case .GET: includeBody = true
+        case .HEAD: includeBody = false
         default: return nil
         }
-        let fields = request.headerFields
+        let headers = request.headers
         // A body, a session cookie (resolved through the database), anything about the connection: the router's.
-        guard Self.keepsConnectionPlain(request), fields[.contentLength] == nil, fields[.transferEncoding] == nil,
-            fields[.expect] == nil, fields[.cookie] == nil,
-            let path = request.path, let location = NarInfoLocation(path: path)
+        guard Self.keepsConnectionPlain(request), !headers.contains(name: "content-length"),
+            !headers.contains(name: "transfer-encoding"), !headers.contains(name: "expect"),
+            !headers.contains(name: "cookie"), let location = NarInfoLocation(path: request.uri)
         else { return nil }
         let cacheName: String
         if let name = location.cache {
             cacheName = name
         } else {
-            guard let host = caches.cacheHost, let name = host.cacheName(fromHostHeader: request.authority ?? "")
+            let hosts = headers["host"]
+            guard hosts.count == 1, let host = caches.cacheHost, let name = host.cacheName(fromHostHeader: hosts[0])
             else { return nil }
             cacheName = name
         }
         var principal: Principal?
-        if let authorization = fields[.authorization] {
+        if let authorization = headers.first(name: "authorization") {
             guard let secret = Credentials.secret(fromAuthorization: authorization),
                 let remembered = tokens.rememberedPrincipal(secret: secret)
             else { return nil }
@@ -52,28 +54,23 @@ struct NarInfoAnswers: Sendable {
         }
         guard let text = caches.rememberedNarInfo(cacheNamed: cacheName, hashPart: location.hashPart, by: principal)
         else { return nil }
-
-        var headers: HTTPFields = [.contentType: "text/x-nix-narinfo"]
-        headers[.contentLength] = String(text.readableBytes)
-        headers[.date] = date.now()
-        if let serverName { headers[.server] = serverName }
         counters.narInfoFastPath.increment()
         if includeBody { counters.narInfoBytes.increment(by: text.readableBytes) }
         // The line Hummingbird's request logging writes for every request.
         logger.debug(
             "Request",
             metadata: [
-                "hb.request.path": "\(path)", "hb.request.method": "\(request.method.rawValue)",
+                "hb.request.path": "\(request.uri)", "hb.request.method": "\(request.method.rawValue)",
                 "capstan.answered": "from memory",
             ])
-        return Answer(head: HTTPResponse(status: .ok, headerFields: headers), body: includeBody ? text : nil)
+        return Answer(text: text, includeBody: includeBody)
     }
 
-    /// No upgrade and no `Connection` other than keep-alive: Hummingbird ends the connection after a
-    /// `Connection: close` request, and an upgrade changes what the connection carries.
-    static func keepsConnectionPlain(_ request: HTTPRequest) -> Bool {
-        guard request.headerFields[.upgrade] == nil else { return false }
-        guard let connection = request.headerFields[.connection] else { return true }
+    /// HTTP/1.1, no upgrade and no `Connection` other than keep-alive: Hummingbird ends the connection
+    /// after a `Connection: close` request or an HTTP/1.0 one, and an upgrade changes what the connection carries.
+    static func keepsConnectionPlain(_ request: HTTPRequestHead) -> Bool {
+        guard request.version == .http1_1, !request.headers.contains(name: "upgrade") else { return false }
+        guard let connection = request.headers.first(name: "connection") else { return true }
         return connection.lowercased() == "keep-alive"
     }
 }

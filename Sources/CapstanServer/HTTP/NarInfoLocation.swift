@@ -7,35 +7,63 @@ struct NarInfoLocation: Equatable {
     var hashPart: String
 
     init?(path: String) {
-        let bytes = path.utf8
+        // One pass over the bytes, no arrays: this runs for every request the fast path sees.
+        var path = path
+        guard
+            let found = path.withUTF8({ bytes -> (cache: String?, hashPart: String)? in
+                guard let (cache, file) = Self.segments(of: bytes) else { return nil }
+                let suffix = ".narinfo".utf8
+                guard file.count > suffix.count, bytes[file.suffix(suffix.count)].elementsEqual(suffix) else {
+                    return nil
+                }
+                let text = { (range: Range<Int>) in
+                    String(decoding: UnsafeBufferPointer(rebasing: bytes[range]), as: UTF8.self)
+                }
+                return (cache.map(text), text(file.dropLast(suffix.count)))
+            })
+        else { return nil }
+        cache = found.cache
+        hashPart = found.hashPart
+    }
+
+    /// The cache segment (of `/cache/<cache>/<file>`) and the file segment (also of `/<file>`), each
+    /// non-empty and plain; nil for any other shape.
+    private static func segments(of bytes: UnsafeBufferPointer<UInt8>) -> (cache: Range<Int>?, file: Range<Int>)? {
         guard bytes.count <= 512, bytes.first == UInt8(ascii: "/") else { return nil }
-        let segments = bytes.dropFirst().split(separator: UInt8(ascii: "/"), omittingEmptySubsequences: false)
-        guard segments.allSatisfy(Self.isPlain) else { return nil }
-        let file: Substring.UTF8View
-        switch segments.count {
-        case 1:
-            cache = nil
-            file = segments[0]
-        case 3 where segments[0].elementsEqual("cache".utf8):
-            cache = String(decoding: segments[1], as: UTF8.self)
-            file = segments[2]
+        var slashCount = 0
+        var first = 0
+        var second = 0
+        for index in 1..<bytes.count {
+            let byte = bytes[index]
+            if byte == UInt8(ascii: "/") {
+                slashCount += 1
+                switch slashCount {
+                case 1: first = index
+                case 2: second = index
+                default: return nil
+                }
+            } else if !isPlain(byte) {
+                return nil
+            }
+        }
+        switch slashCount {
+        case 0:
+            return bytes.count > 1 ? (nil, 1..<bytes.count) : nil
+        case 2:
+            guard bytes[1..<first].elementsEqual("cache".utf8), second > first + 1, second + 1 < bytes.count
+            else { return nil }
+            return (first + 1..<second, second + 1..<bytes.count)
         default:
             return nil
         }
-        let suffix = ".narinfo".utf8
-        guard file.count > suffix.count, file.suffix(suffix.count).elementsEqual(suffix) else { return nil }
-        hashPart = String(decoding: file.dropLast(suffix.count), as: UTF8.self)
     }
 
-    private static func isPlain(_ segment: some Collection<UInt8>) -> Bool {
-        !segment.isEmpty
-            && segment.allSatisfy { byte in
-                switch byte {
-                case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"),
-                    UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "."), UInt8(ascii: "-"), UInt8(ascii: "_"):
-                    true
-                default: false
-                }
-            }
+    private static func isPlain(_ byte: UInt8) -> Bool {
+        switch byte {
+        case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"),
+            UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "."), UInt8(ascii: "-"), UInt8(ascii: "_"):
+            true
+        default: false
+        }
     }
 }
