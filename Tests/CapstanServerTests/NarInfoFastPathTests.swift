@@ -230,6 +230,59 @@ import Testing
         #expect(try fastPathCount() == before)
     }
 
+    /// On one connection that keeps sending the same token, a revocation between two requests is seen
+    /// by the second (the connection remembers its token's hash, never the answer to it).
+    @Test func aRevokedTokenIsRefusedAtOnceOnTheSameConnection() throws {
+        _ = try admin.createCache("revoked-live", public: false)
+        let created = try admin.run(["token", "create", "--kind", "read", "--cache", "revoked-live", "--json"])
+        let object = try JSONSerialization.jsonObject(with: created.stdout) as? [String: Any]
+        let token = try #require(object?["token"] as? String)
+        let id = try #require((object?["info"] as? [String: Any])?["id"] as? String)
+        let hashes = try pushedHashes(to: ["revoked-live"])
+        let path = "/cache/revoked-live/\(hashes[0]).narinfo"
+        let script = temp.sub("revoke-between.py")
+        try Self.revokeBetweenScript.write(toFile: script, atomically: true, encoding: .utf8)
+        let before = try fastPathCount()
+        let result = try ProcessRunner.run(
+            [
+                "/usr/bin/python3", script, String(server.port), path, token,
+                "\(server.url)/api/v1/tokens/\(id)", try server.adminToken,
+            ])
+        #expect(result.status == 0, "\(result.stderrString)")
+        // The route's answer, two from memory, the revocation, then the refusal on the same connection.
+        #expect(result.stdoutString == "200 200 200 revoked 401\n", "\(result.stdoutString)")
+        #expect(try fastPathCount() == before + 2)
+    }
+
+    /// Asks for PATH with TOKEN three times on one connection, revokes the token (DELETE URL with
+    /// ADMIN) on another, asks once more on the first; prints the statuses.
+    static let revokeBetweenScript = #"""
+        import socket, sys, urllib.request
+        port, path, token, url, admin = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4], sys.argv[5]
+        s = socket.create_connection(("127.0.0.1", port))
+        s.settimeout(30)
+        data = b""
+        def ask():
+            global data
+            s.sendall(f"GET {path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\n\r\n".encode())
+            while b"\r\n\r\n" not in data:
+                chunk = s.recv(65536)
+                if not chunk: sys.exit("closed")
+                data += chunk
+            head, _, data = data.partition(b"\r\n\r\n")
+            length = int([l.split(b":")[1] for l in head.split(b"\r\n") if l.lower().startswith(b"content-length:")][0])
+            while len(data) < length:
+                data += s.recv(65536)
+            data = data[length:]
+            return head.split(b" ")[1].decode()
+        statuses = [ask(), ask(), ask()]
+        request = urllib.request.Request(url, method="DELETE", headers={"Authorization": f"Bearer {admin}"})
+        with urllib.request.urlopen(request) as response:
+            statuses.append("revoked" if response.status == 204 else str(response.status))
+        statuses.append(ask())
+        print(" ".join(statuses))
+        """#
+
     @Test func pipelinedAnswersLeaveInRequestOrder() throws {
         _ = try admin.createCache("piped")
         let hashes = try pushedHashes(to: ["piped"], payloadBytes: 4_000_000)

@@ -23,7 +23,8 @@ struct NarInfoAnswers: Sendable {
     }
 
     /// The answer to `request` when memory holds it; nil sends the request to the router.
-    func answer(to request: HTTPRequestHead) -> Answer? {
+    /// `credentials` are the connection's, kept from one request to the next.
+    func answer(to request: HTTPRequestHead, credentials: inout ConnectionCredentials) -> Answer? {
         let includeBody: Bool
         switch request.method {
         case .GET: includeBody = true
@@ -47,8 +48,8 @@ struct NarInfoAnswers: Sendable {
         }
         var principal: Principal?
         if let authorization = headers.first(name: "authorization") {
-            guard let secret = Credentials.secret(fromAuthorization: authorization),
-                let remembered = tokens.rememberedPrincipal(secret: secret)
+            guard let secretHash = credentials.secretHash(ofAuthorization: authorization),
+                let remembered = tokens.rememberedPrincipal(secretHash: secretHash)
             else { return nil }
             principal = remembered
         }

@@ -38,6 +38,7 @@ final class NarInfoFastPath: ChannelDuplexHandler, RemovableChannelHandler {
     /// Answers written since the last flush.
     private var unflushed = false
     private var date = HTTPDate()
+    private var credentials = ConnectionCredentials()
     /// When the connection last read a request part or ended a response.
     var lastActivity = NIODeadline.now()
     /// Between a request's head and its end.
@@ -62,7 +63,9 @@ final class NarInfoFastPath: ChannelDuplexHandler, RemovableChannelHandler {
         switch part {
         case .head(let request):
             readingRequest = true
-            if !forwardingOnly, unanswered == 0, context.channel.isWritable, let answer = answers.answer(to: request) {
+            if !forwardingOnly, unanswered == 0, context.channel.isWritable,
+                let answer = answers.answer(to: request, credentials: &credentials)
+            {
                 swallowing = true
                 let bytes = answer.encoded(
                     date: date.now(), serverName: answers.serverName, allocator: context.channel.allocator)

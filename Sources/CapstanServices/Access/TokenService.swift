@@ -43,7 +43,14 @@ public struct TokenService: Sendable {
     /// The principal of `secret` when this server validated it recently and has seen no revocation
     /// since (what `authenticate` answers without the database); nil when only the database can tell.
     public func rememberedPrincipal(secret: String) -> Principal? {
-        principals.principal(secretHash: TokenSecret.hash(secret))
+        rememberedPrincipal(secretHash: TokenSecret.hash(secret))
+    }
+
+    /// The same for a secret already hashed (`TokenSecret.hash`): a connection that sends the same
+    /// token with every request hashes it once, and each request still asks the memo, so a
+    /// revocation is seen at once.
+    public func rememberedPrincipal(secretHash: String) -> Principal? {
+        principals.principal(secretHash: secretHash)
     }
 
     /// Creates a token in the caller's workspace; only admins may.
