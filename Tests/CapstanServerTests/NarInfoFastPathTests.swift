@@ -140,6 +140,16 @@ import Testing
         return closure.map { String($0.dropFirst("/nix/store/".count).prefix(32)) }
     }
 
+    /// Creates a private cache and a read token of it; returns the token and its id.
+    func privateCacheWithReadToken(_ cache: String) throws -> (token: String, id: String) {
+        _ = try admin.createCache(cache, public: false)
+        let created = try admin.run(["token", "create", "--kind", "read", "--cache", cache, "--json"])
+        let object = try JSONSerialization.jsonObject(with: created.stdout) as? [String: Any]
+        let token = try #require(object?["token"] as? String)
+        let id = try #require((object?["info"] as? [String: Any])?["id"] as? String)
+        return (token, id)
+    }
+
     @Test func memoHitsAreTheRoutesAnswerByteForByte() throws {
         _ = try admin.createCache("open")
         _ = try admin.createCache("closed", public: false)
@@ -211,11 +221,7 @@ import Testing
     }
 
     @Test func aRevokedTokenIsRefusedAtOnce() throws {
-        _ = try admin.createCache("revoking", public: false)
-        let created = try admin.run(["token", "create", "--kind", "read", "--cache", "revoking", "--json"])
-        let object = try JSONSerialization.jsonObject(with: created.stdout) as? [String: Any]
-        let token = try #require(object?["token"] as? String)
-        let id = try #require((object?["info"] as? [String: Any])?["id"] as? String)
+        let (token, id) = try privateCacheWithReadToken("revoking")
         let hashes = try pushedHashes(to: ["revoking"])
         let request = ["GET", "/cache/revoking/\(hashes[0]).narinfo", "Authorization: Bearer \(token)"]
         let (route, fast) = try routeThenFastPath(request)
@@ -233,11 +239,7 @@ import Testing
     /// On one connection that keeps sending the same token, a revocation between two requests is seen
     /// by the second (the connection remembers its token's hash, never the answer to it).
     @Test func aRevokedTokenIsRefusedAtOnceOnTheSameConnection() throws {
-        _ = try admin.createCache("revoked-live", public: false)
-        let created = try admin.run(["token", "create", "--kind", "read", "--cache", "revoked-live", "--json"])
-        let object = try JSONSerialization.jsonObject(with: created.stdout) as? [String: Any]
-        let token = try #require(object?["token"] as? String)
-        let id = try #require((object?["info"] as? [String: Any])?["id"] as? String)
+        let (token, id) = try privateCacheWithReadToken("revoked-live")
         let hashes = try pushedHashes(to: ["revoked-live"])
         let path = "/cache/revoked-live/\(hashes[0]).narinfo"
         let script = temp.sub("revoke-between.py")
