@@ -393,6 +393,59 @@ import Testing
             print("closed")
         """#
 
+    /// Connections whose requests were all answered from memory count as idle between requests, as
+    /// any kept-alive connection: over the cap, the oldest of them make room for new clients.
+    @Test func connectionsAnsweredFromMemoryMakeRoomOverTheCap() throws {
+        let (capped, metrics) = try extraServer("capped", environment: ["CAPSTAN_MAX_CONNECTIONS": "20"])
+        defer { capped.stop() }
+        let cappedAdmin = CapstanCLI(url: capped.url, token: try capped.adminToken)
+        _ = try cappedAdmin.createCache("busy")
+        let closure = try NixFixtures.buildClosure(in: temp.path)
+        try cappedAdmin.run(["push", "busy", closure[0]])
+        let path = "/cache/busy/\(closure[0].dropFirst("/nix/store/".count).prefix(32)).narinfo"
+        #expect(try HTTP.request("GET", capped.url + path).status == 200)
+        let before = try Self.metric("capstan_narinfo_fast_path_total", at: metrics)
+        let script = temp.sub("hold.py")
+        try Self.holdScript.write(toFile: script, atomically: true, encoding: .utf8)
+        let result = try ProcessRunner.run(["/usr/bin/python3", script, String(capped.port), path, "30", "3"])
+        #expect(result.status == 0, "\(result.stderrString)")
+        let words = result.stdoutString.split(whereSeparator: \.isWhitespace)
+        // 30 clients for 20 places, each answered from memory: at least 10 of them were closed for newer ones.
+        #expect(words.count == 4 && words[0] == "held" && words[1] == "30", "\(result.stdoutString)")
+        #expect(words.count == 4 && (Int(words[3]) ?? 0) >= 10, "\(result.stdoutString)")
+        #expect(try Self.metric("capstan_narinfo_fast_path_total", at: metrics) == before + 30)
+    }
+
+    /// Opens COUNT connections one after the other, asks each for PATH and keeps it open; waits
+    /// SECONDS, then prints `held N closed M` (how many the server has closed meanwhile).
+    static let holdScript = #"""
+        import select, socket, sys, time
+        port, path, count, wait = int(sys.argv[1]), sys.argv[2], int(sys.argv[3]), float(sys.argv[4])
+        held = []
+        for _ in range(count):
+            s = socket.create_connection(("127.0.0.1", port), timeout=10)
+            s.sendall(f"GET {path} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+            data = b""
+            while b"\r\n\r\n" not in data:
+                chunk = s.recv(65536)
+                if not chunk: break
+                data += chunk
+            if data.startswith(b"HTTP/1.1 200 "): held.append(s)
+        time.sleep(wait)
+        def closed(s):
+            r, _, _ = select.select([s], [], [], 0)
+            if not r: return False
+            try:
+                while True:
+                    chunk = s.recv(65536)
+                    if not chunk: return True
+                    r, _, _ = select.select([s], [], [], 0)
+                    if not r: return False
+            except OSError:
+                return True
+        print("held", len(held), "closed", sum(1 for s in held if closed(s)))
+        """#
+
     @Test func switchedOffEveryRequestGoesThroughTheRouter() throws {
         let (plain, metrics) = try extraServer("plain", environment: ["CAPSTAN_NARINFO_FAST_PATH": "false"])
         defer { plain.stop() }
