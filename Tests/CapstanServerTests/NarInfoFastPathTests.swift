@@ -110,6 +110,15 @@ import Testing
         return (extra, "http://127.0.0.1:\(metricsPort)/metrics")
     }
 
+    /// Pushes a fresh closure to a new public cache `cache` of `server`; returns the narinfo path of its top.
+    func pushedNarInfoPath(to server: ServerProcess, cache: String) throws -> String {
+        let serverAdmin = CapstanCLI(url: server.url, token: try server.adminToken)
+        _ = try serverAdmin.createCache(cache)
+        let closure = try NixFixtures.buildClosure(in: temp.path)
+        try serverAdmin.run(["push", cache, closure[0]])
+        return "/cache/\(cache)/\(closure[0].dropFirst("/nix/store/".count).prefix(32)).narinfo"
+    }
+
     /// A sample of `/metrics` (`name` with its labels, as in the text format); 0 when absent.
     static func metric(_ name: String, at url: String) throws -> Int {
         let result = try ProcessRunner.run(["curl", "-sf", url])
@@ -351,11 +360,7 @@ import Testing
     @Test func theIdleTimeoutSeesFastPathAnswers() throws {
         let (idle, metrics) = try extraServer("idle", environment: ["CAPSTAN_HTTP_IDLE_TIMEOUT_SECONDS": "1"])
         defer { idle.stop() }
-        let idleAdmin = CapstanCLI(url: idle.url, token: try idle.adminToken)
-        _ = try idleAdmin.createCache("kept")
-        let closure = try NixFixtures.buildClosure(in: temp.path)
-        try idleAdmin.run(["push", "kept", closure[0]])
-        let path = "/cache/kept/\(closure[0].dropFirst("/nix/store/".count).prefix(32)).narinfo"
+        let path = try pushedNarInfoPath(to: idle, cache: "kept")
         #expect(try HTTP.request("GET", idle.url + path).status == 200)
         let script = temp.sub("idle.py")
         try Self.idleScript.write(toFile: script, atomically: true, encoding: .utf8)
@@ -398,11 +403,7 @@ import Testing
     @Test func connectionsAnsweredFromMemoryMakeRoomOverTheCap() throws {
         let (capped, metrics) = try extraServer("capped", environment: ["CAPSTAN_MAX_CONNECTIONS": "20"])
         defer { capped.stop() }
-        let cappedAdmin = CapstanCLI(url: capped.url, token: try capped.adminToken)
-        _ = try cappedAdmin.createCache("busy")
-        let closure = try NixFixtures.buildClosure(in: temp.path)
-        try cappedAdmin.run(["push", "busy", closure[0]])
-        let path = "/cache/busy/\(closure[0].dropFirst("/nix/store/".count).prefix(32)).narinfo"
+        let path = try pushedNarInfoPath(to: capped, cache: "busy")
         #expect(try HTTP.request("GET", capped.url + path).status == 200)
         let before = try Self.metric("capstan_narinfo_fast_path_total", at: metrics)
         let script = temp.sub("hold.py")
@@ -449,11 +450,7 @@ import Testing
     @Test func switchedOffEveryRequestGoesThroughTheRouter() throws {
         let (plain, metrics) = try extraServer("plain", environment: ["CAPSTAN_NARINFO_FAST_PATH": "false"])
         defer { plain.stop() }
-        let plainAdmin = CapstanCLI(url: plain.url, token: try plain.adminToken)
-        _ = try plainAdmin.createCache("routed")
-        let closure = try NixFixtures.buildClosure(in: temp.path)
-        try plainAdmin.run(["push", "routed", closure[0]])
-        let url = "\(plain.url)/cache/routed/\(closure[0].dropFirst("/nix/store/".count).prefix(32)).narinfo"
+        let url = plain.url + (try pushedNarInfoPath(to: plain, cache: "routed"))
         for _ in 0..<3 { #expect(try HTTP.request("GET", url).status == 200) }
         #expect(try Self.metric(#"capstan_cache_requests_total{kind="narinfo",result="hit"}"#, at: metrics) == 3)
         #expect(try Self.metric("capstan_narinfo_fast_path_total", at: metrics) == 0)
