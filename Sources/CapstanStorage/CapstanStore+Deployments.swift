@@ -282,7 +282,11 @@ extension CapstanStore {
 
     /// `newestPendingDeployment(agentID:)` of many agents at once, keyed by agent ID (agents with nothing
     /// pending are absent): one query per 500 agents, for sending a deploy of many agents.
-    public func newestPendingDeployments(agentIDs: [String]) async throws -> [String: DeploymentRecord] {
+    /// `on` is a connection to use instead of the pool (one that just recorded a report, say).
+    public func newestPendingDeployments(
+        agentIDs: [String], on connection: StoreConnection? = nil
+    ) async throws -> [String: DeploymentRecord] {
+        let sql = connection?.sql ?? sql
         var newest: [String: DeploymentRecord] = [:]
         for chunk in Self.chunks(of: agentIDs) {
             let binds: [any Encodable & Sendable] = chunk
@@ -315,6 +319,21 @@ extension CapstanStore {
         rolledBack: Bool? = nil, checkResults: [CheckResult]? = nil, closureSize: Int64? = nil,
         finalLine: LogLine? = nil, agentRunsIt: Bool = false, at date: Date
     ) async throws -> DeploymentRecord? {
+        try await transitionDeployment(
+            id: id, from: from, to: to, reason: reason, rolledBack: rolledBack, checkResults: checkResults,
+            closureSize: closureSize, finalLine: finalLine, agentRunsIt: agentRunsIt, at: date, then: { _, _ in () }
+        )?.moved
+    }
+
+    /// `transitionDeployment`, only for a deployment of `agentID` when it is given, followed by `after`
+    /// on the same connection once the move is committed (it does not run when nothing moved): what a
+    /// report leads to (its notification, what the agent does next) takes no other pooled connection.
+    public func transitionDeployment<After: Sendable>(
+        id: String, from: Set<DeploymentStatus>, to: DeploymentStatus, reason: String? = nil,
+        rolledBack: Bool? = nil, checkResults: [CheckResult]? = nil, closureSize: Int64? = nil,
+        finalLine: LogLine? = nil, agentRunsIt: Bool = false, agentID: String? = nil, at date: Date,
+        then after: @escaping @Sendable (StoreConnection, DeploymentRecord) async -> After
+    ) async throws -> (moved: DeploymentRecord, after: After)? {
         guard !from.isEmpty else { return nil }
         let fromValues: [any Encodable & Sendable] = from.map(\.rawValue).sorted()
         var assignments: SQLQueryString = "status = \(bind: to.rawValue)"
@@ -325,29 +344,42 @@ extension CapstanStore {
         if to == .inProgress { assignments += ", started_at = \(bind: date.unixMilliseconds)" }
         if to.isFinal { assignments += ", finished_at = \(bind: date.unixMilliseconds)" }
         let fromText = from.map(\.rawValue).sorted().joined(separator: "|")
-        let update: SQLQueryString = """
+        var statement: SQLQueryString = """
             UPDATE deployments SET \(assignments)
             WHERE id = \(bind: id) AND status IN (\(binds: fromValues))
-            RETURNING \(unsafeRaw: Self.deploymentColumns)
             """
+        if let agentID { statement += " AND agent_id = \(bind: agentID)" }
+        statement += " RETURNING \(unsafeRaw: Self.deploymentColumns)"
+        let update = statement
         let backend = database.backend
-        return try await describingFailure("moving deployment \(id) from \(fromText) to \(to.rawValue)") {
-            try await database.transaction { db in
-                guard let moved = try await db.raw(update).first().map(DeploymentRecord.init(row:)) else { return nil }
-                if let finalLine {
-                    _ = try await Self.appendLogLines(
-                        on: db, backend: backend, deploymentID: id, lines: [finalLine], cap: nil)
-                }
-                if agentRunsIt {
-                    try await db.raw(
-                        """
-                        UPDATE agents SET current_store_path = \(bind: moved.storePath.path) WHERE id = \(bind: moved.agentID)
-                        """
-                    ).run()
-                }
-                return moved
-            }
+        let (moved, followed) = try await describingFailure(
+            "moving deployment \(id) from \(fromText) to \(to.rawValue)"
+        ) {
+            try await database.transaction(
+                { db -> DeploymentRecord? in
+                    guard let moved = try await db.raw(update).first().map(DeploymentRecord.init(row:)) else {
+                        return nil
+                    }
+                    if let finalLine {
+                        _ = try await Self.appendLogLines(
+                            on: db, backend: backend, deploymentID: id, lines: [finalLine], cap: nil)
+                    }
+                    if agentRunsIt {
+                        try await db.raw(
+                            """
+                            UPDATE agents SET current_store_path = \(bind: moved.storePath.path) WHERE id = \(bind: moved.agentID)
+                            """
+                        ).run()
+                    }
+                    return moved
+                },
+                then: { db, moved -> After? in
+                    guard let moved else { return nil }
+                    return await after(StoreConnection(sql: db), moved)
+                })
         }
+        guard let moved, let followed else { return nil }
+        return (moved, followed)
     }
 
     /// Records the size of the closure an agent realised. Throws `StorageError.notFound` for an unknown deployment.

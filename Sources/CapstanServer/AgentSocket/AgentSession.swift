@@ -242,9 +242,10 @@ struct AgentSession: Sendable {
         case .localAction(let report):
             try await deploy.agentLocalAction(agent, report: report)
         case .finished(let outcome):
-            try await deploy.agentFinished(agent, outcome: outcome)
             // The next deployment may already be waiting.
-            await dispatcher.handOver(to: agent.id)
+            if let next = try await deploy.agentFinished(agent, outcome: outcome) {
+                await dispatcher.send(next, to: agent.id)
+            }
         }
     }
 }

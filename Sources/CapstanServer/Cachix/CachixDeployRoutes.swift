@@ -113,9 +113,10 @@ struct CachixDeployRoutes: Sendable {
                         logger.info("agent started a deployment that no longer runs", metadata: ["deployment": "\(id)"])
                     }
                 case .deploymentFinished(let id, let hasSucceeded):
-                    try await deploy.agentFinished(agent, deploymentID: id, succeeded: hasSucceeded)
                     // The next deployment may already be waiting.
-                    await session.dispatcher.handOver(to: agent.id)
+                    if let next = try await deploy.agentFinished(agent, deploymentID: id, succeeded: hasSucceeded) {
+                        await session.dispatcher.send(next, to: agent.id)
+                    }
                 case .other(let tag):
                     logger.debug("ignoring deployment event", metadata: ["tag": "\(tag)"])
                 }

@@ -47,6 +47,12 @@ public struct DeployService: Sendable {
         await webhooks.deploymentFinished(workspaceID: record.workspaceID) { try await info(record) }
     }
 
+    /// `finished(record)` with the workspace's webhooks already read.
+    func finished(_ record: DeploymentRecord, hooks: [WebhookRecord]) async {
+        ServerMetrics.deploymentFinished(record)
+        await webhooks.deploymentFinished(hooks: hooks) { try await info(record) }
+    }
+
     /// `finished` of many deployments of one workspace (those an activation superseded): the
     /// webhooks are read once, and nothing more is read when the workspace has none.
     func finished(_ records: [DeploymentRecord]) async {

@@ -138,6 +138,43 @@ public final class CapstanDatabase: @unchecked Sendable {
         }
     }
 
+    /// `transaction(body)`, then `after` on the same connection once the commit is done: what follows a
+    /// write (a notification, the reads that decide what comes next) without waiting for another pooled
+    /// connection behind everyone else's. On SQLite the write lock is already released when `after` runs.
+    /// `after` cannot fail: the transaction is committed by then, whatever it reads.
+    public func transaction<R: Sendable, A: Sendable>(
+        _ body: @Sendable (any SQLDatabase) async throws -> R,
+        then after: @Sendable (any SQLDatabase, R) async -> A
+    ) async throws -> (R, A) {
+        switch pool {
+        case .sqlite(let pool, let writeGate):
+            await writeGate.acquire()
+            let connection: SQLiteConnection
+            do {
+                connection = try await pool.requestConnection(logger: logger).get()
+            } catch {
+                await writeGate.release()
+                throw error
+            }
+            defer { pool.releaseConnection(connection, logger: logger) }
+            let database = connection.sqlQuiet()
+            let result: R
+            do {
+                result = try await Self.run(body, on: database, begin: "BEGIN IMMEDIATE")
+            } catch {
+                await writeGate.release()
+                throw error
+            }
+            await writeGate.release()
+            return (result, await after(database, result))
+        case .postgres:
+            return try await withConnection { connection in
+                let result = try await Self.run(body, on: connection, begin: "BEGIN")
+                return (result, await after(connection, result))
+            }
+        }
+    }
+
     /// A transaction that may drop and recreate tables others refer to. On SQLite, foreign keys are
     /// unenforced meanwhile (a pragma that only takes effect outside a transaction, on this one
     /// connection) and every reference is checked before the commit; PostgreSQL needs nothing special.
