@@ -214,11 +214,15 @@ struct AgentSession: Sendable {
         do {
             while let message = inbox.nextToHandle() {
                 do {
-                    try await handle(message, from: agent)
+                    try await deploy.reportTurns.run { try await handle(message, from: agent) }
                 } catch let error as ServiceError {
                     logger.warning("agent message refused", metadata: ["agent": "\(agent.name)", "error": "\(error)"])
                 }
             }
+        } catch is CancellationError {
+            // The session ends while the report waited its turn.
+            inbox.close()
+            throw CancellationError()
         } catch {
             inbox.close()
             try? await outbound.close(.unexpectedServerError, reason: "the server could not record a report")
