@@ -55,13 +55,7 @@ struct AsyncLimiterTests {
     func aCancelledWaiterLeavesTheLineAndTakesNoTurn() async throws {
         let limiter = AsyncLimiter(limit: 1)
         let log = Log()
-        let release = AsyncStream.makeStream(of: Void.self)
-        let holder = Task {
-            try await limiter.run {
-                log.enter(0); for await _ in release.stream { break }; log.leave()
-            }
-        }
-        while log.order.isEmpty { try await Task.sleep(for: .milliseconds(2)) }
+        let (holder, release) = try await Self.holdTheOnlyTurn(of: limiter, log: log)
         let quitter = Task {
             try await limiter.run {
                 log.enter(1); log.leave()
@@ -77,7 +71,7 @@ struct AsyncLimiterTests {
         quitter.cancel()
         await #expect(throws: CancellationError.self) { try await quitter.value }
         #expect(limiter.waiting == 1)
-        release.continuation.yield()
+        release.yield()
         try await holder.value
         try await patient.value
         #expect(log.order == [0, 2])
@@ -92,13 +86,7 @@ struct AsyncLimiterTests {
     func aTaskCancelledBeforeItWaitsDoesNotRun() async throws {
         let limiter = AsyncLimiter(limit: 1)
         let log = Log()
-        let release = AsyncStream.makeStream(of: Void.self)
-        let holder = Task {
-            try await limiter.run {
-                log.enter(0); for await _ in release.stream { break }; log.leave()
-            }
-        }
-        while log.order.isEmpty { try await Task.sleep(for: .milliseconds(2)) }
+        let (holder, release) = try await Self.holdTheOnlyTurn(of: limiter, log: log)
         let cancelled = Task {
             withUnsafeCurrentTask { $0?.cancel() }
             return try await limiter.run {
@@ -107,8 +95,22 @@ struct AsyncLimiterTests {
         }
         await #expect(throws: CancellationError.self) { try await cancelled.value }
         #expect(limiter.waiting == 0)
-        release.continuation.yield()
+        release.yield()
         try await holder.value
         #expect(log.order == [0])
+    }
+
+    /// A task that takes the limiter's one turn (logged as 0) and keeps it until the continuation yields.
+    static func holdTheOnlyTurn(of limiter: AsyncLimiter, log: Log) async throws
+        -> (Task<Void, any Error>, AsyncStream<Void>.Continuation)
+    {
+        let release = AsyncStream.makeStream(of: Void.self)
+        let holder = Task {
+            try await limiter.run {
+                log.enter(0); for await _ in release.stream { break }; log.leave()
+            }
+        }
+        while log.order.isEmpty { try await Task.sleep(for: .milliseconds(2)) }
+        return (holder, release.continuation)
     }
 }
