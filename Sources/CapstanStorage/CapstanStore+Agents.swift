@@ -60,13 +60,12 @@ extension CapstanStore {
     /// names instead of one per name, for deploy.json files naming many agents.
     public func agents(workspaceID: String, names: [String]) async throws -> [String: AgentRecord] {
         var found: [String: AgentRecord] = [:]
-        for chunk in Self.chunks(of: names) {
-            let binds: [any Encodable & Sendable] = chunk
+        for chunk in keySlices(names) {
             try await describingFailure("looking up \(chunk.count) agents by name in workspace \(workspaceID)") {
                 for row in try await sql.raw(
                     """
                     SELECT \(unsafeRaw: Self.agentColumns) FROM agents
-                    WHERE workspace_id = \(bind: workspaceID) AND name IN (\(binds: binds))
+                    WHERE workspace_id = \(bind: workspaceID) AND \(keyMatch("name", chunk))
                     """
                 ).all() {
                     let agent = try AgentRecord(row: row)
@@ -80,11 +79,10 @@ extension CapstanStore {
     /// The agents with these IDs (those that exist), keyed by ID; one query per 500 IDs.
     public func agents(ids: [String]) async throws -> [String: AgentRecord] {
         var found: [String: AgentRecord] = [:]
-        for chunk in Self.chunks(of: ids) {
-            let binds: [any Encodable & Sendable] = chunk
+        for chunk in keySlices(ids) {
             try await describingFailure("looking up \(chunk.count) agents by ID") {
                 for row in try await sql.raw(
-                    "SELECT \(unsafeRaw: Self.agentColumns) FROM agents WHERE id IN (\(binds: binds))"
+                    "SELECT \(unsafeRaw: Self.agentColumns) FROM agents WHERE \(keyMatch("id", chunk))"
                 ).all() {
                     let agent = try AgentRecord(row: row)
                     found[agent.id] = agent
@@ -92,6 +90,29 @@ extension CapstanStore {
             }
         }
         return found
+    }
+
+    /// Distinct keys for `keyMatch`, in slices: all at once on PostgreSQL, where they go as one array
+    /// parameter, so 10,000 agents take one statement, planned once; slices of `size` on SQLite.
+    func keySlices(_ keys: [String], size: Int = 500) -> [[String]] {
+        Self.keySlices(keys, backend: database.backend, size: size)
+    }
+
+    static func keySlices(_ keys: [String], backend: DatabaseBackend, size: Int = 500) -> [[String]] {
+        guard backend == .postgres else { return chunks(of: keys, size: size) }
+        let unique = Array(Set(keys)).sorted()
+        return unique.isEmpty ? [] : [unique]
+    }
+
+    /// `column` is one of `keys`: `= ANY($1)`, one array parameter, on PostgreSQL; `IN (?, …)` on SQLite.
+    func keyMatch(_ column: String, _ keys: [String]) -> SQLQueryString {
+        Self.keyMatch(column, keys, backend: database.backend)
+    }
+
+    static func keyMatch(_ column: String, _ keys: [String], backend: DatabaseBackend) -> SQLQueryString {
+        if backend == .postgres { return "\(unsafeRaw: column) = ANY(\(bind: keys))" }
+        let binds: [any Encodable & Sendable] = keys
+        return "\(unsafeRaw: column) IN (\(binds: binds))"
     }
 
     /// Distinct keys in slices small enough for one statement's bind parameters on either backend.

@@ -35,8 +35,10 @@ extension CapstanStore {
     }
 
     /// Sends each payload as `notify(channel:payload:)` would, in order, with one statement per 500 payloads
-    /// instead of one per payload: a deploy to many agents publishes an event for each.
-    public func notify(channel: String, payloads: [String]) async throws {
+    /// instead of one per payload: a deploy to many agents publishes an event for each. `on` is a
+    /// connection to use instead of the pool.
+    public func notify(channel: String, payloads: [String], on connection: StoreConnection? = nil) async throws {
+        let sql = connection?.sql ?? sql
         try Self.checkChannelName(channel, operation: "notifying")
         let limit = Self.maximumNotificationPayloadBytes
         if let tooLong = payloads.first(where: { $0.utf8.count > limit }) {

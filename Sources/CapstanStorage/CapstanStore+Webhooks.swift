@@ -17,8 +17,10 @@ extension CapstanStore {
     }
 
     /// The webhooks of a workspace, oldest first.
-    public func webhooks(workspaceID: String) async throws -> [WebhookRecord] {
-        try await describingFailure("listing webhooks of workspace \(workspaceID)") {
+    /// `on` is a connection to use instead of the pool.
+    public func webhooks(workspaceID: String, on connection: StoreConnection? = nil) async throws -> [WebhookRecord] {
+        let sql = connection?.sql ?? sql
+        return try await describingFailure("listing webhooks of workspace \(workspaceID)") {
             try await sql.raw(
                 """
                 SELECT id, workspace_id, url, secret, created_at, created_by FROM webhooks

@@ -30,6 +30,44 @@ struct AgentReportRulesTests {
         }
     }
 
+    /// A report answers with what the agent takes next, read as the report is recorded: the newest
+    /// deployment activated while it ran, or nothing. Repeating the report changes nothing.
+    @Test(arguments: DatabaseBackend.allCases)
+    func aReportReturnsTheAgentsNextPendingDeployment(backend: DatabaseBackend) async throws {
+        try await Services.with(backend) { services in
+            let agent = try await services.addAgent("web1")
+            let other = try await services.addAgent("web2")
+            let first = try await DeployRulesTests.activate(services, "web1", Self.path)
+            #expect(try await services.deploy.agentStarted(agent, deploymentID: first, closureSize: nil))
+            let next = try await DeployRulesTests.activate(services, "web1", DeployRulesTests.pathB)
+            let outcome = DeploymentOutcome(
+                id: first, succeeded: false, reason: "switch failed", rolledBack: true, currentStorePath: nil)
+            // Another agent cannot end it, and is told nothing of web1's deployments.
+            await #expect(throws: ServiceError.self) {
+                try await services.deploy.agentFinished(other, outcome: outcome)
+            }
+            let order = try await services.deploy.agentFinished(agent, outcome: outcome)
+            #expect(order?.id == next)
+            #expect(order?.storePath == DeployRulesTests.pathB)
+            let reader = try await services.principal(.admin)
+            let recorded = try await services.deploy.deployment(id: first, by: reader)
+            #expect(recorded.status == .failed)
+            #expect(recorded.rolledBack)
+            // The same report again (after a reconnect): nothing changes, and the next order is the same.
+            #expect(try await services.deploy.agentFinished(agent, outcome: outcome)?.id == next)
+            #expect(try await services.deploy.deployment(id: first, by: reader).reason == recorded.reason)
+            #expect(try await services.deploy.agentStarted(agent, deploymentID: next, closureSize: nil))
+            let last = try await services.deploy.agentFinished(
+                agent,
+                outcome: DeploymentOutcome(
+                    id: next, succeeded: true, reason: nil, rolledBack: false, currentStorePath: DeployRulesTests.pathB)
+            )
+            #expect(last == nil)
+            #expect(try await services.deploy.deployment(id: next, by: reader).status == .succeeded)
+            #expect(try await services.store.agent(id: agent.id)?.currentStorePath == DeployRulesTests.pathB)
+        }
+    }
+
     @Test(arguments: DatabaseBackend.allCases)
     func theCurrentPathIsOnlyEverTheDeploymentsStorePath(backend: DatabaseBackend) async throws {
         try await Services.with(backend) { services in

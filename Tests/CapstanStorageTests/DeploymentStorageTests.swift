@@ -534,8 +534,15 @@ struct DeploymentStorageTests {
             let t1 = Self.t0.addingTimeInterval(10)
             let second = try await store.createDeployments(
                 workspaceID: workspace.id, activationID: "act-2", createdBy: nil,
-                requests: agents.map { DeploymentRequest(agentID: $0.id, storePath: .named("2-\($0.name)")) }, at: t1
+                // Every other one with a rollback script: rows with and without one are written together.
+                requests: agents.enumerated().map { i, agent in
+                    DeploymentRequest(
+                        agentID: agent.id, storePath: .named("2-\(agent.name)"),
+                        rollbackScript: i.isMultiple(of: 2) ? ["x86_64-linux": .named("check-\(i)")] : nil)
+                }, at: t1
             )
+            #expect(second.created[2].rollbackScript == ["x86_64-linux": .named("check-2")])
+            #expect(second.created[3].rollbackScript == nil)
             #expect(second.created.map(\.index) == Array(repeating: 2, count: 450))
             #expect(second.superseded.map(\.agentID) == agents.dropFirst().map(\.id))
             #expect(

@@ -214,11 +214,15 @@ struct AgentSession: Sendable {
         do {
             while let message = inbox.nextToHandle() {
                 do {
-                    try await handle(message, from: agent)
+                    try await deploy.reportTurns.run { try await handle(message, from: agent) }
                 } catch let error as ServiceError {
                     logger.warning("agent message refused", metadata: ["agent": "\(agent.name)", "error": "\(error)"])
                 }
             }
+        } catch is CancellationError {
+            // The session ends while the report waited its turn.
+            inbox.close()
+            throw CancellationError()
         } catch {
             inbox.close()
             try? await outbound.close(.unexpectedServerError, reason: "the server could not record a report")
@@ -242,9 +246,10 @@ struct AgentSession: Sendable {
         case .localAction(let report):
             try await deploy.agentLocalAction(agent, report: report)
         case .finished(let outcome):
-            try await deploy.agentFinished(agent, outcome: outcome)
             // The next deployment may already be waiting.
-            await dispatcher.handOver(to: agent.id)
+            if let next = try await deploy.agentFinished(agent, outcome: outcome) {
+                await dispatcher.send(next, to: agent.id)
+            }
         }
     }
 }

@@ -107,17 +107,21 @@ struct CachixDeployRoutes: Sendable {
                 continue
             }
             do {
-                switch envelope.command {
-                case .deploymentStarted(let id, let closureSize):
-                    if try await !deploy.agentStarted(agent, deploymentID: id, closureSize: closureSize) {
-                        logger.info("agent started a deployment that no longer runs", metadata: ["deployment": "\(id)"])
+                try await deploy.reportTurns.run {
+                    switch envelope.command {
+                    case .deploymentStarted(let id, let closureSize):
+                        if try await !deploy.agentStarted(agent, deploymentID: id, closureSize: closureSize) {
+                            logger.info(
+                                "agent started a deployment that no longer runs", metadata: ["deployment": "\(id)"])
+                        }
+                    case .deploymentFinished(let id, let hasSucceeded):
+                        // The next deployment may already be waiting.
+                        if let next = try await deploy.agentFinished(agent, deploymentID: id, succeeded: hasSucceeded) {
+                            await session.dispatcher.send(next, to: agent.id)
+                        }
+                    case .other(let tag):
+                        logger.debug("ignoring deployment event", metadata: ["tag": "\(tag)"])
                     }
-                case .deploymentFinished(let id, let hasSucceeded):
-                    try await deploy.agentFinished(agent, deploymentID: id, succeeded: hasSucceeded)
-                    // The next deployment may already be waiting.
-                    await session.dispatcher.handOver(to: agent.id)
-                case .other(let tag):
-                    logger.debug("ignoring deployment event", metadata: ["tag": "\(tag)"])
                 }
             } catch let error as ServiceError {
                 logger.warning("deployment event refused", metadata: ["agent": "\(agent.name)", "error": "\(error)"])

@@ -30,12 +30,17 @@ public struct AgentDispatcher: Sendable {
     public func handOver(to agentID: String) async {
         do {
             guard let order = try await deploy.pendingOrders(forAgentIDs: [agentID])[agentID] else { return }
-            await outbox.send([(agentID, .deploy(order))])
+            await send(order, to: agentID)
         } catch {
             logger.error(
                 "could not hand an agent its pending deployment",
                 metadata: ["agent": "\(agentID)", "error": "\(error)"])
         }
+    }
+
+    /// Sends the agent an order already read (the next one a report returned), if it is connected here.
+    public func send(_ order: DeploymentOrder, to agentID: String) async {
+        await outbox.send([(agentID, .deploy(order))])
     }
 
     /// Runs of creations are looked up and sent together (a deploy to many agents publishes one per

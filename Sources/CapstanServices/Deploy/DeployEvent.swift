@@ -47,8 +47,10 @@ public final class EventBus: Sendable {
         await publish([event])
     }
 
-    /// Publishes events in order; on PostgreSQL with one statement, however many there are.
-    public func publish(_ events: [DeployEvent]) async {
+    /// Publishes events in order; on PostgreSQL with one statement, however many there are, sent on
+    /// `connection` when one is given instead of a pooled one (outside a transaction: it would go out
+    /// only when that commits).
+    public func publish(_ events: [DeployEvent], on connection: StoreConnection? = nil) async {
         guard !events.isEmpty else { return }
         guard store.supportsNotifications else {
             for event in events { deliver(event) }
@@ -57,7 +59,7 @@ public final class EventBus: Sendable {
         do {
             let encoder = JSONEncoder()
             let payloads = try events.map { String(decoding: try encoder.encode($0), as: UTF8.self) }
-            try await store.notify(channel: Self.channel, payloads: payloads)
+            try await store.notify(channel: Self.channel, payloads: payloads, on: connection)
         } catch {
             logger.error(
                 "could not publish deploy events; delivering them locally only", metadata: ["error": "\(error)"])

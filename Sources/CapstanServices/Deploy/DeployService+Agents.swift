@@ -192,21 +192,47 @@ extension DeployService {
         await events.publish(.logAppended(deploymentID: deploymentID))
     }
 
-    /// The outcome; reported again after a reconnect, so a second report changes nothing.
-    public func agentFinished(_ agent: AgentRecord, outcome: DeploymentOutcome) async throws {
+    /// The outcome; reported again after a reconnect, so a second report changes nothing. Returns the
+    /// order the agent takes next: its newest pending deployment, if it has one.
+    @discardableResult
+    public func agentFinished(_ agent: AgentRecord, outcome: DeploymentOutcome) async throws -> DeploymentOrder? {
+        // Nearly every report ends a deployment the agent runs: recorded without reading it first.
+        if let recorded = try await record(outcome, of: agent, from: .inProgress, reasonBefore: nil) {
+            return recorded.next
+        }
         let record = try await owned(outcome.id, by: agent)
         let presumedOrphan = record.status == .failed && record.reason == Self.orphanReason
         // Cancelled while Pending, but the agent had already started it: its report says what it undid.
         let stoppedAfterCancel = record.status == .cancelled && outcome.cancelled
         guard !record.status.isFinal || presumedOrphan || stoppedAfterCancel else {
             logger.debug("outcome already recorded", metadata: ["deployment": "\(outcome.id)"])
-            return
+            return try await pendingOrders(forAgentIDs: [agent.id])[agent.id]
         }
         // Only what the agent started can end: Pending → Succeeded is not a transition.
         guard record.status != .pending else {
             throw ServiceError.conflict(
                 "deployment \(outcome.id) was never started by agent '\(agent.name)'; report it started first")
         }
+        let recorded = try await self.record(outcome, of: agent, from: record.status, reasonBefore: record.reason)
+        guard let recorded else { return try await pendingOrders(forAgentIDs: [agent.id])[agent.id] }
+        return recorded.next
+    }
+
+    /// What recording an outcome leads to: the order the agent takes next, if one is pending.
+    private struct RecordedOutcome: Sendable {
+        let next: DeploymentOrder?
+    }
+
+    /// Records the agent's outcome if its deployment is still `from` (InProgress; Failed as an orphan;
+    /// Cancelled after the agent had started it), with its notification, the workspace's webhooks and
+    /// the agent's next pending deployment read on the same connection: 10,000 agents report at once,
+    /// and each further connection taken for a report is one that an activation would wait behind.
+    /// Nil when the deployment was not in `from`.
+    private func record(
+        _ outcome: DeploymentOutcome, of agent: AgentRecord, from: DeploymentStatus, reasonBefore: String?
+    ) async throws -> RecordedOutcome? {
+        let presumedOrphan = from == .failed
+        let stoppedAfterCancel = from == .cancelled
         var reason = outcome.reason.map { ReportedText.line($0) }
         if !outcome.succeeded && !outcome.cancelled {
             reason = reason ?? "the agent reported a failure"
@@ -214,7 +240,7 @@ extension DeployService {
                 reason = (reason ?? "") + "; not rolled back"
             }
         }
-        if stoppedAfterCancel { reason = [record.reason, reason].compactMap { $0 }.joined(separator: "; ") }
+        if stoppedAfterCancel { reason = [reasonBefore, reason].compactMap { $0 }.joined(separator: "; ") }
         let finalLine =
             outcome.succeeded
             ? Self.finalSuccessLine
@@ -223,10 +249,10 @@ extension DeployService {
         // A cancelled deployment the agent stopped (and rolled back) ends Cancelled, not Failed.
         let status: DeploymentStatus = outcome.succeeded ? .succeeded : outcome.cancelled ? .cancelled : .failed
         let now = Date()
+        let (events, webhooks, store) = (self.events, self.webhooks, self.store)
         guard
-            let finished = try await store.transitionDeployment(
-                id: outcome.id, from: presumedOrphan ? [.failed] : stoppedAfterCancel ? [.cancelled] : [.inProgress],
-                to: status,
+            let (finished, (hooks, pending)) = try await store.transitionDeployment(
+                id: outcome.id, from: [from], to: status,
                 // The store keeps a reason it is not given; replace the presumption explicitly.
                 reason: outcome.succeeded
                     ? (presumedOrphan ? "reported by the agent after it reconnected" : nil) : reason,
@@ -234,21 +260,42 @@ extension DeployService {
                 finalLine: LogLine(time: now, line: finalLine),
                 // After a success the agent runs the deployment's store path, whatever it says; after a
                 // failure or cancel it runs what it ran before, which the server already knows.
-                agentRunsIt: outcome.succeeded, at: now)
-        else { return }
-        // Both events in one publication (one statement on PostgreSQL): 10,000 agents report at
-        // once, and each connection taken from the pool for a report is one an activation waits behind.
-        await events.publish([
-            .logAppended(deploymentID: outcome.id), .deploymentChanged(agentID: agent.id, deploymentID: finished.id),
-        ])
-        // Counted and told to webhooks once, when it was cancelled.
-        if !stoppedAfterCancel { await self.finished(finished) }
+                agentRunsIt: outcome.succeeded, agentID: agent.id, at: now,
+                then: { connection, finished in
+                    await events.publish(
+                        [
+                            .logAppended(deploymentID: finished.id),
+                            .deploymentChanged(agentID: agent.id, deploymentID: finished.id),
+                        ], on: connection)
+                    // Counted and told to webhooks once, when it was cancelled.
+                    let hooks =
+                        stoppedAfterCancel
+                        ? [] : await webhooks.hooks(workspaceID: finished.workspaceID, on: connection)
+                    return (hooks, await nextPending(of: agent, on: connection))
+                })
+        else { return nil }
+        if !stoppedAfterCancel { await self.finished(finished, hooks: hooks) }
         logger.info(
             "deployment finished",
             metadata: [
                 "agent": "\(agent.name)", "deployment": "\(finished.id)", "status": "\(finished.status.rawValue)",
                 "reason": "\(finished.reason ?? "")", "rolledBack": "\(finished.rolledBack)",
             ])
+        return RecordedOutcome(next: pending)
+    }
+
+    /// The agent's newest pending deployment as an order, read on `connection`; nil when there is none or
+    /// it cannot be read (logged: the agent is handed it when it next connects).
+    private func nextPending(of agent: AgentRecord, on connection: StoreConnection) async -> DeploymentOrder? {
+        do {
+            let pending = try await store.newestPendingDeployments(agentIDs: [agent.id], on: connection)
+            return pending[agent.id].map { Self.order($0, system: agent.system) }
+        } catch {
+            logger.error(
+                "could not read the agent's next pending deployment",
+                metadata: ["agent": "\(agent.name)", "error": "\(error)"])
+            return nil
+        }
     }
 
     /// The agent an agent token belongs to, for connections that carry no hello of their own.
@@ -265,9 +312,12 @@ extension DeployService {
     /// An outcome reported as success or failure alone (the cachix protocol): a cachix agent rolls a
     /// failed deployment back by itself, and after a success runs the deployment's store path.
     /// The agent's next pending deployment, if any, follows.
-    public func agentFinished(_ agent: AgentRecord, deploymentID: String, succeeded: Bool) async throws {
+    @discardableResult
+    public func agentFinished(_ agent: AgentRecord, deploymentID: String, succeeded: Bool) async throws
+        -> DeploymentOrder?
+    {
         let record = try await owned(deploymentID, by: agent)
-        try await agentFinished(
+        return try await agentFinished(
             agent,
             outcome: DeploymentOutcome(
                 id: deploymentID, succeeded: succeeded, reason: succeeded ? nil : "the agent reported a failure",

@@ -23,6 +23,9 @@ public struct DeployService: Sendable {
     let logLimits: LogLimits
     let localActionRules = LocalActionRules()
     let followers = LogFollowers()
+    /// Agents' reports take turns: all but two of the database's pooled connections, so that an
+    /// activation or a page never waits behind a whole fleet reporting at once.
+    public let reportTurns: AsyncLimiter
 
     public init(
         store: CapstanStore, tokens: TokenService, caches: CacheService, outbox: any AgentOutbox, events: EventBus,
@@ -38,6 +41,7 @@ public struct DeployService: Sendable {
         self.logger = logger
         audit = AuditLog(store: store, logger: logger)
         self.webhooks = webhooks ?? WebhookService(store: store, logger: logger)
+        reportTurns = AsyncLimiter(limit: max(1, store.database.pooledConnections - 2))
     }
 
     /// A deployment reached a final status here (this replica made the change): counted, and told to
@@ -45,6 +49,12 @@ public struct DeployService: Sendable {
     func finished(_ record: DeploymentRecord) async {
         ServerMetrics.deploymentFinished(record)
         await webhooks.deploymentFinished(workspaceID: record.workspaceID) { try await info(record) }
+    }
+
+    /// `finished(record)` with the workspace's webhooks already read.
+    func finished(_ record: DeploymentRecord, hooks: [WebhookRecord]) async {
+        ServerMetrics.deploymentFinished(record)
+        await webhooks.deploymentFinished(hooks: hooks) { try await info(record) }
     }
 
     /// `finished` of many deployments of one workspace (those an activation superseded): the

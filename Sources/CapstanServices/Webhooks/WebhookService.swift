@@ -94,13 +94,22 @@ public struct WebhookService: Sendable {
     /// retries with exponential backoff until a 2xx answer or the last attempt. `describe` runs only
     /// when the workspace has webhooks: most have none, and a fleet's reports then read nothing more.
     func deploymentFinished(workspaceID: String, describe: () async throws -> DeploymentInfo) async {
-        let hooks: [WebhookRecord]
+        await deploymentFinished(hooks: await hooks(workspaceID: workspaceID), describe: describe)
+    }
+
+    /// The webhooks a finished deployment of the workspace goes to (read on `connection` when given);
+    /// none when they cannot be read, which is logged: the deployment's outcome is recorded either way.
+    func hooks(workspaceID: String, on connection: StoreConnection? = nil) async -> [WebhookRecord] {
         do {
-            hooks = try await store.webhooks(workspaceID: workspaceID)
+            return try await store.webhooks(workspaceID: workspaceID, on: connection)
         } catch {
             logger.error("could not read webhooks", metadata: ["workspace": "\(workspaceID)", "error": "\(error)"])
-            return
+            return []
         }
+    }
+
+    /// `deploymentFinished(workspaceID:describe:)` with the workspace's webhooks already read.
+    func deploymentFinished(hooks: [WebhookRecord], describe: () async throws -> DeploymentInfo) async {
         guard !hooks.isEmpty else { return }
         let deployment: DeploymentInfo
         do {

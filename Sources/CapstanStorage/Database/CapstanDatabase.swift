@@ -18,6 +18,9 @@ public final class CapstanDatabase: @unchecked Sendable {
     /// Statements sent here run on any pooled connection, outside any transaction.
     public let sql: any SQLDatabase
     public let logger: Logger
+    /// How many connections the pool holds at most: what work that may queue by the thousand (a
+    /// fleet's reports) is allowed only part of.
+    public let pooledConnections: Int
     /// How to open a connection outside the pool, e.g. the one a `LISTEN` holds; nil on SQLite.
     let postgresConfiguration: PostgresConnection.Configuration?
     private let pool: Pool
@@ -54,7 +57,7 @@ public final class CapstanDatabase: @unchecked Sendable {
             }
             let pool = EventLoopGroupConnectionPool(
                 source: SQLiteConnectionSetup(path: path, busyTimeoutMilliseconds: 10_000),
-                maxConnectionsPerEventLoop: 2, logger: logger, on: group)
+                maxConnectionsPerEventLoop: Self.sqliteConnectionsPerLoop, logger: logger, on: group)
             let sql = PooledSQLDatabase(logger: logger, dialect: SQLiteDialect(), eventLoopGroup: group) { logger in
                 let connection = try await pool.requestConnection(logger: logger).get()
                 return (connection.sqlQuiet(), { pool.releaseConnection(connection, logger: logger) })
@@ -63,6 +66,7 @@ public final class CapstanDatabase: @unchecked Sendable {
             let canonical = (path as NSString).standardizingPath
             return CapstanDatabase(
                 backend: .sqlite, sql: sql, pool: .sqlite(pool, await WriteGate.forFile(canonical)),
+                pooledConnections: Self.sqliteConnectionsPerLoop * Self.loops(of: group),
                 postgresConfiguration: nil, logger: logger)
         }
         if trimmed.hasPrefix("postgres://") || trimmed.hasPrefix("postgresql://") {
@@ -76,12 +80,13 @@ public final class CapstanDatabase: @unchecked Sendable {
             }
             let pool = EventLoopGroupConnectionPool(
                 source: PostgresConnectionSource(sqlConfiguration: configuration),
-                maxConnectionsPerEventLoop: 4, logger: logger, on: group)
+                maxConnectionsPerEventLoop: Self.postgresConnectionsPerLoop, logger: logger, on: group)
             let sql = pool.database(logger: logger).sql(queryLogLevel: Self.queryLogLevel)
             logger.info(
                 "using PostgreSQL database", metadata: ["url": "\(StorageError.redacted(trimmed))"])
             return CapstanDatabase(
                 backend: .postgres, sql: sql, pool: .postgres(pool),
+                pooledConnections: Self.postgresConnectionsPerLoop * Self.loops(of: group),
                 postgresConfiguration: configuration.coreConfiguration, logger: logger)
         }
         throw StorageError.invalidDatabaseURL(
@@ -89,10 +94,11 @@ public final class CapstanDatabase: @unchecked Sendable {
     }
 
     private init(
-        backend: DatabaseBackend, sql: any SQLDatabase, pool: Pool,
+        backend: DatabaseBackend, sql: any SQLDatabase, pool: Pool, pooledConnections: Int,
         postgresConfiguration: PostgresConnection.Configuration?, logger: Logger
     ) {
         self.backend = backend
+        self.pooledConnections = pooledConnections
         self.sql = sql
         self.pool = pool
         self.postgresConfiguration = postgresConfiguration
@@ -135,6 +141,43 @@ public final class CapstanDatabase: @unchecked Sendable {
             }
         case .postgres:
             return try await withConnection { try await Self.run(body, on: $0, begin: "BEGIN") }
+        }
+    }
+
+    /// `transaction(body)`, then `after` on the same connection once the commit is done: what follows a
+    /// write (a notification, the reads that decide what comes next) without waiting for another pooled
+    /// connection behind everyone else's. On SQLite the write lock is already released when `after` runs.
+    /// `after` cannot fail: the transaction is committed by then, whatever it reads.
+    public func transaction<R: Sendable, A: Sendable>(
+        _ body: @Sendable (any SQLDatabase) async throws -> R,
+        then after: @Sendable (any SQLDatabase, R) async -> A
+    ) async throws -> (R, A) {
+        switch pool {
+        case .sqlite(let pool, let writeGate):
+            await writeGate.acquire()
+            let connection: SQLiteConnection
+            do {
+                connection = try await pool.requestConnection(logger: logger).get()
+            } catch {
+                await writeGate.release()
+                throw error
+            }
+            defer { pool.releaseConnection(connection, logger: logger) }
+            let database = connection.sqlQuiet()
+            let result: R
+            do {
+                result = try await Self.run(body, on: database, begin: "BEGIN IMMEDIATE")
+            } catch {
+                await writeGate.release()
+                throw error
+            }
+            await writeGate.release()
+            return (result, await after(database, result))
+        case .postgres:
+            return try await withConnection { connection in
+                let result = try await Self.run(body, on: connection, begin: "BEGIN")
+                return (result, await after(connection, result))
+            }
         }
     }
 
@@ -219,6 +262,15 @@ public final class CapstanDatabase: @unchecked Sendable {
 }
 
 extension CapstanDatabase {
+    static let sqliteConnectionsPerLoop = 2
+    static let postgresConnectionsPerLoop = 4
+
+    static func loops(of group: any EventLoopGroup) -> Int {
+        var count = 0
+        for _ in group.makeIterator() { count += 1 }
+        return count
+    }
+
     /// Every statement is logged at this level: trace, so that a server at debug level (request
     /// logging) does not also format and write a log line per query on every request.
     static let queryLogLevel: Logger.Level = .trace
