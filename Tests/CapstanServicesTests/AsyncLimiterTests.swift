@@ -18,7 +18,7 @@ struct AsyncLimiterTests {
         var order: [Int] { state.withLock { $0.order } }
     }
 
-    @Test(.timeLimit(.minutes(1)))
+    @Test(.timeLimit(.minutes(10)))
     func noMoreThanTheLimitRunAndWaitersGoInTheOrderTheyCame() async throws {
         let limiter = AsyncLimiter(limit: 3)
         let log = Log()
@@ -51,7 +51,7 @@ struct AsyncLimiterTests {
         #expect(limiter.waiting == 0)
     }
 
-    @Test(.timeLimit(.minutes(1)))
+    @Test(.timeLimit(.minutes(10)))
     func aCancelledWaiterLeavesTheLineAndTakesNoTurn() async throws {
         let limiter = AsyncLimiter(limit: 1)
         let log = Log()
@@ -82,7 +82,7 @@ struct AsyncLimiterTests {
         #expect(log.most == 1)
     }
 
-    @Test(.timeLimit(.minutes(1)))
+    @Test(.timeLimit(.minutes(10)))
     func aTaskCancelledBeforeItWaitsDoesNotRun() async throws {
         let limiter = AsyncLimiter(limit: 1)
         let log = Log()
