@@ -9,10 +9,35 @@ struct StorageTests {
     @Test(arguments: DatabaseBackend.allCases)
     func migrationsRunOnceAndAreRecorded(backend: DatabaseBackend) async throws {
         try await StoreFixture.withStore(backend, migrate: false) { store in
-            #expect(try await store.migrate() == [1, 2, 3, 4, 5, 6, 7, 8, 9, 10])
+            #expect(try await store.migrate() == [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11])
             #expect(try await store.migrate() == [])
-            #expect(try await store.appliedMigrations() == [1, 2, 3, 4, 5, 6, 7, 8, 9, 10])
+            #expect(try await store.appliedMigrations() == [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11])
             try await store.ping()
+        }
+    }
+
+    /// An activation's audit reads its deployments by activation: through an index, not the whole
+    /// history of deployments (a sequential scan that grew with every activation).
+    @Test(arguments: DatabaseBackend.allCases)
+    func anActivationsDeploymentsAreFoundThroughAnIndex(backend: DatabaseBackend) async throws {
+        try await StoreFixture.withStore(backend) { store in
+            switch backend {
+            case .postgres:
+                let plan = try await store.database.transaction { db -> String in
+                    // PostgreSQL scans a small table whatever its indexes: make it say what it would use.
+                    try await db.raw("SET LOCAL enable_seqscan = off").run()
+                    return try await db.raw(
+                        "EXPLAIN SELECT id FROM deployments WHERE activation_id = \(bind: "a")"
+                    ).all().map { try $0.decode(column: "QUERY PLAN", as: String.self) }.joined(separator: "\n")
+                }
+                #expect(plan.contains("deployments_activation"), "\(plan)")
+            case .sqlite:
+                // SQLite plans an empty table's scan without its indexes; the index must exist, on that column.
+                let columns = try await store.database.sql.raw(
+                    "SELECT name FROM pragma_index_info('deployments_activation')"
+                ).all(decodingColumn: "name", as: String.self)
+                #expect(columns == ["activation_id"])
+            }
         }
     }
 
@@ -28,8 +53,8 @@ struct StorageTests {
             for store in stores { group.addTask { try await store.migrate() } }
             return try await group.reduce(into: []) { $0 += $1 }
         }
-        #expect(applied.sorted() == [1, 2, 3, 4, 5, 6, 7, 8, 9, 10])
-        #expect(try await stores[0].appliedMigrations() == [1, 2, 3, 4, 5, 6, 7, 8, 9, 10])
+        #expect(applied.sorted() == [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11])
+        #expect(try await stores[0].appliedMigrations() == [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11])
         for store in stores { try await store.shutdown() }
     }
 
