@@ -630,8 +630,8 @@ struct DeploymentStorageTests {
                 heard = !received.all.isEmpty
             }
             #expect(heard)
-            // 1,200 payloads: more than one statement's worth.
-            let batch = (0..<1200).map { "event-\($0)" }
+            // 5,000 payloads, sent by one statement, arrive in their order.
+            let batch = (0..<5000).map { "event-\($0)" }
             try await sender.notify(channel: "capstan_batch", payloads: batch)
             for _ in 0..<100 where received.all.filter({ $0.hasPrefix("event-") }).count < batch.count {
                 try await Task.sleep(for: .milliseconds(100))
