@@ -36,7 +36,7 @@ public final class AsyncLimiter: Sendable {
         return try await body()
     }
 
-    /// How many tasks wait for a turn now, for metrics and tests.
+    /// How many tasks wait for a turn now.
     public var waiting: Int { state.withLock { $0.line.count } }
 
     private func acquire() async throws {

@@ -47,29 +47,22 @@ public struct DeployService: Sendable {
     /// A deployment reached a final status here (this replica made the change): counted, and told to
     /// the workspace's webhooks.
     func finished(_ record: DeploymentRecord) async {
-        ServerMetrics.deploymentFinished(record)
-        await webhooks.deploymentFinished(workspaceID: record.workspaceID) { try await info(record) }
+        await finished([record])
     }
 
-    /// `finished(record)` with the workspace's webhooks already read.
+    /// `finished(record)` with the workspace's webhooks already read (on the connection that recorded it).
+    /// A deployment is described for them only when there are some: most workspaces have none.
     func finished(_ record: DeploymentRecord, hooks: [WebhookRecord]) async {
         ServerMetrics.deploymentFinished(record)
         await webhooks.deploymentFinished(hooks: hooks) { try await info(record) }
     }
 
     /// `finished` of many deployments of one workspace (those an activation superseded): the
-    /// webhooks are read once, and nothing more is read when the workspace has none.
+    /// webhooks are read once for all of them.
     func finished(_ records: [DeploymentRecord]) async {
         guard let workspaceID = records.first?.workspaceID else { return }
-        do {
-            if try await store.webhooks(workspaceID: workspaceID).isEmpty {
-                records.forEach(ServerMetrics.deploymentFinished)
-                return
-            }
-        } catch {
-            logger.error("could not read webhooks", metadata: ["workspace": "\(workspaceID)", "error": "\(error)"])
-        }
-        for record in records { await finished(record) }
+        let hooks = await webhooks.hooks(workspaceID: workspaceID)
+        for record in records { await finished(record, hooks: hooks) }
     }
 
     // MARK: Agents

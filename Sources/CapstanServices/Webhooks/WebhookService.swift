@@ -90,13 +90,6 @@ public struct WebhookService: Sendable {
         }
     }
 
-    /// Sends the finished deployment to every webhook of its workspace, each in a task of its own that
-    /// retries with exponential backoff until a 2xx answer or the last attempt. `describe` runs only
-    /// when the workspace has webhooks: most have none, and a fleet's reports then read nothing more.
-    func deploymentFinished(workspaceID: String, describe: () async throws -> DeploymentInfo) async {
-        await deploymentFinished(hooks: await hooks(workspaceID: workspaceID), describe: describe)
-    }
-
     /// The webhooks a finished deployment of the workspace goes to (read on `connection` when given);
     /// none when they cannot be read, which is logged: the deployment's outcome is recorded either way.
     func hooks(workspaceID: String, on connection: StoreConnection? = nil) async -> [WebhookRecord] {
@@ -108,7 +101,9 @@ public struct WebhookService: Sendable {
         }
     }
 
-    /// `deploymentFinished(workspaceID:describe:)` with the workspace's webhooks already read.
+    /// Sends the finished deployment to each of `hooks` (its workspace's), each in a task of its own that
+    /// retries with exponential backoff until a 2xx answer or the last attempt. `describe` runs only
+    /// when there are hooks: most workspaces have none, and a fleet's reports then read nothing more.
     func deploymentFinished(hooks: [WebhookRecord], describe: () async throws -> DeploymentInfo) async {
         guard !hooks.isEmpty else { return }
         let deployment: DeploymentInfo
